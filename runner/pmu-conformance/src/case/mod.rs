@@ -1,0 +1,193 @@
+//! Cases and suites: what the YAML under `suites/` means once validated.
+//!
+//! A [`Suite`] is one YAML file; its [`Case`]s are fully checked before
+//! anything runs (see [`load_suites`]). The types here carry only valid
+//! values: a `Case` with a period has a period that can overflow, a case on an
+//! inexact event has a tolerance with a reason, and so on.
+
+pub mod formula;
+pub mod schema;
+mod validate;
+
+use std::fmt;
+use std::time::Duration;
+
+pub use formula::Formula;
+pub use validate::{SuiteSources, load_suites};
+
+use crate::workload::Workload;
+
+/// `suite/case`: a case's name in trial lists, snapshots and reports.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CaseId {
+    pub suite: String,
+    pub name: String,
+}
+
+impl fmt::Display for CaseId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.suite, self.name)
+    }
+}
+
+/// Which interface a case talks to. Environments provide probes; a case runs
+/// in every environment whose probe serves its kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProbeKind {
+    /// perf_event_open from Linux userspace.
+    Linux,
+}
+
+impl ProbeKind {
+    pub const ALL: [ProbeKind; 1] = [ProbeKind::Linux];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ProbeKind::Linux => "linux",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CheckKind {
+    /// Every run counts exactly the workload's events.
+    ExactCount,
+    /// One notification per period boundary, each within the skid budget.
+    PmiDelivery,
+    /// The total after overflows equals the workload's exact count.
+    OverflowPreservation,
+}
+
+impl CheckKind {
+    pub const ALL: [CheckKind; 3] = [
+        CheckKind::ExactCount,
+        CheckKind::PmiDelivery,
+        CheckKind::OverflowPreservation,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CheckKind::ExactCount => "exact-count",
+            CheckKind::PmiDelivery => "pmi-delivery",
+            CheckKind::OverflowPreservation => "overflow-preservation",
+        }
+    }
+
+    /// Whether the check arms overflow notifications, and so needs a period.
+    pub fn samples(self) -> bool {
+        !matches!(self, CheckKind::ExactCount)
+    }
+}
+
+impl fmt::Display for CheckKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum EventRef {
+    /// An abstract event from the event table, resolved per CPU.
+    Named(String),
+    /// A raw PERF_TYPE_RAW config, used as is.
+    Raw(u64),
+}
+
+impl fmt::Display for EventRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EventRef::Named(name) => f.write_str(name),
+            EventRef::Raw(config) => write!(f, "raw {config:#x}"),
+        }
+    }
+}
+
+/// The expected count, as written and as evaluated for the case's workload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpectedCount {
+    pub formula: Formula,
+    pub count: u64,
+}
+
+/// How far a count may stray and still pass. Only inexact events have one,
+/// and then always with the reason.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tolerance {
+    pub above: u64,
+    pub below: u64,
+    pub reason: Option<String>,
+}
+
+impl Tolerance {
+    pub fn admits(&self, deviation: i128) -> bool {
+        -(self.below as i128) <= deviation && deviation <= self.above as i128
+    }
+
+    pub fn is_exact(&self) -> bool {
+        self.above == 0 && self.below == 0
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Case {
+    pub id: CaseId,
+    pub about: String,
+    pub probe: ProbeKind,
+    pub check: CheckKind,
+    pub event: EventRef,
+    pub workload: Workload,
+    /// Events per overflow notification; present exactly when the check samples.
+    pub period: Option<u64>,
+    /// Arm with IOC_REFRESH for this many notifications instead of ENABLE.
+    pub refresh: Option<u32>,
+    /// The run budget: how many times the workload runs.
+    pub runs: u32,
+    pub expect: Option<ExpectedCount>,
+    pub tolerance: Tolerance,
+    /// Known bugs this case is meant to catch, by id.
+    pub catches: Vec<String>,
+    pub timeout: Duration,
+    /// `file:line:column` of the case's `id`, for messages.
+    pub location: String,
+}
+
+/// One suite file.
+#[derive(Clone, Debug)]
+pub struct Suite {
+    pub name: String,
+    pub about: String,
+    pub path: String,
+    pub cases: Vec<Case>,
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::workload::WorkloadKind;
+
+    /// A valid exact-count case with the given id, for tests of code that only needs one.
+    pub(crate) fn case_named(id: CaseId) -> Case {
+        Case {
+            id,
+            about: "a test case".into(),
+            probe: ProbeKind::Linux,
+            check: CheckKind::ExactCount,
+            event: EventRef::Named("breakpoint-marker".into()),
+            workload: Workload {
+                kind: WorkloadKind::BranchLoop,
+                size: 10,
+            },
+            period: None,
+            refresh: None,
+            runs: 1,
+            expect: Some(ExpectedCount {
+                formula: Formula::Variable("marker_hits".into()),
+                count: 10,
+            }),
+            tolerance: Tolerance::default(),
+            catches: Vec::new(),
+            timeout: Duration::from_secs(5),
+            location: "suites/test.yaml:1:1".into(),
+        }
+    }
+}

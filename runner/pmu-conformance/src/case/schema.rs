@@ -1,0 +1,130 @@
+//! The YAML shape of a suite file, exactly as written, with source spans.
+//!
+//! These types only parse: unknown fields, wrong types and duplicate keys are
+//! rejected here by serde-saphyr with their location. Everything that needs
+//! knowledge (is this event known, can this period overflow) is checked in
+//! `validate.rs`, which turns these into [`super::Case`]s.
+
+use std::fmt;
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_saphyr::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteFile {
+    pub about: String,
+    pub cases: Vec<CaseEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CaseEntry {
+    pub id: Spanned<String>,
+    pub about: String,
+    pub probe: Spanned<String>,
+    pub check: Spanned<String>,
+    pub event: Spanned<EventEntry>,
+    pub workload: WorkloadEntry,
+    pub period: Option<Spanned<u64>>,
+    pub refresh: Option<Spanned<u32>>,
+    pub runs: Spanned<u32>,
+    pub expect: Option<ExpectEntry>,
+    pub tolerance: Option<Spanned<ToleranceEntry>>,
+    #[serde(default)]
+    pub catches: Vec<Spanned<String>>,
+    /// Seconds.
+    pub timeout: Option<Spanned<u64>>,
+}
+
+/// `event: retired-conditional-branches` or `event: {raw: 0x5101c4}`.
+#[derive(Debug)]
+pub enum EventEntry {
+    Named(String),
+    Raw(u64),
+}
+
+// Written by hand rather than as an untagged enum: serde's untagged enums
+// buffer their input and so lose the span that `Spanned` records.
+impl<'de> Deserialize<'de> for EventEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = EventEntry;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an event name, or `{raw: <perf config>}`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<EventEntry, E> {
+                Ok(EventEntry::Named(v.to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<EventEntry, A::Error> {
+                let mut raw = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "raw" if raw.is_none() => raw = Some(map.next_value::<u64>()?),
+                        "raw" => return Err(de::Error::duplicate_field("raw")),
+                        other => return Err(de::Error::unknown_field(other, &["raw"])),
+                    }
+                }
+                raw.map(EventEntry::Raw)
+                    .ok_or_else(|| de::Error::missing_field("raw"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadEntry {
+    pub kind: Spanned<String>,
+    pub iterations: Option<Spanned<u64>>,
+    pub branches: Option<Spanned<u64>>,
+    pub pages: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectEntry {
+    pub count: Spanned<FormulaText>,
+}
+
+/// A formula as written: YAML reads `500` as a number and `branches - 2` as a
+/// string; both are formulas.
+#[derive(Debug)]
+pub struct FormulaText(pub String);
+
+impl<'de> Deserialize<'de> for FormulaText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = FormulaText;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a count: a number or a formula such as `4 * iterations + 7`")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<FormulaText, E> {
+                Ok(FormulaText(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<FormulaText, E> {
+                Err(E::custom(format!("a count cannot be negative ({v})")))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FormulaText, E> {
+                Ok(FormulaText(v.to_owned()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToleranceEntry {
+    /// Events above the expected count that still pass.
+    #[serde(default)]
+    pub above: u64,
+    /// Events below the expected count that still pass.
+    #[serde(default)]
+    pub below: u64,
+    pub reason: Option<String>,
+}
