@@ -1,0 +1,341 @@
+//! The environment fingerprint: everything about this machine that decides
+//! what its PMU can do, printed by `pmu-conformance env` and embedded in
+//! every report.
+//!
+//! CPUID parts come through a [`CpuidReader`], so they can be replayed from
+//! dumps; the Linux parts come from /proc and /sys and are absent when a
+//! fingerprint is built from a dump alone.
+
+use std::fs;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::cpu::{ArchitecturalPmu, CpuIdentity, CpuidReader};
+use crate::event_table::EventTable;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Fingerprint {
+    /// The environment id derived from this fingerprint (`--env` overrides it for runs).
+    pub derived_id: String,
+    pub cpu: CpuFacts,
+    pub hypervisor: Option<Hypervisor>,
+    pub pmu: PmuFacts,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub linux: Option<LinuxFacts>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CpuFacts {
+    #[serde(flatten)]
+    pub identity: CpuIdentity,
+    /// The event table's name for it, if it has one.
+    pub microarchitecture: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Hypervisor {
+    /// kvm, xen, hyper-v, vmware, tcg, … or `unknown`.
+    pub name: String,
+    pub signature: String,
+    /// The CPUID leaf the signature was found at (Xen moves to 0x40000100 under Viridian).
+    pub leaf: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub xen_version: Option<String>,
+    /// Every signature found, when there is more than one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PmuFacts {
+    /// CPUID leaf 0xA.
+    pub architectural: ArchitecturalPmu,
+    /// CPUID 0x80000001 ECX[23]: six core counters.
+    pub amd_perfctr_ext_core: bool,
+    /// CPUID 0x80000022 EAX[0].
+    pub amd_perfmon_v2: bool,
+    /// CPUID 0x80000022 EBX[3:0], where PerfMonV2 is present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amd_core_counters: Option<u8>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LinuxFacts {
+    pub kernel: String,
+    /// /sys/bus/event_source/devices: `cpu` (or `cpu_core`/`cpu_atom` on hybrids) is the core PMU.
+    pub event_sources: Vec<String>,
+    pub perf_event_paranoid: Option<i64>,
+    pub nmi_watchdog: Option<i64>,
+    /// /sys/hypervisor/pmu/pmu_mode on Xen guests: off, self, hv or all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub xen_pmu_mode: Option<String>,
+    /// /sys/bus/event_source/devices/cpu/rdpmc: 0 never, 1 while a counter is mmapped, 2 always.
+    pub rdpmc: String,
+}
+
+impl LinuxFacts {
+    pub fn read() -> LinuxFacts {
+        let sources = "/sys/bus/event_source/devices";
+        let mut event_sources: Vec<String> = fs::read_dir(sources)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        event_sources.sort();
+        let core_pmu = ["cpu", "cpu_core"]
+            .into_iter()
+            .find(|p| event_sources.iter().any(|s| s == p));
+        let rdpmc = match core_pmu {
+            Some(pmu) => {
+                read_trimmed(format!("{sources}/{pmu}/rdpmc")).unwrap_or_else(|| "unknown".into())
+            }
+            None => "unavailable: no core PMU event source".into(),
+        };
+        LinuxFacts {
+            kernel: read_trimmed("/proc/sys/kernel/osrelease").unwrap_or_else(|| "unknown".into()),
+            event_sources,
+            perf_event_paranoid: read_trimmed("/proc/sys/kernel/perf_event_paranoid")
+                .and_then(|s| s.parse().ok()),
+            nmi_watchdog: read_trimmed("/proc/sys/kernel/nmi_watchdog")
+                .and_then(|s| s.parse().ok()),
+            xen_pmu_mode: read_trimmed("/sys/hypervisor/pmu/pmu_mode"),
+            rdpmc,
+        }
+    }
+
+    /// Whether a core PMU event source exists at all.
+    pub fn has_core_pmu(&self) -> bool {
+        self.event_sources
+            .iter()
+            .any(|s| s == "cpu" || s == "cpu_core")
+    }
+}
+
+fn read_trimmed(path: impl AsRef<Path>) -> Option<String> {
+    fs::read_to_string(path).ok().map(|s| s.trim().to_owned())
+}
+
+/// Hypervisor signatures at CPUID 0x40000000 + k·0x100.
+const SIGNATURES: [(&str, &str); 10] = [
+    ("KVMKVMKVM\0\0\0", "kvm"),
+    ("XenVMMXenVMM", "xen"),
+    ("Microsoft Hv", "hyper-v"),
+    ("VMwareVMware", "vmware"),
+    ("TCGTCGTCGTCG", "tcg"),
+    ("bhyve bhyve ", "bhyve"),
+    (" lrpepyh  vr", "parallels"),
+    ("VBoxVBoxVBox", "virtualbox"),
+    ("ACRNACRNACRN", "acrn"),
+    ("QNXQVMBSQG\0\0", "qnx"),
+];
+
+impl Hypervisor {
+    /// Scans 0x40000000–0x40010000 in steps of 0x100, as Linux does, when
+    /// CPUID.1:ECX[31] says a hypervisor is present.
+    pub fn detect(cpuid: &CpuidReader) -> Option<Hypervisor> {
+        if cpuid.leaf(1, 0)[2] & (1 << 31) == 0 {
+            return None;
+        }
+        let mut found: Vec<(u32, String, &str)> = Vec::new();
+        for leaf in (0x4000_0000u32..=0x4001_0000).step_by(0x100) {
+            let [_, b, c, d] = cpuid.leaf(leaf, 0);
+            let bytes: Vec<u8> = [b, c, d].iter().flat_map(|r| r.to_le_bytes()).collect();
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            if let Some((_, name)) = SIGNATURES
+                .iter()
+                .find(|(sig, _)| sig.as_bytes() == bytes.as_slice())
+            {
+                found.push((leaf, text.trim_end_matches('\0').to_owned(), name));
+            }
+        }
+        // Xen with Viridian shows Hyper-V's signature first; the real host is Xen.
+        let primary = found.iter().position(|f| f.2 == "xen").unwrap_or(0);
+        let Some((leaf, signature, name)) = found.get(primary).cloned() else {
+            return Some(Hypervisor {
+                name: "unknown".into(),
+                signature: String::new(),
+                leaf: "none".into(),
+                xen_version: None,
+                also: Vec::new(),
+            });
+        };
+        let xen_version = (name == "xen").then(|| {
+            let eax = cpuid.leaf(leaf + 1, 0)[0];
+            format!("{}.{}", eax >> 16, eax & 0xffff)
+        });
+        let also = if found.len() > 1 {
+            found
+                .iter()
+                .map(|f| format!("{} at {:#x}", f.1, f.0))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Some(Hypervisor {
+            name: name.into(),
+            signature,
+            leaf: format!("{leaf:#x}"),
+            xen_version,
+            also,
+        })
+    }
+}
+
+impl PmuFacts {
+    pub fn read(cpuid: &CpuidReader) -> PmuFacts {
+        let max_extended = cpuid.leaf(0x8000_0000, 0)[0];
+        let ext_core =
+            max_extended >= 0x8000_0001 && cpuid.leaf(0x8000_0001, 0)[2] & (1 << 23) != 0;
+        let (v2, counters) = if max_extended >= 0x8000_0022 {
+            let [a, b, _, _] = cpuid.leaf(0x8000_0022, 0);
+            let v2 = a & 1 != 0;
+            (v2, v2.then_some((b & 0xf) as u8))
+        } else {
+            (false, None)
+        };
+        PmuFacts {
+            architectural: ArchitecturalPmu::read(cpuid),
+            amd_perfctr_ext_core: ext_core,
+            amd_perfmon_v2: v2,
+            amd_core_counters: counters,
+        }
+    }
+}
+
+impl Fingerprint {
+    /// This machine, as seen from here.
+    pub fn here(table: &EventTable, cpuid: &CpuidReader) -> Fingerprint {
+        Fingerprint::from_parts(table, cpuid, Some(LinuxFacts::read()))
+    }
+
+    pub fn from_parts(
+        table: &EventTable,
+        cpuid: &CpuidReader,
+        linux: Option<LinuxFacts>,
+    ) -> Fingerprint {
+        let identity = CpuIdentity::read(cpuid);
+        let microarchitecture = table.microarchitecture(&identity).map(|u| u.name.clone());
+        let hypervisor = Hypervisor::detect(cpuid);
+        let pmu = PmuFacts::read(cpuid);
+        let mut fingerprint = Fingerprint {
+            derived_id: String::new(),
+            cpu: CpuFacts {
+                identity,
+                microarchitecture,
+            },
+            hypervisor,
+            pmu,
+            linux,
+        };
+        fingerprint.derived_id = fingerprint.derive_id();
+        fingerprint
+    }
+
+    /// `<hypervisor or bare>-<microarchitecture>[-nopmu]`, e.g. `kvm-amd-zen-nopmu`.
+    fn derive_id(&self) -> String {
+        let host = self.hypervisor.as_ref().map_or("bare", |h| h.name.as_str());
+        let cpu = self.cpu.microarchitecture.clone().unwrap_or_else(|| {
+            let i = &self.cpu.identity;
+            format!("{}-f{:x}m{:x}", i.vendor.name(), i.family, i.model)
+        });
+        let no_pmu = self.linux.as_ref().is_some_and(|l| !l.has_core_pmu());
+        format!("{host}-{cpu}{}", if no_pmu { "-nopmu" } else { "" })
+    }
+
+    /// The facts that explain a missing hardware PMU, for unsupported reasons:
+    /// `hypervisor KVM, CPUID.0AH version 0, no cpu event source`.
+    pub fn pmu_context(&self) -> String {
+        let mut parts = Vec::new();
+        match &self.hypervisor {
+            Some(h) => parts.push(format!("hypervisor {}", h.name.to_uppercase())),
+            None => parts.push("bare metal".to_owned()),
+        }
+        parts.push(format!(
+            "CPUID.0AH version {}",
+            self.pmu.architectural.version
+        ));
+        if let Some(linux) = &self.linux {
+            if !linux.has_core_pmu() {
+                parts.push("no cpu event source".to_owned());
+            }
+            if let Some(mode) = &linux.xen_pmu_mode {
+                parts.push(format!("xen pmu_mode {mode}"));
+            }
+        }
+        parts.join(", ")
+    }
+
+    pub fn to_yaml(&self) -> String {
+        serde_saphyr::to_string(self).expect("a fingerprint always serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::CpuidDump;
+
+    fn regs(text: &str) -> [u32; 3] {
+        let b = text.as_bytes();
+        let w = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        [w(0), w(4), w(8)]
+    }
+
+    /// A Xen HVM guest with Viridian on Skylake: Hyper-V's leaves first, Xen's at 0x40000100.
+    fn xen_viridian_skylake() -> CpuidReader {
+        let mut dump = CpuidDump::default();
+        let intel = regs("GenuineIntel");
+        dump.leaves
+            .insert((0, 0), [0x16, intel[0], intel[2], intel[1]]);
+        dump.leaves.insert((1, 0), [0x000506e3, 0, 1 << 31, 0]);
+        dump.leaves.insert((0xa, 0), [0x07300403, 0, 0, 0x0603]);
+        let hv = regs("Microsoft Hv");
+        dump.leaves
+            .insert((0x4000_0000, 0), [0x4000_0005, hv[0], hv[1], hv[2]]);
+        let xen = regs("XenVMMXenVMM");
+        dump.leaves
+            .insert((0x4000_0100, 0), [0x4000_0105, xen[0], xen[1], xen[2]]);
+        dump.leaves
+            .insert((0x4000_0101, 0), [(4 << 16) | 17, 0, 0, 0]);
+        CpuidReader::replay(dump)
+    }
+
+    #[test]
+    fn xen_is_found_behind_viridian_with_its_version() {
+        let fp = Fingerprint::from_parts(&EventTable::builtin(), &xen_viridian_skylake(), None);
+        let hv = fp.hypervisor.clone().unwrap();
+        assert_eq!(
+            (
+                hv.name.as_str(),
+                hv.leaf.as_str(),
+                hv.xen_version.as_deref()
+            ),
+            ("xen", "0x40000100", Some("4.17"))
+        );
+        assert_eq!(hv.also.len(), 2);
+        assert_eq!(fp.derived_id, "xen-intel-skylake");
+        assert_eq!(fp.pmu.architectural.version, 3);
+        assert_eq!(fp.pmu.architectural.gp_counters, 4);
+        assert_eq!(fp.pmu.architectural.fixed_counters, 3);
+        assert_eq!(fp.pmu_context(), "hypervisor XEN, CPUID.0AH version 3");
+    }
+
+    #[test]
+    fn bare_metal_has_no_hypervisor() {
+        let mut dump = CpuidDump::default();
+        let amd = regs("AuthenticAMD");
+        dump.leaves.insert((0, 0), [0x10, amd[0], amd[2], amd[1]]);
+        dump.leaves.insert((1, 0), [0x00a00f11, 0, 0, 0]);
+        dump.leaves.insert((0x8000_0000, 0), [0x8000_0022, 0, 0, 0]);
+        dump.leaves.insert((0x8000_0001, 0), [0, 0, 1 << 23, 0]);
+        dump.leaves.insert((0x8000_0022, 0), [1, 6, 0, 0]);
+        let fp = Fingerprint::from_parts(&EventTable::builtin(), &CpuidReader::replay(dump), None);
+        assert!(fp.hypervisor.is_none());
+        assert_eq!(fp.derived_id, "bare-amd-zen");
+        assert!(fp.pmu.amd_perfctr_ext_core && fp.pmu.amd_perfmon_v2);
+        assert_eq!(fp.pmu.amd_core_counters, Some(6));
+    }
+}
