@@ -1,0 +1,262 @@
+//! The `linux` probe: perf_event_open on this machine, from this process.
+//!
+//! Each window opens a fresh counter (so its period and count start clean),
+//! pins the thread to one CPU, arms notifications if the window samples, runs
+//! the workload's inline-asm window, then reads the counter and rejects any
+//! reading that was not counted for the whole window.
+
+mod affinity;
+mod notifications;
+mod perf;
+mod windows;
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+
+pub use notifications::current_disposition as notification_signal_disposition;
+
+use self::perf::{Counter, CounterSpec, PARKED_PERIOD, describe_open_error};
+use self::windows::WindowArgs;
+use crate::case::{Case, CheckKind, EventRef};
+use crate::cpu::{ArchitecturalPmu, CpuIdentity};
+use crate::event_table::{Encoding, EventTable, ResolvedEvent};
+use crate::fingerprint::Fingerprint;
+use crate::probe::{Probe, ProbeError, Reading, Sampling, Window, WindowRun};
+use crate::workload::{Workload, WorkloadKind};
+
+/// What the probe needs to know about this machine, shared by every case.
+#[derive(Debug)]
+pub struct Machine {
+    pub table: EventTable,
+    pub cpu: CpuIdentity,
+    pub pmu: ArchitecturalPmu,
+    /// Why a hardware event might be missing, for unsupported reasons.
+    pub context: String,
+    /// The perf type for raw events: PERF_TYPE_RAW, or `cpu_core`'s on hybrids.
+    pub raw_type: u32,
+    /// The CPU every window runs on.
+    pub cpu_to_pin: usize,
+}
+
+impl Machine {
+    pub fn new(table: EventTable, fingerprint: &Fingerprint) -> Machine {
+        let (raw_type, core_cpus) = affinity::core_pmu();
+        Machine {
+            table,
+            cpu: fingerprint.cpu.identity.clone(),
+            pmu: fingerprint.pmu.architectural,
+            context: fingerprint.pmu_context(),
+            raw_type,
+            cpu_to_pin: affinity::first_allowed_cpu(core_cpus.as_deref()),
+        }
+    }
+}
+
+pub struct LinuxProbe {
+    machine: Arc<Machine>,
+    /// Trial opens already made, by what was opened.
+    opened: HashMap<(Encoding, WorkloadKind, Option<u64>), Result<(), String>>,
+}
+
+impl LinuxProbe {
+    pub fn new(machine: Arc<Machine>) -> LinuxProbe {
+        LinuxProbe {
+            machine,
+            opened: HashMap::new(),
+        }
+    }
+
+    fn spec(
+        &self,
+        event: &ResolvedEvent,
+        workload: &Workload,
+        sampling: Option<Sampling>,
+    ) -> CounterSpec {
+        // rr's probe opens with a parked period and sets the real one inside its window.
+        let sample_period = sampling.map(|s| match workload.kind {
+            WorkloadKind::RrXenProbe => PARKED_PERIOD,
+            _ => s.period,
+        });
+        CounterSpec {
+            encoding: event.encoding,
+            raw_type: self.machine.raw_type,
+            breakpoint_address: windows::marker_address(workload.kind),
+            sample_period,
+        }
+    }
+}
+
+impl Probe for LinuxProbe {
+    fn describe(&self) -> String {
+        "linux perf_event_open".to_owned()
+    }
+
+    fn preflight(&mut self, case: &Case) -> Result<ResolvedEvent, String> {
+        let m = &self.machine;
+        let event = match &case.event {
+            EventRef::Named(name) => m.table.resolve(name, &m.cpu, &m.pmu)?,
+            EventRef::Raw(config) => m.table.resolve_raw(*config, &m.cpu),
+        };
+        if case.check == CheckKind::PmiDelivery && event.skid.is_none() {
+            return Err(format!(
+                "no skid budget is known for this CPU ({}); add its microarchitecture to the event table",
+                m.cpu
+            ));
+        }
+        let sampling = case.period.map(|period| Sampling {
+            period,
+            refresh: case.refresh,
+        });
+        let spec = self.spec(&event, &case.workload, sampling);
+        let key = (event.encoding, case.workload.kind, spec.sample_period);
+        let context = m.context.clone();
+        self.opened
+            .entry(key)
+            .or_insert_with(|| {
+                Counter::open(&spec)
+                    .map(drop)
+                    .map_err(|e| describe_open_error(&e, &context))
+            })
+            .clone()?;
+        Ok(event)
+    }
+
+    fn run(&mut self, window: &Window<'_>) -> Result<WindowRun, ProbeError> {
+        affinity::pin_this_thread(self.machine.cpu_to_pin).map_err(ProbeError::Harness)?;
+        let spec = self.spec(window.event, &window.workload, window.sampling);
+        let counter = Counter::open(&spec)
+            .map_err(|e| ProbeError::Unsupported(describe_open_error(&e, &self.machine.context)))?;
+        let pages = match window.workload.kind {
+            WorkloadKind::PageTouch => {
+                Some(FreshPages::map(window.workload.size).map_err(ProbeError::Harness)?)
+            }
+            _ => None,
+        };
+        let armed =
+            match window.sampling {
+                Some(_) => Some(notifications::Armed::new(counter.as_raw_fd()).map_err(|e| {
+                    ProbeError::Harness(format!("arming overflow notifications: {e}"))
+                })?),
+                None => None,
+            };
+        let refresh = window.sampling.and_then(|s| s.refresh);
+        let mut args = WindowArgs {
+            fd: counter.as_raw_fd() as i64,
+            arm_request: if refresh.is_some() {
+                windows::REFRESH
+            } else {
+                windows::ENABLE
+            },
+            arm_arg: refresh.map_or(0, u64::from),
+            iterations: window.workload.iterations(),
+            period: window.sampling.map_or(0, |s| s.period),
+            buffer: pages.as_ref().map_or(0, |p| p.address as u64),
+            ..WindowArgs::default()
+        };
+        windows::run(window.workload.kind, &mut args);
+
+        let reading = counter.read().map_err(ProbeError::Harness)?;
+        let notifications = match armed {
+            Some(armed) => armed.collect(reading.value).map_err(ProbeError::Harness)?,
+            None => Vec::new(),
+        };
+        drop(pages);
+        check_window(&args)?;
+        check_reading(&reading)?;
+        Ok(WindowRun {
+            reading,
+            notifications,
+        })
+    }
+}
+
+/// Every ioctl the window made must have succeeded.
+fn check_window(args: &WindowArgs) -> Result<(), ProbeError> {
+    let failed = |what: &str, rc: i64| {
+        ProbeError::Harness(format!(
+            "{what} failed inside the window: {}",
+            io::Error::from_raw_os_error(-rc as i32)
+        ))
+    };
+    if args.arm_result < 0 {
+        return Err(failed(
+            "arming the counter (ENABLE/REFRESH)",
+            args.arm_result,
+        ));
+    }
+    match args.failed_step {
+        0 => {}
+        1 => return Err(failed("PERF_EVENT_IOC_RESET", args.step_result)),
+        _ => return Err(failed("PERF_EVENT_IOC_PERIOD", args.step_result)),
+    }
+    if args.disarm_result < 0 {
+        return Err(failed("PERF_EVENT_IOC_DISABLE", args.disarm_result));
+    }
+    Ok(())
+}
+
+/// A count is only a count of the window if the counter ran for all of it.
+fn check_reading(r: &Reading) -> Result<(), ProbeError> {
+    if r.time_enabled == 0 {
+        return Err(ProbeError::Harness("the counter was never enabled".into()));
+    }
+    if r.time_running < r.time_enabled {
+        return Err(ProbeError::Harness(format!(
+            "the counter was multiplexed: it ran {} of {} ns enabled ({:.1} %), so its count is not the window's",
+            r.time_running,
+            r.time_enabled,
+            100.0 * r.time_running as f64 / r.time_enabled as f64
+        )));
+    }
+    Ok(())
+}
+
+/// Anonymous pages that have never been touched, with transparent huge pages
+/// off so that each 4 KiB page faults on its own.
+struct FreshPages {
+    address: *mut libc::c_void,
+    length: usize,
+}
+
+impl FreshPages {
+    fn map(pages: u64) -> Result<FreshPages, String> {
+        let length = usize::try_from(pages)
+            .ok()
+            .and_then(|p| p.checked_mul(4096))
+            .ok_or("too many pages")?;
+        // SAFETY: a fresh private anonymous mapping; nothing else refers to it.
+        let address = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                length,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if address == libc::MAP_FAILED {
+            return Err(format!(
+                "mapping {pages} fresh pages: {}",
+                io::Error::last_os_error()
+            ));
+        }
+        let pages = FreshPages { address, length };
+        if unsafe { libc::madvise(address, length, libc::MADV_NOHUGEPAGE) } != 0 {
+            return Err(format!(
+                "madvise(MADV_NOHUGEPAGE): {}",
+                io::Error::last_os_error()
+            ));
+        }
+        Ok(pages)
+    }
+}
+
+impl Drop for FreshPages {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly what `map` mapped.
+        unsafe { libc::munmap(self.address, self.length) };
+    }
+}
