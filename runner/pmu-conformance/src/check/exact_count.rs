@@ -1,0 +1,53 @@
+//! `exact-count`: every run counts exactly what the workload retired.
+//!
+//! No overflow is armed, so nothing but the workload can move the counter.
+//! The outcome reports the distribution of deviations over all runs; a case
+//! on an inexact event passes when every deviation is within its stated
+//! tolerance.
+
+use super::miscount::{self, Miss};
+use super::{Deviations, Stop, for_each_run};
+use crate::case::Case;
+use crate::event_table::ResolvedEvent;
+use crate::outcome::Outcome;
+use crate::probe::Probe;
+
+pub fn run(case: &Case, event: &ResolvedEvent, probe: &mut dyn Probe) -> Result<Outcome, Stop> {
+    let expected = case
+        .expect
+        .as_ref()
+        .expect("validation requires `expect` for exact-count")
+        .count;
+    let mut deviations = Deviations::default();
+    let mut misses = Vec::new();
+    for_each_run(case, event, probe, |run| {
+        let deviation = run.reading.value as i128 - expected as i128;
+        deviations.add(deviation);
+        if !case.tolerance.admits(deviation) {
+            misses.push(Miss {
+                deviation,
+                notifications: 0,
+            });
+        }
+    })?;
+    let runs = u64::from(case.runs);
+    let outcome = if misses.is_empty() {
+        let summary = if deviations.0.keys().all(|d| *d == 0) {
+            format!("{expected} in all {runs} runs")
+        } else {
+            format!(
+                "{expected} within tolerance in all {runs} runs ({})",
+                deviations.describe()
+            )
+        };
+        Outcome::pass(summary)
+    } else {
+        let signature = miscount::signature(&misses, runs, expected, false);
+        let summary = format!("expected {expected}: {}", deviations.describe());
+        Outcome::fail(signature, summary)
+    };
+    Ok(outcome
+        .fact("expected", expected)
+        .fact("runs", runs)
+        .figure("deviations", deviations.to_value()))
+}

@@ -1,0 +1,115 @@
+//! Naming a wrong count: overcount or undercount, and by how much.
+//!
+//! Both count checks end here when runs miss their expected count. The
+//! magnitude is phrased so that the same fault reads the same way every time:
+//! `+1 per PMI in every run` for Xen's quirk on rr's probe, `counted 0 in every
+//! run` for a dead counter, `-1 in 3 of 100 runs` for an intermittent loss.
+
+use crate::check::signed;
+use crate::outcome::{Signature, SignatureKind};
+
+/// One run that missed: its deviation from the expected count, and how many
+/// overflow notifications it had (for per-PMI magnitudes).
+#[derive(Clone, Copy, Debug)]
+pub struct Miss {
+    pub deviation: i128,
+    pub notifications: u64,
+}
+
+pub fn signature(misses: &[Miss], runs: u64, expected: u64, per_pmi: bool) -> Signature {
+    let over = misses.iter().filter(|m| m.deviation > 0).count();
+    let under = misses.len() - over;
+    let kind = if over >= under {
+        SignatureKind::Overcount
+    } else {
+        SignatureKind::Undercount
+    };
+    let share = if misses.len() as u64 == runs {
+        "in every run".to_owned()
+    } else {
+        format!("in {} of {runs} runs", misses.len())
+    };
+
+    let deviations = || misses.iter().map(|m| m.deviation);
+    let magnitude = if expected > 0 && deviations().all(|d| d == -(expected as i128)) {
+        format!("counted 0 {share}")
+    } else if let Some(c) = per_pmi.then(|| per_notification(misses)).flatten() {
+        format!("{} per PMI {share}", signed(c))
+    } else if let Some(d) = same(deviations()) {
+        format!("{} {share}", signed(d))
+    } else {
+        let lo = deviations().min().unwrap_or(0);
+        let hi = deviations().max().unwrap_or(0);
+        format!("{}…{} {share}", signed(lo), signed(hi))
+    };
+    Signature { kind, magnitude }
+}
+
+/// The one value every item has, if they all agree.
+fn same(mut values: impl Iterator<Item = i128>) -> Option<i128> {
+    let first = values.next()?;
+    values.all(|v| v == first).then_some(first)
+}
+
+/// The constant c with deviation = c × notifications in every miss, if there is one.
+fn per_notification(misses: &[Miss]) -> Option<i128> {
+    if misses.iter().any(|m| m.notifications == 0) {
+        return None;
+    }
+    let first = misses.first()?;
+    if first.deviation % first.notifications as i128 != 0 {
+        return None;
+    }
+    let c = first.deviation / first.notifications as i128;
+    (c != 0
+        && misses
+            .iter()
+            .all(|m| m.deviation == c * m.notifications as i128))
+    .then_some(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn miss(deviation: i128, notifications: u64) -> Miss {
+        Miss {
+            deviation,
+            notifications,
+        }
+    }
+
+    #[test]
+    fn xen_quirk_on_rrs_probe_reads_plus_one_per_pmi() {
+        let s = signature(&[miss(1, 1), miss(1, 1)], 2, 500, true);
+        assert_eq!(
+            (s.kind, s.magnitude.as_str()),
+            (SignatureKind::Overcount, "+1 per PMI in every run")
+        );
+    }
+
+    #[test]
+    fn varying_deviations_proportional_to_pmis_read_per_pmi() {
+        let s = signature(&[miss(3, 3), miss(5, 5)], 10, 10_000, true);
+        assert_eq!(s.magnitude, "+1 per PMI in 2 of 10 runs");
+    }
+
+    #[test]
+    fn dead_counters_and_intermittent_losses_are_named_plainly() {
+        let s = signature(&[miss(-500, 0), miss(-500, 0)], 2, 500, false);
+        assert_eq!(
+            (s.kind, s.magnitude.as_str()),
+            (SignatureKind::Undercount, "counted 0 in every run")
+        );
+        let s = signature(&[miss(-1, 0)], 100, 500, false);
+        assert_eq!(
+            (s.kind, s.magnitude.as_str()),
+            (SignatureKind::Undercount, "-1 in 1 of 100 runs")
+        );
+        let s = signature(&[miss(2, 0), miss(7, 0), miss(-1, 0)], 3, 500, false);
+        assert_eq!(
+            (s.kind, s.magnitude.as_str()),
+            (SignatureKind::Overcount, "-1…+7 in every run")
+        );
+    }
+}

@@ -1,0 +1,376 @@
+//! `pmi-delivery`: every period boundary the count crosses produces exactly
+//! one notification, within the CPU's skid budget.
+//!
+//! Each notification carries the counter's value when it reached the
+//! workload's thread. [`classify`] matches notifications to boundaries:
+//!
+//! - Counters (`Rearm::Absolute`) overflow at every multiple of the period:
+//!   a notification delivered at count c answers boundary ⌊c/P⌋, with skid
+//!   c − ⌊c/P⌋·P. Boundaries no notification answers are *lost*; a second
+//!   notification for a boundary, or one before the first, is *extra*; a skid
+//!   above the budget is *late*.
+//! - Timers (`Rearm::Relative`) re-arm one period after they fire, so each
+//!   notification is judged against the previous one: a gap of about one
+//!   period is on time, about k periods means k − 1 were lost.
+//!
+//! A boundary crossed within the budget of the window's end may still have
+//! its notification in flight when the counter stops, so it is not required.
+//! Attribution needs the budget to be below the period; where it is not, the
+//! case is unsupported on this CPU rather than judged by guesswork.
+
+use super::{Stop, for_each_run};
+use crate::case::Case;
+use crate::event_table::{Rearm, ResolvedEvent};
+use crate::outcome::{Outcome, Signature, SignatureKind};
+use crate::probe::{Notification, NotificationKind, Probe};
+use crate::statistics;
+
+/// How one run's notifications matched its boundaries.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Boundaries that had to be notified.
+    pub required: u64,
+    pub notified: u64,
+    pub lost: u64,
+    pub extra: u64,
+    pub late: u64,
+    /// Boundaries crossed so close to the end that their notification may still be in flight.
+    pub in_flight: u64,
+    /// REFRESH budgets that ended without POLL_HUP.
+    pub hup_missing: u64,
+    /// Skid of each notification that answered a boundary.
+    pub skids: Vec<u64>,
+}
+
+impl Tally {
+    fn absorb(&mut self, o: Tally) {
+        self.required += o.required;
+        self.notified += o.notified;
+        self.lost += o.lost;
+        self.extra += o.extra;
+        self.late += o.late;
+        self.in_flight += o.in_flight;
+        self.hup_missing += o.hup_missing;
+        self.skids.extend(o.skids);
+    }
+}
+
+/// The rules the notifications of one run are judged by.
+#[derive(Clone, Copy, Debug)]
+pub struct Rules {
+    pub period: u64,
+    pub budget: u64,
+    pub rearm: Rearm,
+    /// At most this many notifications were allowed (IOC_REFRESH), the last a POLL_HUP.
+    pub refresh: Option<u32>,
+}
+
+/// Number of k ≥ 1 with k·P + budget < span: boundaries after a start point
+/// that ended long enough before the window did to have been notified.
+fn due_within(span: u64, rules: &Rules) -> u64 {
+    if span > rules.budget {
+        (span - rules.budget - 1) / rules.period
+    } else {
+        0
+    }
+}
+
+/// Matches one run's notifications to the boundaries its final count crossed.
+pub fn classify(final_count: u64, notifications: &[Notification], rules: &Rules) -> Tally {
+    let p = rules.period;
+    let mut t = Tally::default();
+    let cap = rules.refresh.map(u64::from);
+    match rules.rearm {
+        Rearm::Absolute => {
+            let mut last = 0u64;
+            for n in notifications {
+                let boundary = n.count / p;
+                if boundary == 0
+                    || boundary <= last
+                    || cap.is_some_and(|c| boundary > c && last >= c)
+                {
+                    t.extra += 1;
+                    continue;
+                }
+                t.notified += 1;
+                t.lost += boundary - last - 1;
+                let skid = n.count - boundary * p;
+                t.skids.push(skid);
+                if skid > rules.budget {
+                    t.late += 1;
+                }
+                last = boundary;
+            }
+            let crossed = final_count / p;
+            let crossed = cap.map_or(crossed, |c| crossed.min(c));
+            let due = cap.map_or(due_within(final_count, rules), |c| {
+                due_within(final_count, rules).min(c)
+            });
+            t.lost += due.saturating_sub(last);
+            t.in_flight = crossed.saturating_sub(last.max(due));
+            t.required = t.lost + t.notified;
+        }
+        Rearm::Relative => {
+            let mut previous = 0u64;
+            for n in notifications {
+                let gap = n.count.saturating_sub(previous);
+                // The previous notification was read a little after its timer
+                // fired, so the next may come up to one budget early.
+                if gap + rules.budget < p {
+                    t.extra += 1;
+                    continue;
+                }
+                let periods = (gap / p).max(1);
+                t.notified += 1;
+                t.lost += periods - 1;
+                let skid = gap - periods * p.min(gap);
+                t.skids.push(skid);
+                if skid > rules.budget {
+                    t.late += 1;
+                }
+                previous = n.count;
+            }
+            let span = final_count.saturating_sub(previous);
+            t.lost += due_within(span, rules);
+            t.in_flight = (span / p).saturating_sub(due_within(span, rules));
+            t.required = t.lost + t.notified;
+        }
+    }
+    if let Some(c) = cap {
+        let hangups = notifications
+            .iter()
+            .filter(|n| n.kind == NotificationKind::Hangup)
+            .count();
+        // The budget ran out if the count crossed c boundaries; then exactly the last is POLL_HUP.
+        let exhausted = final_count / p >= c && t.notified >= c;
+        if exhausted
+            && (hangups != 1
+                || notifications.last().map(|n| n.kind) != Some(NotificationKind::Hangup))
+        {
+            t.hup_missing += 1;
+        }
+    }
+    t
+}
+
+pub fn run(case: &Case, event: &ResolvedEvent, probe: &mut dyn Probe) -> Result<Outcome, Stop> {
+    let period = case
+        .period
+        .expect("validation requires a period for pmi-delivery");
+    let Some(budget) = event.skid else {
+        return Ok(Outcome::unsupported("no skid budget is known for this CPU"));
+    };
+    if budget >= period {
+        return Ok(Outcome::unsupported(format!(
+            "the skid budget here ({budget}) is not below the period ({period}), \
+             so notifications cannot be matched to boundaries; use a larger period"
+        )));
+    }
+    let rules = Rules {
+        period,
+        budget,
+        rearm: event.rearm,
+        refresh: case.refresh,
+    };
+    let mut total = Tally::default();
+    let mut runs_with_faults = 0u64;
+    let mut after_window = 0u64;
+    for_each_run(case, event, probe, |run| {
+        after_window += run.notifications.iter().filter(|n| n.after_window).count() as u64;
+        let t = classify(run.reading.value, &run.notifications, &rules);
+        if t.lost + t.extra + t.late + t.hup_missing > 0 {
+            runs_with_faults += 1;
+        }
+        total.absorb(t);
+    })?;
+
+    let runs = u64::from(case.runs);
+    let mut skids = total.skids.clone();
+    skids.sort_unstable();
+    let percentile = |q: f64| {
+        skids
+            .get(((skids.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(0)
+    };
+    let in_runs = |k: u64| {
+        if k == runs {
+            "in every run".to_owned()
+        } else {
+            format!("in {k} of {runs} runs")
+        }
+    };
+    let failure = [
+        (
+            SignatureKind::PmiLost,
+            total.lost,
+            "boundaries never notified",
+        ),
+        (
+            SignatureKind::PmiExtra,
+            total.extra,
+            "notifications for no new boundary",
+        ),
+        (
+            SignatureKind::PmiLate,
+            total.late,
+            "notifications beyond the skid budget",
+        ),
+        (
+            SignatureKind::HupMissing,
+            total.hup_missing,
+            "REFRESH budgets ended without POLL_HUP",
+        ),
+    ]
+    .into_iter()
+    .find(|(_, n, _)| *n > 0);
+
+    let outcome = match failure {
+        None => Outcome::pass(format!(
+            "{} of {} boundaries notified, skid max {} (budget {budget})",
+            total.notified,
+            total.required,
+            skids.last().copied().unwrap_or(0)
+        ))
+        .proves(statistics::zero_failure_statement(
+            "lost",
+            total.required,
+            "boundaries",
+        )),
+        Some((kind, n, what)) => {
+            let magnitude = format!("{n} {what} {}", in_runs(runs_with_faults));
+            Outcome::fail(
+                Signature { kind, magnitude },
+                format!(
+                    "{} required, {} notified, {} lost, {} extra, {} late",
+                    total.required, total.notified, total.lost, total.extra, total.late
+                ),
+            )
+        }
+    };
+    Ok(outcome
+        .fact("period", period)
+        .fact("runs", runs)
+        .fact("skid_budget", budget)
+        .figure("boundaries_required", total.required)
+        .figure("notified", total.notified)
+        .figure("lost", total.lost)
+        .figure("extra", total.extra)
+        .figure("late", total.late)
+        .figure("in_flight_at_end", total.in_flight)
+        .figure("delivered_after_window", after_window)
+        .figure("skid_p50", percentile(0.5))
+        .figure("skid_p99", percentile(0.99))
+        .figure("skid_max", skids.last().copied().unwrap_or(0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(counts: &[u64]) -> Vec<Notification> {
+        counts
+            .iter()
+            .map(|&count| Notification {
+                count,
+                kind: NotificationKind::Overflow,
+                after_window: false,
+            })
+            .collect()
+    }
+
+    fn rules(period: u64, budget: u64) -> Rules {
+        Rules {
+            period,
+            budget,
+            rearm: Rearm::Absolute,
+            refresh: None,
+        }
+    }
+
+    #[test]
+    fn one_notification_per_boundary_with_no_skid_is_clean() {
+        let t = classify(
+            1000,
+            &at(&[100, 200, 300, 400, 500, 600, 700, 800, 900, 1000]),
+            &rules(100, 0),
+        );
+        assert_eq!(
+            (t.required, t.notified, t.lost, t.extra, t.late),
+            (10, 10, 0, 0, 0)
+        );
+        assert_eq!(t.skids, vec![0; 10]);
+    }
+
+    #[test]
+    fn lost_extra_and_late_are_told_apart() {
+        // Boundary 2 lost, boundary 3 notified twice, boundary 4 late (skid 30 > 20).
+        let t = classify(500, &at(&[105, 310, 312, 430, 500]), &rules(100, 20));
+        assert_eq!((t.lost, t.extra, t.late, t.notified), (1, 1, 1, 4));
+        assert_eq!(t.skids, vec![5, 10, 30, 0]);
+    }
+
+    #[test]
+    fn boundaries_at_the_very_end_may_still_be_in_flight() {
+        // Count stopped 5 events past boundary 10 with a budget of 20: not required.
+        let t = classify(
+            1005,
+            &at(&[100, 200, 300, 400, 500, 600, 700, 800, 900]),
+            &rules(100, 20),
+        );
+        assert_eq!((t.lost, t.in_flight, t.required), (0, 1, 9));
+        // 50 past it is beyond the budget: that one is lost.
+        let t = classify(
+            1050,
+            &at(&[100, 200, 300, 400, 500, 600, 700, 800, 900]),
+            &rules(100, 20),
+        );
+        assert_eq!((t.lost, t.in_flight, t.required), (1, 0, 10));
+    }
+
+    #[test]
+    fn a_silent_counter_loses_every_boundary() {
+        let t = classify(10_500, &[], &rules(1000, 100));
+        assert_eq!((t.lost, t.required), (10, 10));
+        // The tenth boundary, crossed by the very last event, may still be in flight.
+        let t = classify(10_000, &[], &rules(1000, 100));
+        assert_eq!((t.lost, t.in_flight), (9, 1));
+    }
+
+    #[test]
+    fn refresh_stops_at_its_budget_and_ends_with_hangup() {
+        let mut notes = at(&[100, 200, 300]);
+        let r = Rules {
+            refresh: Some(3),
+            ..rules(100, 0)
+        };
+        // Counting stops at the third overflow.
+        assert_eq!(classify(300, &notes, &r).hup_missing, 1);
+        notes[2].kind = NotificationKind::Hangup;
+        let t = classify(300, &notes, &r);
+        assert_eq!(
+            (t.required, t.notified, t.lost, t.extra, t.hup_missing),
+            (3, 3, 0, 0, 0)
+        );
+    }
+
+    #[test]
+    fn timers_are_judged_gap_by_gap() {
+        let r = Rules {
+            period: 1000,
+            budget: 200,
+            rearm: Rearm::Relative,
+            refresh: None,
+        };
+        // Each fire drifts by its latency; nothing is lost.
+        let t = classify(5400, &at(&[1050, 2120, 3180, 4230, 5290]), &r);
+        assert_eq!((t.notified, t.lost, t.extra, t.late), (5, 0, 0, 0));
+        assert_eq!(t.skids, vec![50, 70, 60, 50, 60]);
+        // A gap of two periods: one lost. A gap of 1400: late.
+        let t = classify(4500, &at(&[1050, 3080, 4480]), &r);
+        assert_eq!((t.lost, t.late, t.notified), (1, 1, 3));
+        // Two notifications 100 apart: the second is extra.
+        let t = classify(2100, &at(&[1050, 1150, 2100]), &r);
+        assert_eq!(t.extra, 1);
+    }
+}
