@@ -1,0 +1,36 @@
+//! pmu-conformance: does this machine's PMU count exactly, deliver every
+//! overflow interrupt, and keep counts exact across overflow?
+//!
+//! The pieces, in the order data flows through them:
+//!
+//! - [`case`]: YAML suites, validated completely into [`case::Case`]s before
+//!   anything runs. Expectations are formulas over a [`workload`]'s exact counts.
+//! - [`event_table`]: abstract events resolved per CPU ([`cpu`]), from data.
+//! - [`probe`]: where windows execute. [`probe::linux`] uses perf_event_open
+//!   and inline-asm windows; every probe implements [`probe::Probe`].
+//! - [`check`]: one module per kind of check, turning probe results into an
+//!   [`outcome::Outcome`] (verdict, signature, facts, figures).
+//! - [`expectation`]: recorded outcomes per environment under `expected/`.
+//! - [`harness`]: the plan (cases × environment) as libtest-mimic trials.
+//! - [`report`]: terminal table, JSON and JUnit from the finished run.
+//!
+//! [`fingerprint`] describes the machine; [`known_bugs`] names the bugs that
+//! cases catch and outcomes are diagnosed against.
+
+pub mod builtin;
+pub mod case;
+pub mod check;
+pub mod cpu;
+pub mod environment;
+pub mod event_table;
+pub mod expectation;
+pub mod fingerprint;
+pub mod harness;
+pub mod input_error;
+pub mod known_bugs;
+pub mod outcome;
+pub mod probe;
+pub mod report;
+pub mod run;
+pub mod statistics;
+pub mod workload;
