@@ -11,8 +11,7 @@ fn main() {
     let mut out = String::new();
     embed(&root, "suites", "SUITES", &mut out);
     embed(&root, "matrices", "MATRICES", &mut out);
-    let dest =
-        PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo")).join("builtin_data.rs");
+    let dest = PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo")).join("builtin_data.rs");
     std::fs::write(dest, out).expect("OUT_DIR is writable");
 }
 

@@ -57,11 +57,7 @@ impl CpuIdReader for CpuidReader {
                 r
             }
             CpuidReader::Replay(dump) => {
-                let [eax, ebx, ecx, edx] = dump
-                    .leaves
-                    .get(&(leaf, subleaf))
-                    .copied()
-                    .unwrap_or_default();
+                let [eax, ebx, ecx, edx] = dump.leaves.get(&(leaf, subleaf)).copied().unwrap_or_default();
                 CpuIdResult { eax, ebx, ecx, edx }
             }
         }
@@ -80,9 +76,7 @@ impl Serialize for CpuidDump {
         let rows: Vec<[String; 6]> = self
             .leaves
             .iter()
-            .map(|(&(leaf, sub), r)| {
-                [leaf, sub, r[0], r[1], r[2], r[3]].map(|v| format!("{v:#010x}"))
-            })
+            .map(|(&(leaf, sub), r)| [leaf, sub, r[0], r[1], r[2], r[3]].map(|v| format!("{v:#010x}")))
             .collect();
         rows.serialize(s)
     }
@@ -127,13 +121,21 @@ pub struct CpuIdentity {
     /// The 12-character vendor string, e.g. `GenuineIntel`.
     pub vendor_string: String,
     /// Display family: the base family plus the extended family where the base is 0xF.
+    #[serde(serialize_with = "hex")]
     pub family: u32,
     /// Display model: with the extended model where the vendor's rule says so.
+    #[serde(serialize_with = "hex")]
     pub model: u32,
     pub stepping: u32,
     /// CPUID.1:EAX, the raw signature.
+    #[serde(serialize_with = "hex")]
     pub signature: u32,
     pub brand: Option<String>,
+}
+
+/// CPUID values read best in hex, as the vendors' documents write them.
+fn hex<S: serde::Serializer>(value: &u32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{value:#x}"))
 }
 
 impl CpuIdentity {
@@ -142,13 +144,7 @@ impl CpuIdentity {
         let vendor_string: String = [b, d, c]
             .iter()
             .flat_map(|r| r.to_le_bytes())
-            .map(|byte| {
-                if byte.is_ascii_graphic() {
-                    byte as char
-                } else {
-                    ' '
-                }
-            })
+            .map(|byte| if byte.is_ascii_graphic() { byte as char } else { ' ' })
             .collect();
         let vendor = match vendor_string.as_str() {
             "GenuineIntel" => Vendor::Intel,
@@ -231,11 +227,7 @@ impl ArchitecturalPmu {
             unavailable_events: b,
             // EDX describes fixed counters only from version 2 (SDM Vol. 3B 18.2.2).
             fixed_counters: if version > 1 { (d & 0x1f) as u8 } else { 0 },
-            fixed_width: if version > 1 {
-                (d >> 5 & 0xff) as u8
-            } else {
-                0
-            },
+            fixed_width: if version > 1 { (d >> 5 & 0xff) as u8 } else { 0 },
         }
     }
 
@@ -254,8 +246,7 @@ mod tests {
         let v = vendor.as_bytes();
         let word = |i: usize| u32::from_le_bytes([v[i], v[i + 1], v[i + 2], v[i + 3]]);
         let mut dump = CpuidDump::default();
-        dump.leaves
-            .insert((0, 0), [0x16, word(0), word(8), word(4)]);
+        dump.leaves.insert((0, 0), [0x16, word(0), word(8), word(4)]);
         dump.leaves.insert((1, 0), [eax, 0, 0, 0]);
         CpuidReader::replay(dump)
     }
@@ -274,10 +265,7 @@ mod tests {
     fn amd_families_add_the_extended_family() {
         // Zen 3 (Milan): family 0x19, model 0x01.
         let cpu = CpuIdentity::read(&with_signature("AuthenticAMD", 0x00a00f11));
-        assert_eq!(
-            (cpu.vendor.clone(), cpu.family, cpu.model),
-            (Vendor::Amd, 0x19, 0x01)
-        );
+        assert_eq!((cpu.vendor.clone(), cpu.family, cpu.model), (Vendor::Amd, 0x19, 0x01));
         // Turin: family 0x1a model 0x02, which rr mistakes for family 15h.
         let turin = CpuIdentity::read(&with_signature("AuthenticAMD", 0x00b00f21));
         assert_eq!((turin.family, turin.model), (0x1a, 0x02));

@@ -96,18 +96,15 @@ impl Matrices {
 
     pub fn from_dir(dir: &Path) -> Result<Matrices, InputErrors> {
         let mut paths: Vec<_> = std::fs::read_dir(dir)
-            .map_err(|e| {
-                InputError::whole_file(dir.display().to_string(), format!("cannot read: {e}"))
-            })?
+            .map_err(|e| InputError::whole_file(dir.display().to_string(), format!("cannot read: {e}")))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
             .collect();
         paths.sort();
         let mut sources = Vec::new();
         for path in paths {
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                InputError::whole_file(path.display().to_string(), format!("cannot read: {e}"))
-            })?;
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| InputError::whole_file(path.display().to_string(), format!("cannot read: {e}")))?;
             sources.push(SourceText::new(path.display().to_string(), text));
         }
         Matrices::load(&sources)
@@ -125,19 +122,11 @@ impl Matrices {
                 }
             };
             for e in file.environments {
-                let Some(backend) = Backend::ALL
-                    .iter()
-                    .find(|(_, n)| *n == e.probe.value)
-                    .map(|(b, _)| *b)
-                else {
+                let Some(backend) = Backend::ALL.iter().find(|(_, n)| *n == e.probe.value).map(|(b, _)| *b) else {
                     let known: Vec<_> = Backend::ALL.iter().map(|(_, n)| *n).collect();
                     errors.push(source.error_at(
                         &e.probe,
-                        format!(
-                            "unknown probe `{}`; known: {}",
-                            e.probe.value,
-                            known.join(", ")
-                        ),
+                        format!("unknown probe `{}`; known: {}", e.probe.value, known.join(", ")),
                     ));
                     continue;
                 };
@@ -166,18 +155,15 @@ impl Matrices {
     /// `derived_id`. An unlisted id labels a run on this machine.
     pub fn pick(&self, requested: Option<&str>, derived_id: &str) -> Environment {
         let id = requested.unwrap_or(derived_id);
-        self.environments
-            .get(id)
-            .cloned()
-            .unwrap_or_else(|| Environment {
-                id: id.to_owned(),
-                about: if requested.is_some() {
-                    "this machine, under an id given on the command line".to_owned()
-                } else {
-                    "this machine, under the id its fingerprint derives".to_owned()
-                },
-                backend: Backend::Local,
-                defined_at: None,
-            })
+        self.environments.get(id).cloned().unwrap_or_else(|| Environment {
+            id: id.to_owned(),
+            about: if requested.is_some() {
+                "this machine, under an id given on the command line".to_owned()
+            } else {
+                "this machine, under the id its fingerprint derives".to_owned()
+            },
+            backend: Backend::Local,
+            defined_at: None,
+        })
     }
 }

@@ -66,8 +66,9 @@ pub enum Exactness {
 pub enum EventSource {
     /// A PMU event, encoded per microarchitecture or vendor.
     Hardware(Vec<HardwareEncoding>),
-    /// An event Linux provides without a PMU; `skid` is its notification budget.
-    Software { event: SoftwareEvent, skid: u64 },
+    /// An event Linux provides without a PMU; `skid` is its notification
+    /// budget, which timers (relative re-arm) do not have.
+    Software { event: SoftwareEvent, skid: Option<u64> },
 }
 
 #[derive(Clone, Debug)]
@@ -81,10 +82,7 @@ pub struct HardwareEncoding {
 pub enum EncodingForm {
     /// A raw PERF_TYPE_RAW config; `architectural` is the Intel CPUID.0AH EBX
     /// bit that must advertise it.
-    Raw {
-        config: u64,
-        architectural: Option<u8>,
-    },
+    Raw { config: u64, architectural: Option<u8> },
     /// This CPU has no such event, and why.
     Unsupported(String),
 }
@@ -180,10 +178,9 @@ impl EventTable {
                     "amd" => Vendor::Amd,
                     "hygon" => Vendor::Hygon,
                     other => {
-                        errors.push(source.error_at(
-                            &u.vendor,
-                            format!("unknown vendor `{other}`; use intel, amd or hygon"),
-                        ));
+                        errors.push(
+                            source.error_at(&u.vendor, format!("unknown vendor `{other}`; use intel, amd or hygon")),
+                        );
                         return None;
                     }
                 };
@@ -206,11 +203,7 @@ impl EventTable {
                     let known: Vec<_> = Quantity::ALL.iter().map(|q| q.name()).collect();
                     errors.push(source.error_at(
                         c,
-                        format!(
-                            "unknown quantity `{}`; known: {}",
-                            c.value,
-                            known.join(", ")
-                        ),
+                        format!("unknown quantity `{}`; known: {}", c.value, known.join(", ")),
                     ));
                 }
                 q
@@ -219,10 +212,7 @@ impl EventTable {
                 (Some(true), None) => Exactness::Exact,
                 (None, Some(reason)) => Exactness::Inexact(reason),
                 _ => {
-                    errors.push(
-                        source
-                            .error_at(&e.name, "state either `exact: true` or `inexact: <reason>`"),
-                    );
+                    errors.push(source.error_at(&e.name, "state either `exact: true` or `inexact: <reason>`"));
                     Exactness::Exact
                 }
             };
@@ -231,10 +221,7 @@ impl EventTable {
                 Some("relative") => Rearm::Relative,
                 Some(other) => {
                     let at = e.rearm.as_ref().expect("matched Some");
-                    errors.push(source.error_at(
-                        at,
-                        format!("unknown rearm `{other}`; use absolute or relative"),
-                    ));
+                    errors.push(source.error_at(at, format!("unknown rearm `{other}`; use absolute or relative")));
                     Rearm::Absolute
                 }
             };
@@ -246,10 +233,7 @@ impl EventTable {
                             let known = ["intel", "amd", "hygon"].contains(&target.as_str())
                                 || microarchitectures.iter().any(|u| &u.name == target);
                             if !known {
-                                errors.push(source.error_at(
-                                    &enc.on,
-                                    format!("unknown microarchitecture `{target}`"),
-                                ));
+                                errors.push(source.error_at(&enc.on, format!("unknown microarchitecture `{target}`")));
                             }
                         }
                         let form = match (enc.raw, enc.unsupported) {
@@ -259,43 +243,45 @@ impl EventTable {
                             },
                             (None, Some(reason)) => EncodingForm::Unsupported(reason),
                             _ => {
-                                errors.push(source.error_at(&enc.on, "an encoding has either `raw: <config>` or `unsupported: <reason>`"));
+                                errors.push(source.error_at(
+                                    &enc.on,
+                                    "an encoding has either `raw: <config>` or `unsupported: <reason>`",
+                                ));
                                 continue;
                             }
                         };
-                        out.push(HardwareEncoding {
-                            on: enc.on.value,
-                            form,
-                        });
+                        out.push(HardwareEncoding { on: enc.on.value, form });
                     }
                     EventSource::Hardware(out)
                 }
-                (None, Some(software), Some(skid)) => {
-                    match SoftwareEvent::ALL
-                        .into_iter()
-                        .find(|s| s.name() == software.value)
-                    {
-                        Some(event) => EventSource::Software { event, skid },
-                        None => {
-                            let known: Vec<_> =
-                                SoftwareEvent::ALL.iter().map(|s| s.name()).collect();
-                            errors.push(source.error_at(
-                                &software,
-                                format!(
-                                    "unknown software event `{}`; known: {}",
-                                    software.value,
-                                    known.join(", ")
-                                ),
-                            ));
-                            continue;
+                (None, Some(software), skid) => {
+                    let Some(event) = SoftwareEvent::ALL.into_iter().find(|s| s.name() == software.value) else {
+                        let known: Vec<_> = SoftwareEvent::ALL.iter().map(|s| s.name()).collect();
+                        errors.push(source.error_at(
+                            &software,
+                            format!(
+                                "unknown software event `{}`; known: {}",
+                                software.value,
+                                known.join(", ")
+                            ),
+                        ));
+                        continue;
+                    };
+                    // Counters have a skid budget; timers fire when the host lets them.
+                    match (rearm, skid) {
+                        (Rearm::Absolute, None) => {
+                            errors.push(source.error_at(&software, "a counting event needs its `skid` budget"))
                         }
+                        (Rearm::Relative, Some(_)) => errors.push(source.error_at(
+                            &software,
+                            "a timer (rearm: relative) has no skid budget: when it fires is the host's scheduling",
+                        )),
+                        _ => {}
                     }
+                    EventSource::Software { event, skid }
                 }
                 _ => {
-                    errors.push(source.error_at(
-                        &e.name,
-                        "an event has either `encodings`, or `software` with its `skid`",
-                    ));
+                    errors.push(source.error_at(&e.name, "an event has either `encodings` or `software`"));
                     continue;
                 }
             };
@@ -323,24 +309,15 @@ impl EventTable {
     }
 
     /// The event `name` as this CPU encodes it, or why it cannot be counted here.
-    pub fn resolve(
-        &self,
-        name: &str,
-        cpu: &CpuIdentity,
-        pmu: &ArchitecturalPmu,
-    ) -> Result<ResolvedEvent, String> {
-        let def = self
-            .events
-            .get(name)
-            .ok_or_else(|| format!("unknown event `{name}`"))?;
+    pub fn resolve(&self, name: &str, cpu: &CpuIdentity, pmu: &ArchitecturalPmu) -> Result<ResolvedEvent, String> {
+        let def = self.events.get(name).ok_or_else(|| format!("unknown event `{name}`"))?;
         let uarch = self.microarchitecture(cpu);
         let (encoding, skid) = match &def.source {
-            EventSource::Software { event, skid } => (Encoding::Software(*event), Some(*skid)),
+            EventSource::Software { event, skid } => (Encoding::Software(*event), *skid),
             EventSource::Hardware(encodings) => {
                 let applies = |e: &&HardwareEncoding| {
-                    e.on.iter().any(|t| {
-                        Some(t.as_str()) == uarch.map(|u| u.name.as_str()) || t == cpu.vendor.name()
-                    })
+                    e.on.iter()
+                        .any(|t| Some(t.as_str()) == uarch.map(|u| u.name.as_str()) || t == cpu.vendor.name())
                 };
                 let encoding = encodings.iter().find(applies).ok_or_else(|| match uarch {
                     Some(u) => {
@@ -352,10 +329,7 @@ impl EventTable {
                 })?;
                 match &encoding.form {
                     EncodingForm::Unsupported(reason) => return Err(format!("`{name}`: {reason}")),
-                    EncodingForm::Raw {
-                        config,
-                        architectural,
-                    } => {
+                    EncodingForm::Raw { config, architectural } => {
                         if let Some(bit) = architectural
                             && cpu.vendor == Vendor::Intel
                             && !pmu.has_event(*bit)
@@ -444,8 +418,7 @@ mod tests {
         let v = vendor.as_bytes();
         let word = |i: usize| u32::from_le_bytes([v[i], v[i + 1], v[i + 2], v[i + 3]]);
         let mut dump = CpuidDump::default();
-        dump.leaves
-            .insert((0, 0), [0x16, word(0), word(8), word(4)]);
+        dump.leaves.insert((0, 0), [0x16, word(0), word(8), word(4)]);
         dump.leaves.insert((1, 0), [eax, 0, 0, 0]);
         dump.leaves.insert((0xa, 0), leaf_a);
         let reader = CpuidReader::replay(dump);
@@ -510,10 +483,7 @@ mod tests {
         );
         // Penryn has no exact event at all.
         let err = rcb(0x00010676, "GenuineIntel").unwrap_err();
-        assert!(
-            err.contains("no exact retired-conditional-branch event"),
-            "{err}"
-        );
+        assert!(err.contains("no exact retired-conditional-branch event"), "{err}");
         // Piledriver (15h m02).
         let err = rcb(0x00600f20, "AuthenticAMD").unwrap_err();
         assert!(err.contains("far transfers"), "{err}");
@@ -530,10 +500,7 @@ mod tests {
         // Version 0: a guest without a vPMU.
         let (c, p) = cpu("GenuineIntel", 0x000506e3, [0; 4]);
         let err = table.resolve("instructions", &c, &p).unwrap_err();
-        assert!(
-            err.contains("CPUID.0AH does not advertise (version 0"),
-            "{err}"
-        );
+        assert!(err.contains("CPUID.0AH does not advertise (version 0"), "{err}");
         // EBX bit 5 set: branches unavailable (as Xen's `ipc` vPMU mode shows it).
         let (c, p) = cpu("GenuineIntel", 0x000506e3, [0x07300804, 1 << 5, 0, 0x603]);
         assert!(table.resolve("branches", &c, &p).is_err());
@@ -559,30 +526,21 @@ mod tests {
                 Some(Quantity::MarkerHits)
             )
         );
-        assert_eq!(
-            table.resolve("task-clock", &c, &p).unwrap().rearm,
-            Rearm::Relative
-        );
+        let timer = table.resolve("task-clock", &c, &p).unwrap();
+        assert_eq!((timer.rearm, timer.skid), (Rearm::Relative, None));
     }
 
     #[test]
     fn bad_tables_are_located_errors() {
-        let text = "microarchitectures:\n  - {name: x, vendor: via, family: 6, skid: 1}\nevents:\n  - name: e\n    about: a\n    exact: true\n    software: teleport\n    skid: 0\n";
+        let text = "microarchitectures:\n  - {name: x, vendor: via, family: 6, skid: 1}\nevents:\n  - name: e\n    about: a\n    exact: true\n    software: teleport\n    skid: 0\n  - name: f\n    about: a\n    exact: true\n    software: page-faults\n";
         let errors = EventTable::load(&SourceText::new("t.yaml", text)).unwrap_err();
-        let lines: Vec<_> = errors
-            .0
-            .iter()
-            .map(|e| (e.line, e.column, e.message.clone()))
-            .collect();
+        let lines: Vec<_> = errors.0.iter().map(|e| (e.line, e.column, e.message.clone())).collect();
         assert_eq!(
             lines[0],
-            (
-                2,
-                23,
-                "unknown vendor `via`; use intel, amd or hygon".into()
-            )
+            (2, 23, "unknown vendor `via`; use intel, amd or hygon".into())
         );
         assert_eq!(lines[1].0, 7);
         assert!(lines[1].2.starts_with("unknown software event `teleport`"));
+        assert_eq!(lines[2], (12, 15, "a counting event needs its `skid` budget".into()));
     }
 }

@@ -75,10 +75,7 @@ impl UpdateMode {
             _ => UpdateMode::Compare,
         };
         if mode != UpdateMode::Compare && on_ci {
-            return Err(
-                "CI never records expectations: unset CI, or run without --accept / INSTA_UPDATE"
-                    .into(),
-            );
+            return Err("CI never records expectations: unset CI, or run without --accept / INSTA_UPDATE".into());
         }
         let insta_update = match mode {
             UpdateMode::Compare => "no",
@@ -125,15 +122,11 @@ impl Gate {
             (Gate::Differs { diff }, _) => Err(format!(
                 "the outcome differs from the recorded expectation:\n{diff}\nto record this outcome as expected: {bless}"
             )),
-            (Gate::Unrecorded, Verdict::Pass) | (Gate::Matches | Gate::Recorded, _) => {
-                match outcome.verdict {
-                    Verdict::Unsupported => Ok(Some(outcome.reason.clone().unwrap_or_default())),
-                    _ => Ok(None),
-                }
-            }
-            (Gate::Unrecorded, Verdict::Unsupported) => {
-                Ok(Some(outcome.reason.clone().unwrap_or_default()))
-            }
+            (Gate::Unrecorded, Verdict::Pass) | (Gate::Matches | Gate::Recorded, _) => match outcome.verdict {
+                Verdict::Unsupported => Ok(Some(outcome.reason.clone().unwrap_or_default())),
+                _ => Ok(None),
+            },
+            (Gate::Unrecorded, Verdict::Unsupported) => Ok(Some(outcome.reason.clone().unwrap_or_default())),
             (Gate::Unrecorded, Verdict::Fail | Verdict::Error) => Err(format!(
                 "{}: {}\nnothing is recorded for this environment, so the case must pass; \
                  if this is a known failure here, record it: {bless}",
@@ -288,10 +281,7 @@ mod tests {
     fn a_recorded_known_failure_matches() {
         let (store, _dir, id) = store_with(Some(RECORDED_OVERCOUNT));
         assert_eq!(gate(&store, &id, &xen_overcount()), Gate::Matches);
-        assert_eq!(
-            Gate::Matches.trial_result(&xen_overcount(), "bless"),
-            Ok(None)
-        );
+        assert_eq!(Gate::Matches.trial_result(&xen_overcount(), "bless"), Ok(None));
     }
 
     #[test]
@@ -314,30 +304,16 @@ mod tests {
     fn nothing_recorded_is_strict() {
         let (store, _dir, id) = store_with(None);
         assert_eq!(gate(&store, &id, &xen_overcount()), Gate::Unrecorded);
-        assert!(
-            Gate::Unrecorded
-                .trial_result(&xen_overcount(), "b")
-                .is_err()
-        );
-        assert_eq!(
-            Gate::Unrecorded.trial_result(&Outcome::pass("ok"), "b"),
-            Ok(None)
-        );
+        assert!(Gate::Unrecorded.trial_result(&xen_overcount(), "b").is_err());
+        assert_eq!(Gate::Unrecorded.trial_result(&Outcome::pass("ok"), "b"), Ok(None));
         let skipped = Gate::Unrecorded.trial_result(&Outcome::unsupported("ENOENT"), "b");
         assert_eq!(skipped, Ok(Some("ENOENT".into())));
-        assert!(
-            Gate::Unrecorded
-                .trial_result(&Outcome::error("boom"), "b")
-                .is_err()
-        );
+        assert!(Gate::Unrecorded.trial_result(&Outcome::error("boom"), "b").is_err());
     }
 
     #[test]
     fn unreadable_snapshots_differ_rather_than_pass() {
         let (store, _dir, id) = store_with(Some("---\nsource: x\n---\nverdict: maybe\n"));
-        assert!(matches!(
-            gate(&store, &id, &xen_overcount()),
-            Gate::Differs { .. }
-        ));
+        assert!(matches!(gate(&store, &id, &xen_overcount()), Gate::Differs { .. }));
     }
 }

@@ -89,18 +89,14 @@ impl LinuxFacts {
             .into_iter()
             .find(|p| event_sources.iter().any(|s| s == p));
         let rdpmc = match core_pmu {
-            Some(pmu) => {
-                read_trimmed(format!("{sources}/{pmu}/rdpmc")).unwrap_or_else(|| "unknown".into())
-            }
+            Some(pmu) => read_trimmed(format!("{sources}/{pmu}/rdpmc")).unwrap_or_else(|| "unknown".into()),
             None => "unavailable: no core PMU event source".into(),
         };
         LinuxFacts {
             kernel: read_trimmed("/proc/sys/kernel/osrelease").unwrap_or_else(|| "unknown".into()),
             event_sources,
-            perf_event_paranoid: read_trimmed("/proc/sys/kernel/perf_event_paranoid")
-                .and_then(|s| s.parse().ok()),
-            nmi_watchdog: read_trimmed("/proc/sys/kernel/nmi_watchdog")
-                .and_then(|s| s.parse().ok()),
+            perf_event_paranoid: read_trimmed("/proc/sys/kernel/perf_event_paranoid").and_then(|s| s.parse().ok()),
+            nmi_watchdog: read_trimmed("/proc/sys/kernel/nmi_watchdog").and_then(|s| s.parse().ok()),
             xen_pmu_mode: read_trimmed("/sys/hypervisor/pmu/pmu_mode"),
             rdpmc,
         }
@@ -108,9 +104,7 @@ impl LinuxFacts {
 
     /// Whether a core PMU event source exists at all.
     pub fn has_core_pmu(&self) -> bool {
-        self.event_sources
-            .iter()
-            .any(|s| s == "cpu" || s == "cpu_core")
+        self.event_sources.iter().any(|s| s == "cpu" || s == "cpu_core")
     }
 }
 
@@ -144,10 +138,7 @@ impl Hypervisor {
             let [_, b, c, d] = cpuid.leaf(leaf, 0);
             let bytes: Vec<u8> = [b, c, d].iter().flat_map(|r| r.to_le_bytes()).collect();
             let text = String::from_utf8_lossy(&bytes).into_owned();
-            if let Some((_, name)) = SIGNATURES
-                .iter()
-                .find(|(sig, _)| sig.as_bytes() == bytes.as_slice())
-            {
+            if let Some((_, name)) = SIGNATURES.iter().find(|(sig, _)| sig.as_bytes() == bytes.as_slice()) {
                 found.push((leaf, text.trim_end_matches('\0').to_owned(), name));
             }
         }
@@ -167,10 +158,7 @@ impl Hypervisor {
             format!("{}.{}", eax >> 16, eax & 0xffff)
         });
         let also = if found.len() > 1 {
-            found
-                .iter()
-                .map(|f| format!("{} at {:#x}", f.1, f.0))
-                .collect()
+            found.iter().map(|f| format!("{} at {:#x}", f.1, f.0)).collect()
         } else {
             Vec::new()
         };
@@ -187,8 +175,7 @@ impl Hypervisor {
 impl PmuFacts {
     pub fn read(cpuid: &CpuidReader) -> PmuFacts {
         let max_extended = cpuid.leaf(0x8000_0000, 0)[0];
-        let ext_core =
-            max_extended >= 0x8000_0001 && cpuid.leaf(0x8000_0001, 0)[2] & (1 << 23) != 0;
+        let ext_core = max_extended >= 0x8000_0001 && cpuid.leaf(0x8000_0001, 0)[2] & (1 << 23) != 0;
         let (v2, counters) = if max_extended >= 0x8000_0022 {
             let [a, b, _, _] = cpuid.leaf(0x8000_0022, 0);
             let v2 = a & 1 != 0;
@@ -211,11 +198,7 @@ impl Fingerprint {
         Fingerprint::from_parts(table, cpuid, Some(LinuxFacts::read()))
     }
 
-    pub fn from_parts(
-        table: &EventTable,
-        cpuid: &CpuidReader,
-        linux: Option<LinuxFacts>,
-    ) -> Fingerprint {
+    pub fn from_parts(table: &EventTable, cpuid: &CpuidReader, linux: Option<LinuxFacts>) -> Fingerprint {
         let identity = CpuIdentity::read(cpuid);
         let microarchitecture = table.microarchitecture(&identity).map(|u| u.name.clone());
         let hypervisor = Hypervisor::detect(cpuid);
@@ -253,10 +236,7 @@ impl Fingerprint {
             Some(h) => parts.push(format!("hypervisor {}", h.name.to_uppercase())),
             None => parts.push("bare metal".to_owned()),
         }
-        parts.push(format!(
-            "CPUID.0AH version {}",
-            self.pmu.architectural.version
-        ));
+        parts.push(format!("CPUID.0AH version {}", self.pmu.architectural.version));
         if let Some(linux) = &self.linux {
             if !linux.has_core_pmu() {
                 parts.push("no cpu event source".to_owned());
@@ -288,18 +268,15 @@ mod tests {
     fn xen_viridian_skylake() -> CpuidReader {
         let mut dump = CpuidDump::default();
         let intel = regs("GenuineIntel");
-        dump.leaves
-            .insert((0, 0), [0x16, intel[0], intel[2], intel[1]]);
+        dump.leaves.insert((0, 0), [0x16, intel[0], intel[2], intel[1]]);
         dump.leaves.insert((1, 0), [0x000506e3, 0, 1 << 31, 0]);
         dump.leaves.insert((0xa, 0), [0x07300403, 0, 0, 0x0603]);
         let hv = regs("Microsoft Hv");
-        dump.leaves
-            .insert((0x4000_0000, 0), [0x4000_0005, hv[0], hv[1], hv[2]]);
+        dump.leaves.insert((0x4000_0000, 0), [0x4000_0005, hv[0], hv[1], hv[2]]);
         let xen = regs("XenVMMXenVMM");
         dump.leaves
             .insert((0x4000_0100, 0), [0x4000_0105, xen[0], xen[1], xen[2]]);
-        dump.leaves
-            .insert((0x4000_0101, 0), [(4 << 16) | 17, 0, 0, 0]);
+        dump.leaves.insert((0x4000_0101, 0), [(4 << 16) | 17, 0, 0, 0]);
         CpuidReader::replay(dump)
     }
 
@@ -308,11 +285,7 @@ mod tests {
         let fp = Fingerprint::from_parts(&EventTable::builtin(), &xen_viridian_skylake(), None);
         let hv = fp.hypervisor.clone().unwrap();
         assert_eq!(
-            (
-                hv.name.as_str(),
-                hv.leaf.as_str(),
-                hv.xen_version.as_deref()
-            ),
+            (hv.name.as_str(), hv.leaf.as_str(), hv.xen_version.as_deref()),
             ("xen", "0x40000100", Some("4.17"))
         );
         assert_eq!(hv.also.len(), 2);

@@ -101,13 +101,13 @@ impl Session {
                 .err()
                 .map(|reason| Outcome::unsupported(reason.clone()));
             let ignore = self.store.mode == UpdateMode::Compare
-                && unsupported.as_ref().is_some_and(|outcome| {
-                    match self.store.recorded(&case.id) {
+                && unsupported
+                    .as_ref()
+                    .is_some_and(|outcome| match self.store.recorded(&case.id) {
                         Recorded::Nothing => true,
                         Recorded::Expectation(e) => e == Expectation::from(outcome),
                         Recorded::Unreadable(_) => false,
-                    }
-                });
+                    });
             let job = TrialJob {
                 index,
                 case: case.clone(),
@@ -199,23 +199,21 @@ fn run_check(case: Arc<Case>, event: ResolvedEvent, probes: ProbeFactory) -> Out
     let timeout = case.timeout;
     let worker = {
         let case = case.clone();
-        thread::Builder::new()
-            .name(format!("pmu {}", case.id))
-            .spawn(move || {
-                let result = panic::catch_unwind(AssertUnwindSafe(|| {
-                    let mut probe = probes();
-                    crate::check::run(&case, &event, probe.as_mut())
-                }));
-                let outcome = result.unwrap_or_else(|payload| {
-                    let message = payload
-                        .downcast_ref::<String>()
-                        .map(String::as_str)
-                        .or_else(|| payload.downcast_ref::<&str>().copied())
-                        .unwrap_or("no message");
-                    Outcome::error(format!("the check panicked: {message}"))
-                });
-                let _ = done.send(outcome);
-            })
+        thread::Builder::new().name(format!("pmu {}", case.id)).spawn(move || {
+            let result = panic::catch_unwind(AssertUnwindSafe(|| {
+                let mut probe = probes();
+                crate::check::run(&case, &event, probe.as_mut())
+            }));
+            let outcome = result.unwrap_or_else(|payload| {
+                let message = payload
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| payload.downcast_ref::<&str>().copied())
+                    .unwrap_or("no message");
+                Outcome::error(format!("the check panicked: {message}"))
+            });
+            let _ = done.send(outcome);
+        })
     };
     let worker = match worker {
         Ok(handle) => handle,
@@ -231,8 +229,6 @@ fn run_check(case: Arc<Case>, event: ResolvedEvent, probes: ProbeFactory) -> Out
             "timed out after {} s; the case was abandoned",
             timeout.as_secs()
         )),
-        Err(RecvTimeoutError::Disconnected) => {
-            Outcome::error("the measuring thread ended without an outcome")
-        }
+        Err(RecvTimeoutError::Disconnected) => Outcome::error("the measuring thread ended without an outcome"),
     }
 }

@@ -43,12 +43,7 @@ impl SourceText {
         self.error_at_position(at.line(), at.column(), message)
     }
 
-    pub fn error_at_position(
-        &self,
-        line: u64,
-        column: u64,
-        message: impl Into<String>,
-    ) -> InputError {
+    pub fn error_at_position(&self, line: u64, column: u64, message: impl Into<String>) -> InputError {
         let quoted = self
             .text
             .lines()
@@ -170,11 +165,7 @@ impl InputErrors {
 
     /// `Ok(value)` if nothing was found wrong, else every error.
     pub fn or_ok<T>(self, value: T) -> Result<T, InputErrors> {
-        if self.0.is_empty() {
-            Ok(value)
-        } else {
-            Err(self)
-        }
+        if self.0.is_empty() { Ok(value) } else { Err(self) }
     }
 }
 
@@ -190,11 +181,7 @@ impl fmt::Display for InputErrors {
             writeln!(f, "{error}")?;
         }
         let n = self.0.len();
-        write!(
-            f,
-            "{n} input error{}; nothing was run",
-            if n == 1 { "" } else { "s" }
-        )
+        write!(f, "{n} input error{}; nothing was run", if n == 1 { "" } else { "s" })
     }
 }
 

@@ -27,9 +27,8 @@ pub struct KnownBugs(pub Vec<KnownBug>);
 impl KnownBugs {
     /// The catalogue compiled into the binary; this crate's tests load it.
     pub fn builtin() -> KnownBugs {
-        KnownBugs::load(&SourceText::new(BUILTIN_PATH, BUILTIN_TEXT)).unwrap_or_else(|errors| {
-            panic!("the built-in known-bug catalogue is invalid:\n{errors}")
-        })
+        KnownBugs::load(&SourceText::new(BUILTIN_PATH, BUILTIN_TEXT))
+            .unwrap_or_else(|errors| panic!("the built-in known-bug catalogue is invalid:\n{errors}"))
     }
 
     pub fn load(source: &SourceText) -> Result<KnownBugs, InputErrors> {
@@ -47,15 +46,10 @@ impl KnownBugs {
         let mut bugs: Vec<KnownBug> = Vec::new();
         for r in raw {
             if bugs.iter().any(|b| b.id == r.id.value) {
-                errors.push(
-                    source.error_at(&r.id, format!("known bug `{}` is listed twice", r.id.value)),
-                );
+                errors.push(source.error_at(&r.id, format!("known bug `{}` is listed twice", r.id.value)));
             }
             let Some(signature) = SignatureKind::from_name(&r.signature.value) else {
-                errors.push(source.error_at(
-                    &r.signature,
-                    format!("unknown signature `{}`", r.signature.value),
-                ));
+                errors.push(source.error_at(&r.signature, format!("unknown signature `{}`", r.signature.value)));
                 continue;
             };
             bugs.push(KnownBug {
@@ -79,11 +73,7 @@ impl KnownBugs {
 
     /// The bugs, among those a case `catches`, whose signature a failing outcome shows.
     pub fn diagnose(&self, outcome: &Outcome, catches: &[String]) -> Vec<String> {
-        let Some(signature) = outcome
-            .signature
-            .as_ref()
-            .filter(|_| outcome.verdict == Verdict::Fail)
-        else {
+        let Some(signature) = outcome.signature.as_ref().filter(|_| outcome.verdict == Verdict::Fail) else {
             return Vec::new();
         };
         catches
@@ -103,10 +93,7 @@ mod tests {
     #[test]
     fn the_builtin_catalogue_loads() {
         let bugs = KnownBugs::builtin();
-        assert_eq!(
-            bugs.get("xen-pmc-quirk").unwrap().signature,
-            SignatureKind::Overcount
-        );
+        assert_eq!(bugs.get("xen-pmc-quirk").unwrap().signature, SignatureKind::Overcount);
     }
 
     #[test]

@@ -27,11 +27,7 @@ use pmu_conformance::run::{self, Request, RunError};
 /// Exit status: 0 when every case is as expected, 101 when any is not,
 /// 2 on bad input (suites, matrices, arguments).
 #[derive(Parser)]
-#[command(
-    name = "pmu-conformance",
-    version,
-    args_conflicts_with_subcommands = true
-)]
+#[command(name = "pmu-conformance", version, args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -154,10 +150,7 @@ fn print_env(cpuid: bool) -> ExitCode {
     let reader = CpuidReader::native();
     let fingerprint = Fingerprint::here(&EventTable::builtin(), &reader);
     if cpuid {
-        print!(
-            "{}",
-            serde_saphyr::to_string(&reader.dump()).expect("dumps serialise")
-        );
+        print!("{}", serde_saphyr::to_string(&reader.dump()).expect("dumps serialise"));
     } else {
         print!("{}", fingerprint.to_yaml());
     }
@@ -197,8 +190,12 @@ fn print_events() -> ExitCode {
             .unwrap_or("not in the event table")
     );
     let mut out = Table::new();
-    out.load_style(pmu_conformance::report::table::STYLE)
-        .set_header(vec!["event", "encoding here", "skid budget", "exact"]);
+    out.load_style(pmu_conformance::report::table::STYLE).set_header(vec![
+        "event",
+        "encoding here",
+        "skid budget",
+        "exact",
+    ]);
     for name in table.events.keys() {
         let exact = match &table.events[name].exactness {
             Exactness::Exact => "yes".to_owned(),

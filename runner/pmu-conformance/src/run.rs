@@ -118,14 +118,9 @@ pub fn execute(request: Request) -> Result<ExitCode, RunError> {
     };
     let probe_description = probes().describe();
 
-    let expected = request
-        .expected
-        .clone()
-        .unwrap_or_else(default_expected_dir);
+    let expected = request.expected.clone().unwrap_or_else(default_expected_dir);
     if std::env::var_os("INSTA_WORKSPACE_ROOT").is_none() {
-        let root = expected
-            .parent()
-            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let root = expected.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
         // SAFETY: still single-threaded: no trial has started.
         unsafe { std::env::set_var("INSTA_WORKSPACE_ROOT", root) };
     }
@@ -152,11 +147,7 @@ pub fn execute(request: Request) -> Result<ExitCode, RunError> {
 
     // Like datatest-stable: a filter that matches nothing is a typo, not a pass.
     if let Some(filter) = &request.libtest.filter {
-        let names: Vec<String> = session
-            .selected()
-            .iter()
-            .map(|(c, _)| c.id.to_string())
-            .collect();
+        let names: Vec<String> = session.selected().iter().map(|(c, _)| c.id.to_string()).collect();
         let matches = |n: &String| {
             if request.libtest.exact {
                 n == filter
@@ -187,33 +178,21 @@ pub fn execute(request: Request) -> Result<ExitCode, RunError> {
         return Ok(ExitCode::SUCCESS);
     }
     if request.verbose_reports {
-        println!(
-            "\n{}",
-            report::table::render(&records, &session.environment.id)
-        );
+        println!("\n{}", report::table::render(&records, &session.environment.id));
     }
     if let Some(path) = &request.json {
-        let value = report::json::render(
-            &records,
-            &session.environment,
-            &probe_description,
-            Some(&fingerprint),
-        );
+        let value = report::json::render(&records, &session.environment, &probe_description, Some(&fingerprint));
         let text = serde_json::to_string_pretty(&value).expect("reports serialise");
         write_report(path, &text)?;
     }
     if let Some(path) = &request.junit {
-        write_report(
-            path,
-            &report::junit::render(&records, &session.environment.id),
-        )?;
+        write_report(path, &report::junit::render(&records, &session.environment.id))?;
     }
     Ok(conclusion.exit_code())
 }
 
 fn write_report(path: &Path, text: &str) -> Result<(), RunError> {
-    let mut file = std::fs::File::create(path)
-        .map_err(|e| RunError::Other(format!("cannot write {}: {e}", path.display())))?;
-    writeln!(file, "{text}")
-        .map_err(|e| RunError::Other(format!("cannot write {}: {e}", path.display())))
+    let mut file =
+        std::fs::File::create(path).map_err(|e| RunError::Other(format!("cannot write {}: {e}", path.display())))?;
+    writeln!(file, "{text}").map_err(|e| RunError::Other(format!("cannot write {}: {e}", path.display())))
 }

@@ -172,13 +172,7 @@ impl Workload {
 
 impl fmt::Display for Workload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} ({} {})",
-            self.kind,
-            self.size,
-            self.kind.size_parameter()
-        )
+        write!(f, "{} ({} {})", self.kind, self.size, self.kind.size_parameter())
     }
 }
 

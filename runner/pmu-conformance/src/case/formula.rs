@@ -60,9 +60,7 @@ impl Formula {
     pub fn evaluate(&self, lookup: &dyn Fn(&str) -> Option<u64>) -> Result<u64, String> {
         match self {
             Formula::Number(n) => Ok(*n),
-            Formula::Variable(name) => {
-                lookup(name).ok_or_else(|| format!("unknown variable `{name}`"))
-            }
+            Formula::Variable(name) => lookup(name).ok_or_else(|| format!("unknown variable `{name}`")),
             Formula::Add(a, b) => a
                 .evaluate(lookup)?
                 .checked_add(b.evaluate(lookup)?)
@@ -151,10 +149,7 @@ impl Parser<'_> {
         if c.is_ascii_digit() {
             let token = self.take_while(|c| c.is_ascii_alphanumeric() || c == '_');
             let digits = token.replace('_', "");
-            let value = match digits
-                .strip_prefix("0x")
-                .or_else(|| digits.strip_prefix("0X"))
-            {
+            let value = match digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
                 Some(hex) => u64::from_str_radix(hex, 16),
                 None => digits.parse(),
             };
@@ -241,10 +236,7 @@ mod tests {
         assert_eq!(eval("(iterations"), Err("12: expected `)`".into()));
         assert_eq!(eval("iterations 2"), Err("12: unexpected `2`".into()));
         assert_eq!(eval("pages"), Err("unknown variable `pages`".into()));
-        assert_eq!(
-            eval("2 - branches"),
-            Err("`2 - branches` is negative".into())
-        );
+        assert_eq!(eval("2 - branches"), Err("`2 - branches` is negative".into()));
         assert_eq!(
             eval("0xffffffffffffffff * 2"),
             Err("`18446744073709551615 * 2` overflows 64 bits".into())
@@ -261,11 +253,7 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for text in [
-            "4 * iterations + 7",
-            "branches - (2 + 1)",
-            "(iterations + 1) * 2",
-        ] {
+        for text in ["4 * iterations + 7", "branches - (2 + 1)", "(iterations + 1) * 2"] {
             let f = Formula::parse(text).unwrap();
             assert_eq!(Formula::parse(&f.to_string()).unwrap(), f, "{text}");
         }

@@ -67,8 +67,7 @@ impl<'de> Deserialize<'de> for EventEntry {
                         other => return Err(de::Error::unknown_field(other, &["raw"])),
                     }
                 }
-                raw.map(EventEntry::Raw)
-                    .ok_or_else(|| de::Error::missing_field("raw"))
+                raw.map(EventEntry::Raw).ok_or_else(|| de::Error::missing_field("raw"))
             }
         }
         d.deserialize_any(V)

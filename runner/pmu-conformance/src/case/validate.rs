@@ -11,9 +11,7 @@ use std::time::Duration;
 use serde_saphyr::Spanned;
 
 use super::schema::{CaseEntry, EventEntry, SuiteFile, WorkloadEntry};
-use super::{
-    Case, CaseId, CheckKind, EventRef, ExpectedCount, Formula, ProbeKind, Suite, Tolerance,
-};
+use super::{Case, CaseId, CheckKind, EventRef, ExpectedCount, Formula, ProbeKind, Suite, Tolerance};
 use crate::event_table::{EventTable, Exactness};
 use crate::input_error::{InputError, InputErrors, SourceText};
 use crate::known_bugs::KnownBugs;
@@ -41,9 +39,8 @@ impl SuiteSources {
     /// Every `*.yaml` file directly in `dir`, in name order.
     pub fn from_dir(dir: &Path) -> Result<SuiteSources, InputErrors> {
         let shown = dir.display().to_string();
-        let entries = std::fs::read_dir(dir).map_err(|e| {
-            InputError::whole_file(&shown, format!("cannot read the suites folder: {e}"))
-        })?;
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| InputError::whole_file(&shown, format!("cannot read the suites folder: {e}")))?;
         let mut paths: Vec<_> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
@@ -61,21 +58,14 @@ impl SuiteSources {
             }
         }
         if sources.is_empty() && errors.is_empty() {
-            errors.push(InputError::whole_file(
-                &shown,
-                "no suite files (*.yaml) in this folder",
-            ));
+            errors.push(InputError::whole_file(&shown, "no suite files (*.yaml) in this folder"));
         }
         errors.or_ok(SuiteSources(sources))
     }
 }
 
 /// Loads and validates every suite, reporting every error in every file.
-pub fn load_suites(
-    sources: &SuiteSources,
-    table: &EventTable,
-    bugs: &KnownBugs,
-) -> Result<Vec<Suite>, InputErrors> {
+pub fn load_suites(sources: &SuiteSources, table: &EventTable, bugs: &KnownBugs) -> Result<Vec<Suite>, InputErrors> {
     let mut errors = InputErrors::default();
     let mut suites = Vec::new();
     for source in &sources.0 {
@@ -120,10 +110,7 @@ pub fn load_suites(
             }
         }
         if file.cases.is_empty() {
-            errors.push(InputError::whole_file(
-                &source.path,
-                "a suite needs at least one case",
-            ));
+            errors.push(InputError::whole_file(&source.path, "a suite needs at least one case"));
         }
         suites.push(Suite {
             name,
@@ -161,38 +148,23 @@ impl Validator<'_> {
         if !is_identifier(&e.id.value) {
             errors.push(self.at(&e.id, "a case id is lower-case letters, digits and dashes"));
         }
-        let probe = ProbeKind::ALL
-            .into_iter()
-            .find(|p| p.name() == e.probe.value);
+        let probe = ProbeKind::ALL.into_iter().find(|p| p.name() == e.probe.value);
         if probe.is_none() {
             let known: Vec<_> = ProbeKind::ALL.iter().map(|p| p.name()).collect();
             errors.push(self.at(
                 &e.probe,
-                format!(
-                    "unknown probe `{}`; known: {}",
-                    e.probe.value,
-                    known.join(", ")
-                ),
+                format!("unknown probe `{}`; known: {}", e.probe.value, known.join(", ")),
             ));
         }
-        let kind = CheckKind::ALL
-            .into_iter()
-            .find(|k| k.name() == e.check.value);
+        let kind = CheckKind::ALL.into_iter().find(|k| k.name() == e.check.value);
         if kind.is_none() {
             let known: Vec<_> = CheckKind::ALL.iter().map(|k| k.name()).collect();
             errors.push(self.at(
                 &e.check,
-                format!(
-                    "unknown check `{}`; known: {}",
-                    e.check.value,
-                    known.join(", ")
-                ),
+                format!("unknown check `{}`; known: {}", e.check.value, known.join(", ")),
             ));
         }
-        let workload = self
-            .workload(&e.workload)
-            .map_err(|err| errors.push(err))
-            .ok();
+        let workload = self.workload(&e.workload).map_err(|err| errors.push(err)).ok();
         let event = self.event(&e.event).map_err(|err| errors.push(err)).ok();
         if e.runs.value == 0 {
             errors.push(self.at(&e.runs, "`runs` must be at least 1"));
@@ -207,11 +179,7 @@ impl Validator<'_> {
                 let known: Vec<_> = self.bugs.ids().collect();
                 errors.push(self.at(
                     bug,
-                    format!(
-                        "unknown known bug `{}`; known: {}",
-                        bug.value,
-                        known.join(", ")
-                    ),
+                    format!("unknown known bug `{}`; known: {}", bug.value, known.join(", ")),
                 ));
             }
         }
@@ -235,40 +203,30 @@ impl Validator<'_> {
                     &e.check,
                     format!("`{kind}` needs a `period`: events per overflow notification"),
                 )),
-                (Some(p), false) => errors.push(self.at(
-                    p,
-                    format!("`{kind}` counts without overflow; remove `period`"),
-                )),
-                (Some(p), true) if p.value == 0 => {
-                    errors.push(self.at(p, "`period` must be at least 1"))
+                (Some(p), false) => {
+                    errors.push(self.at(p, format!("`{kind}` counts without overflow; remove `period`")))
                 }
+                (Some(p), true) if p.value == 0 => errors.push(self.at(p, "`period` must be at least 1")),
                 _ => {}
             }
             if let Some(r) = &e.refresh {
                 if kind != CheckKind::PmiDelivery {
-                    errors.push(self.at(
-                        r,
-                        "`refresh` arms notifications; only `pmi-delivery` uses it",
-                    ));
+                    errors.push(self.at(r, "`refresh` arms notifications; only `pmi-delivery` uses it"));
                 } else if r.value == 0 {
                     errors.push(self.at(r, "`refresh` is the number of notifications to allow and must be at least 1 (REFRESH 0 is undefined)"));
                 }
             }
-            if matches!(
-                kind,
-                CheckKind::ExactCount | CheckKind::OverflowPreservation
-            ) && e.expect.is_none()
-            {
-                errors.push(self.at(
-                    &e.check,
-                    format!("`{kind}` needs `expect: {{count: <formula>}}`"),
-                ));
+            if matches!(kind, CheckKind::ExactCount | CheckKind::OverflowPreservation) && e.expect.is_none() {
+                errors.push(self.at(&e.check, format!("`{kind}` needs `expect: {{count: <formula>}}`")));
             }
             if let Some(w) = workload
                 && w.kind == WorkloadKind::RrXenProbe
                 && !kind.samples()
             {
-                errors.push(self.at(&e.workload.kind, "`rr-xen-probe` sets its period inside the window; use it with a check that has a `period`"));
+                errors.push(self.at(
+                    &e.workload.kind,
+                    "`rr-xen-probe` sets its period inside the window; use it with a check that has a `period`",
+                ));
             }
         }
 
@@ -285,7 +243,13 @@ impl Validator<'_> {
             && kind.is_some_and(CheckKind::samples)
         {
             if p.value > events {
-                errors.push(self.at(p, format!("period {} never overflows: the workload retires only {events} of these events", p.value)));
+                errors.push(self.at(
+                    p,
+                    format!(
+                        "period {} never overflows: the workload retires only {events} of these events",
+                        p.value
+                    ),
+                ));
             } else if events / p.value > NOTIFICATION_CAPACITY as u64 {
                 errors.push(self.at(
                     p,
@@ -310,19 +274,14 @@ impl Validator<'_> {
         {
             errors.push(self.at(
                 &e.event,
-                format!(
-                    "`{name}` counts {}, which `{}` never retires",
-                    q.name(),
-                    w.kind
-                ),
+                format!("`{name}` counts {}, which `{}` never retires", q.name(), w.kind),
             ));
         }
 
         if !errors.is_empty() {
             return Err(errors);
         }
-        let (Some(probe), Some(kind), Some(event), Some(workload)) = (probe, kind, event, workload)
-        else {
+        let (Some(probe), Some(kind), Some(event), Some(workload)) = (probe, kind, event, workload) else {
             unreachable!("every missing part above pushed an error");
         };
         Ok(Case {
@@ -359,11 +318,7 @@ impl Validator<'_> {
             let known: Vec<_> = WorkloadKind::ALL.iter().map(|k| k.name()).collect();
             return Err(self.at(
                 &w.kind,
-                format!(
-                    "unknown workload `{}`; known: {}",
-                    w.kind.value,
-                    known.join(", ")
-                ),
+                format!("unknown workload `{}`; known: {}", w.kind.value, known.join(", ")),
             ));
         };
         let given = [
@@ -375,22 +330,14 @@ impl Validator<'_> {
             if let Some(v) = value
                 && name != kind.size_parameter()
             {
-                return Err(self.at(
-                    v,
-                    format!("`{kind}` takes `{}`, not `{name}`", kind.size_parameter()),
-                ));
+                return Err(self.at(v, format!("`{kind}` takes `{}`, not `{name}`", kind.size_parameter())));
             }
         }
         let size = given
             .iter()
             .find(|(name, _)| *name == kind.size_parameter())
             .and_then(|(_, v)| v.as_ref())
-            .ok_or_else(|| {
-                self.at(
-                    &w.kind,
-                    format!("`{kind}` needs `{}`", kind.size_parameter()),
-                )
-            })?;
+            .ok_or_else(|| self.at(&w.kind, format!("`{kind}` needs `{}`", kind.size_parameter())))?;
         if size.value < kind.minimum_size() {
             return Err(self.at(
                 size,
@@ -401,25 +348,17 @@ impl Validator<'_> {
                 ),
             ));
         }
-        Ok(Workload {
-            kind,
-            size: size.value,
-        })
+        Ok(Workload { kind, size: size.value })
     }
 
     fn event(&self, e: &Spanned<EventEntry>) -> Result<EventRef, InputError> {
         match &e.value {
             EventEntry::Raw(config) => Ok(EventRef::Raw(*config)),
-            EventEntry::Named(name) if self.table.events.contains_key(name) => {
-                Ok(EventRef::Named(name.clone()))
-            }
+            EventEntry::Named(name) if self.table.events.contains_key(name) => Ok(EventRef::Named(name.clone())),
             EventEntry::Named(name) => {
                 let known: Vec<_> = self.table.events.keys().map(String::as_str).collect();
                 Err(self
-                    .at(
-                        e,
-                        format!("unknown event `{name}`; known: {}", known.join(", ")),
-                    )
+                    .at(e, format!("unknown event `{name}`; known: {}", known.join(", ")))
                     .with_help("or give a raw perf config: `event: {raw: 0x5101c4}`"))
             }
         }
@@ -433,11 +372,8 @@ impl Validator<'_> {
         let at = text.referenced;
         let formula = Formula::parse(&text.value.0).map_err(|err| {
             // Point into the formula when it is written plainly on one line.
-            self.source.error_at_position(
-                at.line(),
-                at.column() + err.column as u64 - 1,
-                err.message,
-            )
+            self.source
+                .error_at_position(at.line(), at.column() + err.column as u64 - 1, err.message)
         })?;
         for name in formula.variables() {
             if w.variable(name).is_none() {
@@ -469,20 +405,20 @@ impl Validator<'_> {
         };
         let Some(t) = &e.tolerance else {
             return match (exactness, kind) {
-                (
-                    Some(Exactness::Inexact(why)),
-                    Some(CheckKind::ExactCount | CheckKind::OverflowPreservation),
-                ) => Err(self.at(
-                    &e.event,
-                    format!(
-                        "this event is not exact ({why}): state a `tolerance` with its `reason`"
-                    ),
-                )),
+                (Some(Exactness::Inexact(why)), Some(CheckKind::ExactCount | CheckKind::OverflowPreservation)) => {
+                    Err(self.at(
+                        &e.event,
+                        format!("this event is not exact ({why}): state a `tolerance` with its `reason`"),
+                    ))
+                }
                 _ => Ok(Tolerance::default()),
             };
         };
         if kind == Some(CheckKind::PmiDelivery) {
-            return Err(self.at(t, "`pmi-delivery` holds notifications to the skid budget; a count tolerance does not apply"));
+            return Err(self.at(
+                t,
+                "`pmi-delivery` holds notifications to the skid budget; a count tolerance does not apply",
+            ));
         }
         if matches!(exactness, Some(Exactness::Exact)) {
             return Err(self.at(t, "this event is exact; a tolerance would hide a miscount"));
@@ -491,10 +427,7 @@ impl Validator<'_> {
             return Err(self.at(t, "a tolerance needs its `reason`"));
         };
         if t.value.above == 0 && t.value.below == 0 {
-            return Err(self.at(
-                t,
-                "a tolerance of zero is no tolerance; give `above` or `below`",
-            ));
+            return Err(self.at(t, "a tolerance of zero is no tolerance; give `above` or `below`"));
         }
         Ok(Tolerance {
             above: t.value.above,

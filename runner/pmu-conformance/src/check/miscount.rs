@@ -61,11 +61,7 @@ fn per_notification(misses: &[Miss]) -> Option<i128> {
         return None;
     }
     let c = first.deviation / first.notifications as i128;
-    (c != 0
-        && misses
-            .iter()
-            .all(|m| m.deviation == c * m.notifications as i128))
-    .then_some(c)
+    (c != 0 && misses.iter().all(|m| m.deviation == c * m.notifications as i128)).then_some(c)
 }
 
 #[cfg(test)]

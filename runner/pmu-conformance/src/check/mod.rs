@@ -79,12 +79,7 @@ impl Deviations {
 
     /// `{"0": 98, "+1": 2}`, for reports.
     pub fn to_value(&self) -> Value {
-        Value::Object(
-            self.0
-                .iter()
-                .map(|(d, n)| (signed(*d), Value::from(*n)))
-                .collect(),
-        )
+        Value::Object(self.0.iter().map(|(d, n)| (signed(*d), Value::from(*n))).collect())
     }
 
     /// `0 ×98, +1 ×2`, for the terminal.
@@ -99,9 +94,5 @@ impl Deviations {
 
 /// `+3`, `0`, `-2`.
 pub fn signed(d: i128) -> String {
-    if d > 0 {
-        format!("+{d}")
-    } else {
-        d.to_string()
-    }
+    if d > 0 { format!("+{d}") } else { d.to_string() }
 }

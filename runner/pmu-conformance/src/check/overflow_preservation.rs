@@ -36,15 +36,10 @@ pub fn run(case: &Case, event: &ResolvedEvent, probe: &mut dyn Probe) -> Result<
     })?;
     let runs = u64::from(case.runs);
     let outcome = if misses.is_empty() {
-        Outcome::pass(format!(
-            "{expected} across {notifications} overflows in {runs} runs"
-        ))
+        Outcome::pass(format!("{expected} across {notifications} overflows in {runs} runs"))
     } else {
         let signature = miscount::signature(&misses, runs, expected, true);
-        Outcome::fail(
-            signature,
-            format!("expected {expected}: {}", deviations.describe()),
-        )
+        Outcome::fail(signature, format!("expected {expected}: {}", deviations.describe()))
     };
     Ok(outcome
         .fact("expected", expected)

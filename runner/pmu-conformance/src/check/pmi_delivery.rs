@@ -1,22 +1,26 @@
-//! `pmi-delivery`: every period boundary the count crosses produces exactly
-//! one notification, within the CPU's skid budget.
+//! `pmi-delivery`: every overflow produces exactly one notification, within
+//! the CPU's skid budget.
 //!
 //! Each notification carries the counter's value when it reached the
-//! workload's thread. [`classify`] matches notifications to boundaries:
+//! workload's thread, and the probe reports how many overflows the kernel
+//! handled (its sample records). [`classify`] judges one run:
 //!
 //! - Counters (`Rearm::Absolute`) overflow at every multiple of the period:
 //!   a notification delivered at count c answers boundary ⌊c/P⌋, with skid
 //!   c − ⌊c/P⌋·P. Boundaries no notification answers are *lost*; a second
 //!   notification for a boundary, or one before the first, is *extra*; a skid
-//!   above the budget is *late*.
-//! - Timers (`Rearm::Relative`) re-arm one period after they fire, so each
-//!   notification is judged against the previous one: a gap of about one
-//!   period is on time, about k periods means k − 1 were lost.
+//!   above the budget is *late*. A boundary crossed within the budget of the
+//!   window's end may still have its notification in flight, so it is not
+//!   required. Attribution needs the budget below the period; where it is
+//!   not, the case is unsupported on this CPU rather than judged by guesswork.
+//! - Timers (`Rearm::Relative`) re-arm when they fire and skip the periods a
+//!   late expiry missed (`hrtimer_forward_now`), so when a timer fires depends
+//!   on the host's scheduling, not on the PMU. For them the check holds the
+//!   notifications to the overflows the kernel handled: each must produce
+//!   exactly one. The gaps between notifications are reported, not judged.
 //!
-//! A boundary crossed within the budget of the window's end may still have
-//! its notification in flight when the counter stops, so it is not required.
-//! Attribution needs the budget to be below the period; where it is not, the
-//! case is unsupported on this CPU rather than judged by guesswork.
+//! For counters, overflows the kernel handled without a notification are
+//! reported too: a lost PMI leaves no sample record, a lost signal leaves one.
 
 use super::{Stop, for_each_run};
 use crate::case::Case;
@@ -38,6 +42,8 @@ pub struct Tally {
     pub in_flight: u64,
     /// REFRESH budgets that ended without POLL_HUP.
     pub hup_missing: u64,
+    /// Overflows the kernel handled for which no notification arrived.
+    pub handled_unnotified: u64,
     /// Skid of each notification that answered a boundary.
     pub skids: Vec<u64>,
 }
@@ -51,6 +57,7 @@ impl Tally {
         self.late += o.late;
         self.in_flight += o.in_flight;
         self.hup_missing += o.hup_missing;
+        self.handled_unnotified += o.handled_unnotified;
         self.skids.extend(o.skids);
     }
 }
@@ -75,8 +82,9 @@ fn due_within(span: u64, rules: &Rules) -> u64 {
     }
 }
 
-/// Matches one run's notifications to the boundaries its final count crossed.
-pub fn classify(final_count: u64, notifications: &[Notification], rules: &Rules) -> Tally {
+/// Matches one run's notifications to the boundaries its final count crossed
+/// (counters), or to the overflows the kernel handled (timers).
+pub fn classify(final_count: u64, notifications: &[Notification], handled: Option<u64>, rules: &Rules) -> Tally {
     let p = rules.period;
     let mut t = Tally::default();
     let cap = rules.refresh.map(u64::from);
@@ -85,10 +93,7 @@ pub fn classify(final_count: u64, notifications: &[Notification], rules: &Rules)
             let mut last = 0u64;
             for n in notifications {
                 let boundary = n.count / p;
-                if boundary == 0
-                    || boundary <= last
-                    || cap.is_some_and(|c| boundary > c && last >= c)
-                {
+                if boundary == 0 || boundary <= last || cap.is_some_and(|c| boundary > c && last >= c) {
                     t.extra += 1;
                     continue;
                 }
@@ -111,30 +116,23 @@ pub fn classify(final_count: u64, notifications: &[Notification], rules: &Rules)
             t.required = t.lost + t.notified;
         }
         Rearm::Relative => {
+            // `run` never asks without the kernel's count; with none, nothing is required.
+            let handled = handled.unwrap_or(0);
+            let notified = notifications.len() as u64;
+            t.required = handled;
+            t.notified = notified.min(handled);
+            t.lost = handled.saturating_sub(notified);
+            t.extra = notified.saturating_sub(handled);
+            // How late each expiry came, relative to the one before: reported only.
             let mut previous = 0u64;
             for n in notifications {
-                let gap = n.count.saturating_sub(previous);
-                // The previous notification was read a little after its timer
-                // fired, so the next may come up to one budget early.
-                if gap + rules.budget < p {
-                    t.extra += 1;
-                    continue;
-                }
-                let periods = (gap / p).max(1);
-                t.notified += 1;
-                t.lost += periods - 1;
-                let skid = gap - periods * p.min(gap);
-                t.skids.push(skid);
-                if skid > rules.budget {
-                    t.late += 1;
-                }
+                t.skids.push(n.count.saturating_sub(previous).saturating_sub(p));
                 previous = n.count;
             }
-            let span = final_count.saturating_sub(previous);
-            t.lost += due_within(span, rules);
-            t.in_flight = (span / p).saturating_sub(due_within(span, rules));
-            t.required = t.lost + t.notified;
         }
+    }
+    if let Some(h) = handled {
+        t.handled_unnotified = h.saturating_sub(notifications.len() as u64);
     }
     if let Some(c) = cap {
         let hangups = notifications
@@ -143,10 +141,7 @@ pub fn classify(final_count: u64, notifications: &[Notification], rules: &Rules)
             .count();
         // The budget ran out if the count crossed c boundaries; then exactly the last is POLL_HUP.
         let exhausted = final_count / p >= c && t.notified >= c;
-        if exhausted
-            && (hangups != 1
-                || notifications.last().map(|n| n.kind) != Some(NotificationKind::Hangup))
-        {
+        if exhausted && (hangups != 1 || notifications.last().map(|n| n.kind) != Some(NotificationKind::Hangup)) {
             t.hup_missing += 1;
         }
     }
@@ -154,13 +149,13 @@ pub fn classify(final_count: u64, notifications: &[Notification], rules: &Rules)
 }
 
 pub fn run(case: &Case, event: &ResolvedEvent, probe: &mut dyn Probe) -> Result<Outcome, Stop> {
-    let period = case
-        .period
-        .expect("validation requires a period for pmi-delivery");
-    let Some(budget) = event.skid else {
-        return Ok(Outcome::unsupported("no skid budget is known for this CPU"));
+    let period = case.period.expect("validation requires a period for pmi-delivery");
+    let budget = match (event.rearm, event.skid) {
+        (Rearm::Relative, _) => 0,
+        (Rearm::Absolute, Some(budget)) => budget,
+        (Rearm::Absolute, None) => return Ok(Outcome::unsupported("no skid budget is known for this CPU")),
     };
-    if budget >= period {
+    if event.rearm == Rearm::Absolute && budget >= period {
         return Ok(Outcome::unsupported(format!(
             "the skid budget here ({budget}) is not below the period ({period}), \
              so notifications cannot be matched to boundaries; use a larger period"
@@ -175,15 +170,22 @@ pub fn run(case: &Case, event: &ResolvedEvent, probe: &mut dyn Probe) -> Result<
     let mut total = Tally::default();
     let mut runs_with_faults = 0u64;
     let mut after_window = 0u64;
+    let mut unjudgeable = false;
     for_each_run(case, event, probe, |run| {
+        unjudgeable |= event.rearm == Rearm::Relative && run.overflows_handled.is_none();
         after_window += run.notifications.iter().filter(|n| n.after_window).count() as u64;
-        let t = classify(run.reading.value, &run.notifications, &rules);
+        let t = classify(run.reading.value, &run.notifications, run.overflows_handled, &rules);
         if t.lost + t.extra + t.late + t.hup_missing > 0 {
             runs_with_faults += 1;
         }
         total.absorb(t);
     })?;
 
+    if unjudgeable {
+        return Ok(Outcome::unsupported(
+            "this probe does not report the overflows it handled, so a timer's notifications cannot be judged",
+        ));
+    }
     let runs = u64::from(case.runs);
     let mut skids = total.skids.clone();
     skids.sort_unstable();
@@ -193,6 +195,7 @@ pub fn run(case: &Case, event: &ResolvedEvent, probe: &mut dyn Probe) -> Result<
             .copied()
             .unwrap_or(0)
     };
+    let skid_max = skids.last().copied().unwrap_or(0);
     let in_runs = |k: u64| {
         if k == runs {
             "in every run".to_owned()
@@ -200,16 +203,16 @@ pub fn run(case: &Case, event: &ResolvedEvent, probe: &mut dyn Probe) -> Result<
             format!("in {k} of {runs} runs")
         }
     };
+    let (lost_what, unit) = match event.rearm {
+        Rearm::Absolute => ("boundaries never notified", "boundaries"),
+        Rearm::Relative => ("timer overflows never notified", "overflows"),
+    };
     let failure = [
-        (
-            SignatureKind::PmiLost,
-            total.lost,
-            "boundaries never notified",
-        ),
+        (SignatureKind::PmiLost, total.lost, lost_what),
         (
             SignatureKind::PmiExtra,
             total.extra,
-            "notifications for no new boundary",
+            "notifications for no new overflow",
         ),
         (
             SignatureKind::PmiLate,
@@ -226,17 +229,19 @@ pub fn run(case: &Case, event: &ResolvedEvent, probe: &mut dyn Probe) -> Result<
     .find(|(_, n, _)| *n > 0);
 
     let outcome = match failure {
-        None => Outcome::pass(format!(
-            "{} of {} boundaries notified, skid max {} (budget {budget})",
-            total.notified,
-            total.required,
-            skids.last().copied().unwrap_or(0)
-        ))
-        .proves(statistics::zero_failure_statement(
-            "lost",
-            total.required,
-            "boundaries",
-        )),
+        None => {
+            let summary = match event.rearm {
+                Rearm::Absolute => format!(
+                    "{} of {} boundaries notified, skid max {skid_max} (budget {budget})",
+                    total.notified, total.required
+                ),
+                Rearm::Relative => format!(
+                    "{} of {} timer overflows notified, the latest {skid_max} ns after its period",
+                    total.notified, total.required
+                ),
+            };
+            Outcome::pass(summary).proves(statistics::zero_failure_statement("lost", total.required, unit))
+        }
         Some((kind, n, what)) => {
             let magnitude = format!("{n} {what} {}", in_runs(runs_with_faults));
             Outcome::fail(
@@ -251,17 +256,18 @@ pub fn run(case: &Case, event: &ResolvedEvent, probe: &mut dyn Probe) -> Result<
     Ok(outcome
         .fact("period", period)
         .fact("runs", runs)
-        .fact("skid_budget", budget)
-        .figure("boundaries_required", total.required)
+        .fact("skid_budget", event.skid)
+        .figure("required", total.required)
         .figure("notified", total.notified)
         .figure("lost", total.lost)
         .figure("extra", total.extra)
         .figure("late", total.late)
         .figure("in_flight_at_end", total.in_flight)
         .figure("delivered_after_window", after_window)
+        .figure("handled_without_notification", total.handled_unnotified)
         .figure("skid_p50", percentile(0.5))
         .figure("skid_p99", percentile(0.99))
-        .figure("skid_max", skids.last().copied().unwrap_or(0)))
+        .figure("skid_max", skid_max))
 }
 
 #[cfg(test)]
@@ -290,14 +296,11 @@ mod tests {
 
     #[test]
     fn one_notification_per_boundary_with_no_skid_is_clean() {
-        let t = classify(
-            1000,
-            &at(&[100, 200, 300, 400, 500, 600, 700, 800, 900, 1000]),
-            &rules(100, 0),
-        );
+        let notes = at(&[100, 200, 300, 400, 500, 600, 700, 800, 900, 1000]);
+        let t = classify(1000, &notes, Some(10), &rules(100, 0));
         assert_eq!(
-            (t.required, t.notified, t.lost, t.extra, t.late),
-            (10, 10, 0, 0, 0)
+            (t.required, t.notified, t.lost, t.extra, t.late, t.handled_unnotified),
+            (10, 10, 0, 0, 0, 0)
         );
         assert_eq!(t.skids, vec![0; 10]);
     }
@@ -305,35 +308,38 @@ mod tests {
     #[test]
     fn lost_extra_and_late_are_told_apart() {
         // Boundary 2 lost, boundary 3 notified twice, boundary 4 late (skid 30 > 20).
-        let t = classify(500, &at(&[105, 310, 312, 430, 500]), &rules(100, 20));
+        let t = classify(500, &at(&[105, 310, 312, 430, 500]), None, &rules(100, 20));
         assert_eq!((t.lost, t.extra, t.late, t.notified), (1, 1, 1, 4));
         assert_eq!(t.skids, vec![5, 10, 30, 0]);
     }
 
     #[test]
+    fn a_lost_signal_leaves_a_handled_overflow_behind() {
+        // The kernel handled 5 overflows; only 4 notifications arrived.
+        let t = classify(500, &at(&[100, 200, 400, 500]), Some(5), &rules(100, 0));
+        assert_eq!((t.lost, t.handled_unnotified), (1, 1));
+        // A lost PMI leaves no record: the kernel handled only 4.
+        let t = classify(500, &at(&[100, 200, 400, 500]), Some(4), &rules(100, 0));
+        assert_eq!((t.lost, t.handled_unnotified), (1, 0));
+    }
+
+    #[test]
     fn boundaries_at_the_very_end_may_still_be_in_flight() {
+        let nine = at(&[100, 200, 300, 400, 500, 600, 700, 800, 900]);
         // Count stopped 5 events past boundary 10 with a budget of 20: not required.
-        let t = classify(
-            1005,
-            &at(&[100, 200, 300, 400, 500, 600, 700, 800, 900]),
-            &rules(100, 20),
-        );
+        let t = classify(1005, &nine, None, &rules(100, 20));
         assert_eq!((t.lost, t.in_flight, t.required), (0, 1, 9));
         // 50 past it is beyond the budget: that one is lost.
-        let t = classify(
-            1050,
-            &at(&[100, 200, 300, 400, 500, 600, 700, 800, 900]),
-            &rules(100, 20),
-        );
+        let t = classify(1050, &nine, None, &rules(100, 20));
         assert_eq!((t.lost, t.in_flight, t.required), (1, 0, 10));
     }
 
     #[test]
     fn a_silent_counter_loses_every_boundary() {
-        let t = classify(10_500, &[], &rules(1000, 100));
+        let t = classify(10_500, &[], None, &rules(1000, 100));
         assert_eq!((t.lost, t.required), (10, 10));
         // The tenth boundary, crossed by the very last event, may still be in flight.
-        let t = classify(10_000, &[], &rules(1000, 100));
+        let t = classify(10_000, &[], None, &rules(1000, 100));
         assert_eq!((t.lost, t.in_flight), (9, 1));
     }
 
@@ -345,9 +351,9 @@ mod tests {
             ..rules(100, 0)
         };
         // Counting stops at the third overflow.
-        assert_eq!(classify(300, &notes, &r).hup_missing, 1);
+        assert_eq!(classify(300, &notes, None, &r).hup_missing, 1);
         notes[2].kind = NotificationKind::Hangup;
-        let t = classify(300, &notes, &r);
+        let t = classify(300, &notes, None, &r);
         assert_eq!(
             (t.required, t.notified, t.lost, t.extra, t.hup_missing),
             (3, 3, 0, 0, 0)
@@ -355,22 +361,22 @@ mod tests {
     }
 
     #[test]
-    fn timers_are_judged_gap_by_gap() {
+    fn timers_are_held_to_the_overflows_the_kernel_handled() {
         let r = Rules {
             period: 1000,
-            budget: 200,
+            budget: 0,
             rearm: Rearm::Relative,
             refresh: None,
         };
-        // Each fire drifts by its latency; nothing is lost.
-        let t = classify(5400, &at(&[1050, 2120, 3180, 4230, 5290]), &r);
-        assert_eq!((t.notified, t.lost, t.extra, t.late), (5, 0, 0, 0));
-        assert_eq!(t.skids, vec![50, 70, 60, 50, 60]);
-        // A gap of two periods: one lost. A gap of 1400: late.
-        let t = classify(4500, &at(&[1050, 3080, 4480]), &r);
-        assert_eq!((t.lost, t.late, t.notified), (1, 1, 3));
-        // Two notifications 100 apart: the second is extra.
-        let t = classify(2100, &at(&[1050, 1150, 2100]), &r);
-        assert_eq!(t.extra, 1);
+        // A host that stole 4 periods: one late expiry, nothing lost.
+        let t = classify(9400, &at(&[1050, 2120, 7180, 8230]), Some(4), &r);
+        assert_eq!((t.notified, t.lost, t.extra, t.late), (4, 0, 0, 0));
+        assert_eq!(t.skids, vec![50, 70, 4060, 50]);
+        // The kernel handled 5 but only 4 arrived: one lost; 6 arrived: one extra.
+        assert_eq!(classify(9400, &at(&[1050, 2120, 7180, 8230]), Some(5), &r).lost, 1);
+        assert_eq!(
+            classify(9400, &at(&[1050, 2120, 3180, 7180, 8230, 9300]), Some(5), &r).extra,
+            1
+        );
     }
 }

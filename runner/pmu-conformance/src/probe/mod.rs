@@ -68,6 +68,9 @@ pub struct WindowRun {
     pub reading: Reading,
     /// In delivery order.
     pub notifications: Vec<Notification>,
+    /// Overflows the kernel (or model) handled, where the probe can see them:
+    /// each should have produced exactly one notification.
+    pub overflows_handled: Option<u64>,
 }
 
 /// Why a window produced no usable result.

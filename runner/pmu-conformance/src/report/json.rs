@@ -10,19 +10,16 @@ use crate::harness::Record;
 
 pub const SCHEMA: &str = "pmu-conformance/report/v1";
 
-pub fn render(
-    records: &[Record],
-    environment: &Environment,
-    probe: &str,
-    fingerprint: Option<&Fingerprint>,
-) -> Value {
+pub fn render(records: &[Record], environment: &Environment, probe: &str, fingerprint: Option<&Fingerprint>) -> Value {
     let cases: Vec<Value> = records
         .iter()
         .map(|r| {
             let c = &r.case;
             let o = &r.outcome;
             let gate = match &r.gate {
-                crate::expectation::Gate::Differs { diff } => json!({"status": r.gate.name(), "passed": false, "diff": diff}),
+                crate::expectation::Gate::Differs { diff } => {
+                    json!({"status": r.gate.name(), "passed": false, "diff": diff})
+                }
                 g => json!({"status": g.name(), "passed": !super::gate_failed(r)}),
             };
             json!({

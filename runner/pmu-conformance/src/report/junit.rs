@@ -33,10 +33,7 @@ pub fn render(records: &[Record], environment: &str) -> String {
         let mut case = TestCase::new(r.case.id.name.clone(), status);
         case.set_classname(format!("{environment}.{}", r.case.id.suite));
         case.set_system_out(format!("{}: {}", r.outcome.verdict, r.outcome.summary));
-        match suites
-            .iter_mut()
-            .find(|s| s.name.as_str() == r.case.id.suite)
-        {
+        match suites.iter_mut().find(|s| s.name.as_str() == r.case.id.suite) {
             Some(suite) => {
                 suite.add_test_case(case);
             }

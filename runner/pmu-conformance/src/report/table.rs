@@ -17,13 +17,7 @@ pub fn render(records: &[Record], environment: &str) -> String {
     table
         .load_style(STYLE)
         .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(vec![
-            "case",
-            "verdict",
-            "gate",
-            "result",
-            "signature / reason / bound",
-        ]);
+        .set_header(vec!["case", "verdict", "gate", "result", "signature / reason / bound"]);
     // On a terminal the table fits its width; in a log, lines stay readable.
     if !table.is_tty() {
         table.set_width(160);

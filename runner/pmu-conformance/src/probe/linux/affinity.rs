@@ -86,10 +86,7 @@ fn parse_cpu_list(text: &str) -> Vec<usize> {
 mod tests {
     #[test]
     fn cpu_lists_parse_ranges_and_singletons() {
-        assert_eq!(
-            super::parse_cpu_list("0-3,8,10-11\n"),
-            vec![0, 1, 2, 3, 8, 10, 11]
-        );
+        assert_eq!(super::parse_cpu_list("0-3,8,10-11\n"), vec![0, 1, 2, 3, 8, 10, 11]);
         assert_eq!(super::parse_cpu_list(""), Vec::<usize>::new());
     }
 }

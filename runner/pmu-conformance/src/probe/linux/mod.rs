@@ -17,11 +17,11 @@ use std::sync::Arc;
 
 pub use notifications::current_disposition as notification_signal_disposition;
 
-use self::perf::{Counter, CounterSpec, PARKED_PERIOD, describe_open_error};
+use self::perf::{Counter, CounterSpec, PARKED_PERIOD, SampleRing, describe_open_error};
 use self::windows::WindowArgs;
 use crate::case::{Case, CheckKind, EventRef};
 use crate::cpu::{ArchitecturalPmu, CpuIdentity};
-use crate::event_table::{Encoding, EventTable, ResolvedEvent};
+use crate::event_table::{Encoding, EventTable, Rearm, ResolvedEvent};
 use crate::fingerprint::Fingerprint;
 use crate::probe::{Probe, ProbeError, Reading, Sampling, Window, WindowRun};
 use crate::workload::{Workload, WorkloadKind};
@@ -68,12 +68,7 @@ impl LinuxProbe {
         }
     }
 
-    fn spec(
-        &self,
-        event: &ResolvedEvent,
-        workload: &Workload,
-        sampling: Option<Sampling>,
-    ) -> CounterSpec {
+    fn spec(&self, event: &ResolvedEvent, workload: &Workload, sampling: Option<Sampling>) -> CounterSpec {
         // rr's probe opens with a parked period and sets the real one inside its window.
         let sample_period = sampling.map(|s| match workload.kind {
             WorkloadKind::RrXenProbe => PARKED_PERIOD,
@@ -99,7 +94,7 @@ impl Probe for LinuxProbe {
             EventRef::Named(name) => m.table.resolve(name, &m.cpu, &m.pmu)?,
             EventRef::Raw(config) => m.table.resolve_raw(*config, &m.cpu),
         };
-        if case.check == CheckKind::PmiDelivery && event.skid.is_none() {
+        if case.check == CheckKind::PmiDelivery && event.rearm == Rearm::Absolute && event.skid.is_none() {
             return Err(format!(
                 "no skid budget is known for this CPU ({}); add its microarchitecture to the event table",
                 m.cpu
@@ -129,18 +124,19 @@ impl Probe for LinuxProbe {
         let counter = Counter::open(&spec)
             .map_err(|e| ProbeError::Unsupported(describe_open_error(&e, &self.machine.context)))?;
         let pages = match window.workload.kind {
-            WorkloadKind::PageTouch => {
-                Some(FreshPages::map(window.workload.size).map_err(ProbeError::Harness)?)
-            }
+            WorkloadKind::PageTouch => Some(FreshPages::map(window.workload.size).map_err(ProbeError::Harness)?),
             _ => None,
         };
-        let armed =
-            match window.sampling {
-                Some(_) => Some(notifications::Armed::new(counter.as_raw_fd()).map_err(|e| {
-                    ProbeError::Harness(format!("arming overflow notifications: {e}"))
-                })?),
-                None => None,
-            };
+        let (ring, armed) = match window.sampling {
+            Some(_) => {
+                let ring = SampleRing::map(&counter)
+                    .map_err(|e| ProbeError::Harness(format!("mapping the sample ring: {e}")))?;
+                let armed = notifications::Armed::new(counter.as_raw_fd())
+                    .map_err(|e| ProbeError::Harness(format!("arming overflow notifications: {e}")))?;
+                (Some(ring), Some(armed))
+            }
+            None => (None, None),
+        };
         let refresh = window.sampling.and_then(|s| s.refresh);
         let mut args = WindowArgs {
             fd: counter.as_raw_fd() as i64,
@@ -162,12 +158,21 @@ impl Probe for LinuxProbe {
             Some(armed) => armed.collect(reading.value).map_err(ProbeError::Harness)?,
             None => Vec::new(),
         };
+        let ring = ring.map(|r| r.tally()).transpose().map_err(ProbeError::Harness)?;
         drop(pages);
         check_window(&args)?;
         check_reading(&reading)?;
+        if ring.is_some_and(|r| r.throttled) {
+            return Err(ProbeError::Harness(
+                "the kernel throttled the event (too many interrupts per second; \
+                 see kernel.perf_event_max_sample_rate): raise the period"
+                    .into(),
+            ));
+        }
         Ok(WindowRun {
             reading,
             notifications,
+            overflows_handled: ring.map(|r| r.overflows),
         })
     }
 }
@@ -181,10 +186,7 @@ fn check_window(args: &WindowArgs) -> Result<(), ProbeError> {
         ))
     };
     if args.arm_result < 0 {
-        return Err(failed(
-            "arming the counter (ENABLE/REFRESH)",
-            args.arm_result,
-        ));
+        return Err(failed("arming the counter (ENABLE/REFRESH)", args.arm_result));
     }
     match args.failed_step {
         0 => {}
@@ -238,17 +240,11 @@ impl FreshPages {
             )
         };
         if address == libc::MAP_FAILED {
-            return Err(format!(
-                "mapping {pages} fresh pages: {}",
-                io::Error::last_os_error()
-            ));
+            return Err(format!("mapping {pages} fresh pages: {}", io::Error::last_os_error()));
         }
         let pages = FreshPages { address, length };
         if unsafe { libc::madvise(address, length, libc::MADV_NOHUGEPAGE) } != 0 {
-            return Err(format!(
-                "madvise(MADV_NOHUGEPAGE): {}",
-                io::Error::last_os_error()
-            ));
+            return Err(format!("madvise(MADV_NOHUGEPAGE): {}", io::Error::last_os_error()));
         }
         Ok(pages)
     }

@@ -67,11 +67,7 @@ pub fn signal() -> i32 {
 /// siginfo_t on x86_64: si_code at byte 8, si_fd at byte 24 (libc has no
 /// accessor for si_fd).
 #[unsafe(naked)]
-unsafe extern "C" fn record(
-    _signal: i32,
-    _info: *mut libc::siginfo_t,
-    _context: *mut libc::c_void,
-) {
+unsafe extern "C" fn record(_signal: i32, _info: *mut libc::siginfo_t, _context: *mut libc::c_void) {
     naked_asm!(
         // r9 = &SLOTS[NEXT % CAPACITY]
         "mov r8, qword ptr [rip + {next}]",
@@ -125,15 +121,12 @@ impl Armed {
     /// `fd`'s overflow signal at this thread.
     pub fn new(fd: RawFd) -> io::Result<Armed> {
         if IN_USE.swap(true, Ordering::Acquire) {
-            return Err(io::Error::other(
-                "another window already owns the notification slots",
-            ));
+            return Err(io::Error::other("another window already owns the notification slots"));
         }
         touch_slots();
         // SAFETY: the signal is blocked-or-ours while NEXT is reset: no handler runs.
         unsafe { ptr::write_volatile(&raw mut NEXT, 0) };
-        let armed =
-            unsafe { Armed::install() }.inspect_err(|_| IN_USE.store(false, Ordering::Release))?;
+        let armed = unsafe { Armed::install() }.inspect_err(|_| IN_USE.store(false, Ordering::Release))?;
         route_to_this_thread(fd)?;
         Ok(armed)
     }
@@ -156,10 +149,7 @@ impl Armed {
                 libc::sigaction(sig, &old_action, ptr::null_mut());
                 return Err(io::Error::from_raw_os_error(rc));
             }
-            Ok(Armed {
-                old_action,
-                old_mask,
-            })
+            Ok(Armed { old_action, old_mask })
         }
     }
 
@@ -197,10 +187,7 @@ impl Armed {
             });
         }
         // Anything still queued arrived after the window closed.
-        let zero = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
+        let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
         loop {
             let mut info = unsafe { MaybeUninit::<libc::siginfo_t>::zeroed().assume_init() };
             if unsafe { libc::sigtimedwait(&set, &mut info, &zero) } != sig {
@@ -226,10 +213,7 @@ impl Drop for Armed {
             libc::sigemptyset(&mut set);
             libc::sigaddset(&mut set, sig);
             libc::pthread_sigmask(libc::SIG_BLOCK, &set, ptr::null_mut());
-            let zero = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            };
+            let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
             while libc::sigtimedwait(&set, ptr::null_mut(), &zero) == sig {}
             libc::sigaction(sig, &self.old_action, ptr::null_mut());
             libc::pthread_sigmask(libc::SIG_SETMASK, &self.old_mask, ptr::null_mut());

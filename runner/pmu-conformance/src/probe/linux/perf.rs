@@ -66,23 +66,14 @@ impl Counter {
         attr.set_pinned(1);
         attr.set_exclude_kernel(1);
         attr.set_exclude_hv(1);
-        attr.read_format = (bindings::PERF_FORMAT_TOTAL_TIME_ENABLED
-            | bindings::PERF_FORMAT_TOTAL_TIME_RUNNING) as u64;
+        attr.read_format = (bindings::PERF_FORMAT_TOTAL_TIME_ENABLED | bindings::PERF_FORMAT_TOTAL_TIME_RUNNING) as u64;
         if let Some(period) = spec.sample_period {
             attr.sample_period = period;
             // Raise the fd's signal on every overflow, not every Nth.
             attr.wakeup_events = 1;
         }
         // SAFETY: attr is fully initialised and sized; pid 0 / cpu -1 is this thread.
-        let fd = unsafe {
-            sys::perf_event_open(
-                &mut attr,
-                0,
-                -1,
-                -1,
-                bindings::PERF_FLAG_FD_CLOEXEC as libc::c_ulong,
-            )
-        };
+        let fd = unsafe { sys::perf_event_open(&mut attr, 0, -1, -1, bindings::PERF_FLAG_FD_CLOEXEC as libc::c_ulong) };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -104,18 +95,11 @@ impl Counter {
                 time_running: buf[2],
             }),
             // A pinned event that could not be scheduled is in error state and reads as EOF.
-            0 => Err(
-                "the pinned counter could not be scheduled: read returned 0 bytes \
+            0 => Err("the pinned counter could not be scheduled: read returned 0 bytes \
                       (another user holds the PMU, e.g. the NMI watchdog)"
-                    .into(),
-            ),
-            n if n < 0 => Err(format!(
-                "reading the counter failed: {}",
-                io::Error::last_os_error()
-            )),
-            n => Err(format!(
-                "reading the counter returned {n} bytes, expected 24"
-            )),
+                .into()),
+            n if n < 0 => Err(format!("reading the counter failed: {}", io::Error::last_os_error())),
+            n => Err(format!("reading the counter returned {n} bytes, expected 24")),
         }
     }
 }
@@ -151,4 +135,99 @@ pub fn describe_open_error(error: &io::Error, context: &str) -> String {
         _ => unreachable!("handled above"),
     };
     format!("perf_event_open: {name} — {meaning}")
+}
+
+/// A sampling counter's ring buffer. The kernel writes one record into it for
+/// every overflow it handles, whether or not the notification then reaches us,
+/// so comparing its records with the notifications received separates a lost
+/// interrupt (no record, no notification) from a lost signal (a record only).
+pub struct SampleRing {
+    base: *mut libc::c_void,
+    length: usize,
+}
+
+/// What the ring says the kernel did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RingTally {
+    /// Overflows handled: sample records plus the samples LOST records account for.
+    pub overflows: u64,
+    /// Whether the kernel throttled the event (too many interrupts per second).
+    pub throttled: bool,
+}
+
+impl SampleRing {
+    /// Data pages: 128 KiB holds 16 384 header-only sample records, one per
+    /// notification slot.
+    const DATA_PAGES: usize = 32;
+
+    pub fn map(counter: &Counter) -> io::Result<SampleRing> {
+        let length = (1 + Self::DATA_PAGES) * 4096;
+        // SAFETY: maps the perf fd's ring as the man page prescribes: one
+        // control page plus a power-of-two number of data pages.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                length,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                counter.as_raw_fd(),
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(SampleRing { base, length })
+    }
+
+    /// Walks the records the kernel has written. Sample records are header
+    /// only: the counter is opened with `sample_type` 0.
+    pub fn tally(&self) -> Result<RingTally, String> {
+        let page = self.base.cast::<bindings::perf_event_mmap_page>();
+        // SAFETY: the control page is mapped for as long as `self` lives; the
+        // kernel publishes data_head, and the acquire fence orders our reads
+        // of the data after it, as perf_event_open(2) requires.
+        let (head, offset, size) = unsafe {
+            let head = std::ptr::read_volatile(&raw const (*page).data_head);
+            std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+            (head, (*page).data_offset, (*page).data_size)
+        };
+        if head > size {
+            return Err(format!("the sample ring wrapped ({head} bytes written into {size})"));
+        }
+        let data = unsafe { self.base.cast::<u8>().add(offset as usize) };
+        let mut tally = RingTally::default();
+        let mut at = 0u64;
+        while at < head {
+            // SAFETY: every record lies within [0, head), which is within the ring.
+            let (kind, record_size) = unsafe {
+                let header = data.add(at as usize);
+                (
+                    std::ptr::read_unaligned(header.cast::<u32>()),
+                    std::ptr::read_unaligned(header.add(6).cast::<u16>()),
+                )
+            };
+            match kind {
+                bindings::PERF_RECORD_SAMPLE => tally.overflows += 1,
+                bindings::PERF_RECORD_LOST => {
+                    // struct { header; u64 id; u64 lost; }
+                    tally.overflows += unsafe { std::ptr::read_unaligned(data.add(at as usize + 16).cast::<u64>()) };
+                }
+                bindings::PERF_RECORD_THROTTLE => tally.throttled = true,
+                _ => {}
+            }
+            if record_size == 0 {
+                return Err("a zero-sized record in the sample ring".into());
+            }
+            at += u64::from(record_size);
+        }
+        Ok(tally)
+    }
+}
+
+impl Drop for SampleRing {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly what `map` mapped.
+        unsafe { libc::munmap(self.base, self.length) };
+    }
 }
