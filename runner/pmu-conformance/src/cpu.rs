@@ -64,8 +64,9 @@ impl CpuIdReader for CpuidReader {
     }
 }
 
-/// CPUID leaves by `(leaf, subleaf)`. As YAML, one row per leaf:
-/// `[leaf, subleaf, eax, ebx, ecx, edx]`.
+/// CPUID leaves by `(leaf, subleaf)`. As YAML, a list with one string per
+/// non-zero leaf, `"leaf.subleaf: eax ebx ecx edx"` in hex:
+/// `"00000001.0: 00a00f11 00020800 fffa3203 178bfbff"`. Leaves it lacks read as zero.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CpuidDump {
     pub leaves: BTreeMap<(u32, u32), [u32; 4]>,
@@ -73,10 +74,16 @@ pub struct CpuidDump {
 
 impl Serialize for CpuidDump {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let rows: Vec<[String; 6]> = self
+        let rows: Vec<String> = self
             .leaves
             .iter()
-            .map(|(&(leaf, sub), r)| [leaf, sub, r[0], r[1], r[2], r[3]].map(|v| format!("{v:#010x}")))
+            .filter(|(_, r)| r.iter().any(|&v| v != 0))
+            .map(|(&(leaf, sub), r)| {
+                format!(
+                    "{leaf:08x}.{sub:x}: {:08x} {:08x} {:08x} {:08x}",
+                    r[0], r[1], r[2], r[3]
+                )
+            })
             .collect();
         rows.serialize(s)
     }
@@ -84,13 +91,22 @@ impl Serialize for CpuidDump {
 
 impl<'de> Deserialize<'de> for CpuidDump {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let rows: Vec<[u32; 6]> = Vec::deserialize(d)?;
-        Ok(CpuidDump {
-            leaves: rows
-                .into_iter()
-                .map(|r| ((r[0], r[1]), [r[2], r[3], r[4], r[5]]))
-                .collect(),
-        })
+        let rows: Vec<String> = Vec::deserialize(d)?;
+        let mut leaves = BTreeMap::new();
+        for row in rows {
+            let parse = || -> Option<((u32, u32), [u32; 4])> {
+                let (key, regs) = row.split_once(':')?;
+                let (leaf, sub) = key.trim().split_once('.')?;
+                let hex = |t: &str| u32::from_str_radix(t, 16).ok();
+                let regs: Vec<u32> = regs.split_whitespace().map(hex).collect::<Option<_>>()?;
+                Some(((hex(leaf)?, hex(sub)?), regs.try_into().ok()?))
+            };
+            let (key, regs) = parse().ok_or_else(|| {
+                serde::de::Error::custom(format!("`{row}` is not `leaf.subleaf: eax ebx ecx edx` in hex"))
+            })?;
+            leaves.insert(key, regs);
+        }
+        Ok(CpuidDump { leaves })
     }
 }
 

@@ -142,6 +142,7 @@ fn run_suites(args: RunArgs) -> Result<ExitCode, RunError> {
         json: args.json,
         junit: args.junit,
         verbose_reports: !args.quiet,
+        reject_empty_selection: true,
         libtest,
     })
 }

@@ -167,20 +167,16 @@ impl Outcome {
     }
 
     pub fn unsupported(reason: impl Into<String>) -> Outcome {
-        let reason = reason.into();
         Outcome {
-            summary: reason.clone(),
-            reason: Some(reason),
-            ..Outcome::new(Verdict::Unsupported, "")
+            reason: Some(reason.into()),
+            ..Outcome::new(Verdict::Unsupported, "not run here")
         }
     }
 
     pub fn error(message: impl Into<String>) -> Outcome {
-        let message = message.into();
         Outcome {
-            summary: message.clone(),
-            reason: Some(message),
-            ..Outcome::new(Verdict::Error, "")
+            reason: Some(message.into()),
+            ..Outcome::new(Verdict::Error, "no verdict")
         }
     }
 

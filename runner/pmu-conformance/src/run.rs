@@ -43,6 +43,9 @@ pub struct Request {
     pub junit: Option<PathBuf>,
     /// Print the fingerprint before the trials and the table after them.
     pub verbose_reports: bool,
+    /// Refuse a filter that matches no case (the binary does; a test target
+    /// shares its filter with every other test binary, so it must not).
+    pub reject_empty_selection: bool,
     /// Trial selection and output, as libtest understands them.
     pub libtest: Arguments,
 }
@@ -146,7 +149,12 @@ pub fn execute(request: Request) -> Result<ExitCode, RunError> {
     };
 
     // Like datatest-stable: a filter that matches nothing is a typo, not a pass.
-    if let Some(filter) = &request.libtest.filter {
+    if let Some(filter) = request
+        .libtest
+        .filter
+        .as_ref()
+        .filter(|_| request.reject_empty_selection)
+    {
         let names: Vec<String> = session.selected().iter().map(|(c, _)| c.id.to_string()).collect();
         let matches = |n: &String| {
             if request.libtest.exact {

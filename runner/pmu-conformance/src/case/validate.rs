@@ -279,6 +279,7 @@ impl Validator<'_> {
         }
 
         if !errors.is_empty() {
+            errors.sort_by_key(|e| (e.line, e.column));
             return Err(errors);
         }
         let (Some(probe), Some(kind), Some(event), Some(workload)) = (probe, kind, event, workload) else {
@@ -371,9 +372,17 @@ impl Validator<'_> {
     ) -> Result<ExpectedCount, InputError> {
         let at = text.referenced;
         let formula = Formula::parse(&text.value.0).map_err(|err| {
-            // Point into the formula when it is written plainly on one line.
-            self.source
-                .error_at_position(at.line(), at.column() + err.column as u64 - 1, err.message)
+            // Point into the formula: its span starts at the scalar, which for
+            // a quoted formula is the opening quote.
+            let quoted = self
+                .source
+                .text
+                .lines()
+                .nth(at.line() as usize - 1)
+                .and_then(|l| l.chars().nth(at.column() as usize - 1))
+                .is_some_and(|c| c == '"' || c == '\'');
+            let column = at.column() + u64::from(quoted) + err.column as u64 - 1;
+            self.source.error_at_position(at.line(), column, err.message)
         })?;
         for name in formula.variables() {
             if w.variable(name).is_none() {

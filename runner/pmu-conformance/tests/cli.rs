@@ -1,0 +1,144 @@
+//! The `pmu-conformance` binary as a user meets it: exit statuses, located
+//! errors, listing, recording expectations and the gate's diff.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pmu-conformance"));
+    // Whatever the caller's environment, these tests decide about CI and insta.
+    command
+        .env_remove("CI")
+        .env_remove("INSTA_UPDATE")
+        .env_remove("INSTA_FORCE_PASS");
+    command
+}
+
+fn run(command: &mut Command) -> (i32, String, String) {
+    let Output { status, stdout, stderr } = command.output().expect("the binary runs");
+    let code = status.code().expect("exited, not killed");
+    (
+        code,
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+const ONE_CASE: &str = "selfcheck/breakpoint-exact-count";
+
+#[test]
+fn bad_suites_exit_2_with_a_located_error_and_no_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        "about: x\ncases:\n  - id: a\n    runz: 3\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = run(bin().arg("--suites").arg(dir.path()));
+    assert_eq!(code, 2, "{stderr}");
+    let first = stderr.lines().next().unwrap_or_default();
+    let expected = format!(
+        "{}:4:5: error: unknown field `runz`",
+        dir.path().join("bad.yaml").display()
+    );
+    assert!(first.starts_with(&expected), "first line: {first}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stdout.is_empty(), "nothing may run: {stdout}");
+    // `check` validates the same way.
+    assert_eq!(run(bin().arg("check").arg("--suites").arg(dir.path())).0, 2);
+}
+
+#[test]
+fn check_accepts_the_builtin_suites() {
+    let (code, stdout, stderr) = run(bin().arg("check"));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("ok: "), "{stdout}");
+}
+
+#[test]
+fn list_prints_one_trial_per_case_and_nothing_else() {
+    let (code, stdout, _) = run(bin().arg("--list"));
+    assert_eq!(code, 0);
+    assert!(stdout.lines().any(|l| l == format!("{ONE_CASE}: test")), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .all(|l| l.ends_with(": test") || l.is_empty() || l.contains("tests,")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_filter_that_matches_nothing_is_an_error() {
+    let (code, _, stderr) = run(bin().arg("selfcheck/no-such-case"));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("no case in environment"), "{stderr}");
+}
+
+#[test]
+fn ci_never_records() {
+    let (code, _, stderr) = run(bin().env("CI", "true").args(["--accept", "--exact", ONE_CASE]));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("CI never records"), "{stderr}");
+}
+
+#[test]
+fn env_prints_the_fingerprint() {
+    let (code, stdout, _) = run(bin().arg("env"));
+    assert_eq!(code, 0);
+    for key in ["derived_id:", "cpu:", "pmu:", "linux:", "perf_event_paranoid:"] {
+        assert!(stdout.contains(key), "missing {key}:\n{stdout}");
+    }
+    let (code, stdout, _) = run(bin().args(["env", "--cpuid"]));
+    assert_eq!(code, 0);
+    assert!(stdout.starts_with("- \"00000000.0: "), "{stdout}");
+}
+
+/// Record, match, then tamper: the gate's whole life on one case.
+#[test]
+fn accept_records_and_a_changed_expectation_fails_with_a_diff() {
+    let expected = tempfile::tempdir().unwrap();
+    let gated = || {
+        let mut c = bin();
+        c.args(["--env", "cli-test", "--runs", "2", "--exact", ONE_CASE])
+            .arg("--expected")
+            .arg(expected.path());
+        c
+    };
+
+    let (code, _, stderr) = run(gated().arg("--accept"));
+    assert_eq!(code, 0, "{stderr}");
+    let snapshot = expected.path().join("cli-test/selfcheck/breakpoint-exact-count.snap");
+    let recorded = std::fs::read_to_string(&snapshot).expect("--accept wrote the expectation");
+    assert!(
+        recorded.contains("verdict: pass") && recorded.contains("expected: 1000"),
+        "{recorded}"
+    );
+
+    let json = expected.path().join("report.json");
+    let (code, stdout, stderr) = run(gated().arg("--json").arg(&json));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("as recorded"), "{stdout}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["schema"], "pmu-conformance/report/v1");
+    assert_eq!(report["cases"][0]["gate"]["status"], "matches");
+    assert_eq!(report["cases"][0]["verdict"], "pass");
+    assert!(report["environment"]["fingerprint"]["cpu"].is_object());
+
+    std::fs::write(&snapshot, recorded.replace("expected: 1000", "expected: 1001")).unwrap();
+    let (code, stdout, stderr) = run(&mut gated());
+    assert_eq!(code, 101, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("-  expected: 1001") && stdout.contains("+  expected: 1000"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("--env cli-test --accept --exact selfcheck/breakpoint-exact-count"),
+        "{stdout}"
+    );
+    assert!(Path::new(&snapshot).exists());
+    assert!(
+        !snapshot.with_extension("snap.new").exists(),
+        "a plain run writes nothing"
+    );
+}

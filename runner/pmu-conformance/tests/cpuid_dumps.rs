@@ -1,0 +1,115 @@
+//! CPU identification and event resolution, replayed from CPUID dumps.
+//!
+//! Each file under `tests/cpuid/` holds a dump (as `pmu-conformance env
+//! --cpuid` prints it) and what the runner must conclude from it: the derived
+//! environment id, the hypervisor, the PMU version, and each listed event's
+//! encoding (or the start of its unsupported reason). One trial per file, so a
+//! user's dump from a new machine becomes a test by adding one file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use pmu_conformance::cpu::{CpuidDump, CpuidReader};
+use pmu_conformance::event_table::EventTable;
+use pmu_conformance::fingerprint::Fingerprint;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Recorded {
+    expect: Expect,
+    leaves: CpuidDump,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Expect {
+    derived_id: String,
+    hypervisor: Option<String>,
+    xen_version: Option<String>,
+    pmu_version: u8,
+    #[serde(default)]
+    amd_perfmon_v2: bool,
+    events: BTreeMap<String, String>,
+}
+
+fn check(path: &Path) -> Result<(), Failed> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let recorded: Recorded = serde_saphyr::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let table = EventTable::builtin();
+    let fingerprint = Fingerprint::from_parts(&table, &CpuidReader::replay(recorded.leaves), None);
+    let expect = &recorded.expect;
+    let mut problems = Vec::new();
+    let mut compare = |what: &str, got: String, want: String| {
+        if got != want {
+            problems.push(format!("{what}: got {got:?}, expected {want:?}"));
+        }
+    };
+    compare("derived id", fingerprint.derived_id.clone(), expect.derived_id.clone());
+    compare(
+        "hypervisor",
+        format!("{:?}", fingerprint.hypervisor.as_ref().map(|h| &h.name)),
+        format!("{:?}", expect.hypervisor.as_ref()),
+    );
+    compare(
+        "xen version",
+        format!(
+            "{:?}",
+            fingerprint.hypervisor.as_ref().and_then(|h| h.xen_version.as_ref())
+        ),
+        format!("{:?}", expect.xen_version.as_ref()),
+    );
+    compare(
+        "PMU version",
+        fingerprint.pmu.architectural.version.to_string(),
+        expect.pmu_version.to_string(),
+    );
+    compare(
+        "PerfMonV2",
+        fingerprint.pmu.amd_perfmon_v2.to_string(),
+        expect.amd_perfmon_v2.to_string(),
+    );
+    for (event, want) in &expect.events {
+        let got = match table.resolve(event, &fingerprint.cpu.identity, &fingerprint.pmu.architectural) {
+            Ok(resolved) => resolved.encoding.to_string(),
+            Err(reason) => format!("unsupported: {reason}"),
+        };
+        // Unsupported reasons are matched by their start; encodings exactly.
+        let matches = if want.starts_with("unsupported:") {
+            got.starts_with(want.as_str())
+        } else {
+            got == *want
+        };
+        if !matches {
+            problems.push(format!("{event}: got {got:?}, expected {want:?}"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n").into())
+    }
+}
+
+fn main() -> ExitCode {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cpuid");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("tests/cpuid exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no CPUID dumps in {}", dir.display());
+    let trials = files
+        .into_iter()
+        .map(|path| {
+            Trial::test(
+                format!("cpuid::{}", path.file_stem().unwrap().to_string_lossy()),
+                move || check(&path),
+            )
+        })
+        .collect();
+    libtest_mimic::run(&Arguments::from_args(), trials).exit_code()
+}

@@ -1,0 +1,88 @@
+//! The whole self-check suite, run 1000 times in one process through the real
+//! harness and probe: every run must pass, and after each one the process
+//! must hold exactly the file descriptors and threads it held before, with the
+//! notification signal's handler restored. A leak of one fd per case, or a
+//! handler left installed, fails here long before a user's long run would.
+//!
+//! `PMU_SOAK_ITERATIONS` changes the count (for a quick local run).
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use pmu_conformance::probe::linux::notification_signal_disposition;
+use pmu_conformance::run::{self, Request};
+
+fn entries(dir: &str) -> usize {
+    std::fs::read_dir(Path::new(dir))
+        .map(|d| d.count())
+        .unwrap_or(usize::MAX)
+}
+
+/// The thread count once exited threads are gone: a joined thread can still
+/// be listed in /proc for a moment, since join returns when the kernel clears
+/// its tid, before the task is released.
+fn threads_settled_at(expected: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let now = entries("/proc/self/task");
+        if now == expected || Instant::now() > deadline {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn selfcheck_suite_1000_times_leaves_no_trace() {
+    let iterations: usize = std::env::var("PMU_SOAK_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    // Nothing recorded there, so every case must pass on its own.
+    let expected = tempfile::tempdir().expect("a temporary folder");
+    let request = Request {
+        expected: Some(expected.path().to_path_buf()),
+        runs: Some(1),
+        libtest: libtest_mimic::Arguments {
+            filter: Some("selfcheck/".into()),
+            logfile: Some("/dev/null".into()),
+            ..Default::default()
+        },
+        ..Request::default()
+    };
+
+    // One warm-up pass: the first run opens what the process keeps for good
+    // (the event table, the test harness's own files).
+    assert_eq!(
+        run::execute(request.clone()).expect("the suites load"),
+        ExitCode::SUCCESS
+    );
+    let fds = entries("/proc/self/fd");
+    let threads = entries("/proc/self/task");
+    let handler = notification_signal_disposition();
+
+    for i in 1..=iterations {
+        let status = run::execute(request.clone()).expect("the suites load");
+        assert_eq!(
+            status,
+            ExitCode::SUCCESS,
+            "iteration {i}: a self-check case did not pass"
+        );
+        assert_eq!(
+            entries("/proc/self/fd"),
+            fds,
+            "iteration {i}: open file descriptors changed"
+        );
+        assert_eq!(
+            threads_settled_at(threads),
+            threads,
+            "iteration {i}: threads were left behind"
+        );
+        assert_eq!(
+            notification_signal_disposition(),
+            handler,
+            "iteration {i}: the signal handler was not restored"
+        );
+    }
+}
