@@ -1,1 +1,80 @@
-fn main() {}
+//! `cargo xtask`: every developer and CI task of pmu-conformance.
+//!
+//! Each task is a module with a `run` function; they all start from one
+//! `Shell` at the project root and call tools with `cmd!`, never `sh -c`.
+//! CI calls exactly one of them: `cargo xtask test` (see `.ci/run`).
+
+mod bench;
+mod bless;
+mod test;
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use xshell::Shell;
+
+const HELP: &str = "\
+cargo xtask <task> [args]
+
+tasks:
+  test            set up what the tests need on this machine, then run every test
+                  (formatting, unit, integration, conformance, soak) as CI does
+  bench           run the benchmarks (installs Debian's linux-perf for the
+                  comparison with `perf test` when it is missing and apt-get works)
+  bless [ARGS]    record this machine's outcomes as its expectations under
+                  expected/ (`cargo run --release -- --accept ARGS`); never on CI
+";
+
+fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let task = args.next();
+    let rest: Vec<String> = args.collect();
+    let sh = Shell::new()?;
+    sh.change_dir(project_root());
+    match task.as_deref() {
+        Some("test") => test::run(&sh, &rest),
+        Some("bench") => bench::run(&sh, &rest),
+        Some("bless") => bless::run(&sh, &rest),
+        None | Some("help" | "--help" | "-h") => {
+            print!("{HELP}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown task `{other}`\n\n{HELP}"),
+    }
+}
+
+/// The workspace root: this crate lives in `<root>/ci`.
+fn project_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().expect("ci/ is inside the project").to_path_buf()
+}
+
+/// Whether `tool` runs here.
+fn have(sh: &Shell, tool: &str) -> bool {
+    xshell::cmd!(sh, "which {tool}")
+        .quiet()
+        .ignore_stdout()
+        .ignore_stderr()
+        .run()
+        .is_ok()
+}
+
+/// Installs Debian packages if we may (root, apt-get present); says what it did.
+fn apt_install(sh: &Shell, packages: &[&str]) -> Result<()> {
+    if !have(sh, "apt-get") {
+        bail!("apt-get is not available: install {} yourself", packages.join(" "));
+    }
+    // Run as root directly (CI, containers); otherwise through sudo.
+    let root = xshell::cmd!(sh, "id -u").quiet().read()?.trim() == "0";
+    let program = if root { "apt-get" } else { "sudo" };
+    let sudo_args: &[&str] = if root { &[] } else { &["apt-get"] };
+    println!("xtask: installing {} with apt-get", packages.join(" "));
+    xshell::cmd!(sh, "{program} {sudo_args...} update -qq").run()?;
+    xshell::cmd!(
+        sh,
+        "{program} {sudo_args...} install -y -qq --no-install-recommends {packages...}"
+    )
+    .env("DEBIAN_FRONTEND", "noninteractive")
+    .run()?;
+    Ok(())
+}

@@ -15,6 +15,7 @@ use std::time::Duration;
 pub use formula::Formula;
 pub use validate::{SuiteSources, load_suites};
 
+use crate::probe::ReadWith;
 use crate::workload::Workload;
 
 /// `suite/case`: a case's name in trial lists, snapshots and reports.
@@ -147,6 +148,8 @@ pub struct Case {
     /// Known bugs this case is meant to catch, by id.
     pub catches: Vec<String>,
     pub timeout: Duration,
+    /// How counts are read.
+    pub read_with: ReadWith,
     /// `file:line:column` of the case's `id`, for messages.
     pub location: String,
 }
@@ -187,6 +190,7 @@ pub(crate) mod tests {
             tolerance: Tolerance::default(),
             catches: Vec::new(),
             timeout: Duration::from_secs(5),
+            read_with: ReadWith::Syscall,
             location: "suites/test.yaml:1:1".into(),
         }
     }

@@ -36,6 +36,8 @@ pub struct CaseEntry {
     pub catches: Vec<Spanned<String>>,
     /// Seconds.
     pub timeout: Option<Spanned<u64>>,
+    /// `read` (the default) or `rdpmc`.
+    pub read_with: Option<Spanned<String>>,
 }
 
 /// `event: retired-conditional-branches` or `event: {raw: 0x5101c4}`.

@@ -12,11 +12,11 @@ use serde_saphyr::Spanned;
 
 use super::schema::{CaseEntry, EventEntry, SuiteFile, WorkloadEntry};
 use super::{Case, CaseId, CheckKind, EventRef, ExpectedCount, Formula, ProbeKind, Suite, Tolerance};
-use crate::event_table::{EventTable, Exactness};
+use crate::event_table::{EventSource, EventTable, Exactness};
 use crate::input_error::{InputError, InputErrors, SourceText};
 use crate::known_bugs::KnownBugs;
-use crate::probe::NOTIFICATION_CAPACITY;
-use crate::workload::{Workload, WorkloadKind};
+use crate::probe::{NOTIFICATION_CAPACITY, ReadWith};
+use crate::workload::{Quantity, Workload, WorkloadKind};
 
 /// How long a case may run before it becomes an `error`, unless it says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -266,6 +266,10 @@ impl Validator<'_> {
             errors.push(err);
             Tolerance::default()
         });
+        let read_with = self.read_with(e, &event, kind, workload).unwrap_or_else(|err| {
+            errors.push(err);
+            ReadWith::Syscall
+        });
 
         // The event must count something this workload retires.
         if let (Some(EventRef::Named(name)), Some(w)) = (&event, workload)
@@ -305,6 +309,7 @@ impl Validator<'_> {
                 .timeout
                 .as_ref()
                 .map_or(DEFAULT_TIMEOUT, |t| Duration::from_secs(t.value)),
+            read_with,
             location: format!(
                 "{}:{}:{}",
                 self.source.path,
@@ -443,5 +448,44 @@ impl Validator<'_> {
             below: t.value.below,
             reason: Some(reason),
         })
+    }
+
+    /// `read-with: rdpmc` reads inside the window, which only the branch
+    /// loop's rdpmc variant does, and only a hardware counter can be read so.
+    fn read_with(
+        &self,
+        e: &CaseEntry,
+        event: &Option<EventRef>,
+        kind: Option<CheckKind>,
+        workload: Option<Workload>,
+    ) -> Result<ReadWith, InputError> {
+        let Some(r) = &e.read_with else {
+            return Ok(ReadWith::Syscall);
+        };
+        match r.value.as_str() {
+            "read" => return Ok(ReadWith::Syscall),
+            "rdpmc" => {}
+            other => return Err(self.at(r, format!("unknown read-with `{other}`; use read or rdpmc"))),
+        }
+        if kind.is_some_and(|k| k != CheckKind::ExactCount) {
+            return Err(self.at(r, "`read-with: rdpmc` applies to `exact-count` only"));
+        }
+        if workload.is_some_and(|w| w.kind != WorkloadKind::BranchLoop) {
+            return Err(self.at(r, "only the `branch-loop` window reads with rdpmc"));
+        }
+        if let Some(EventRef::Named(name)) = event
+            && let Some(def) = self.table.events.get(name)
+        {
+            if !matches!(def.source, EventSource::Hardware(_)) {
+                return Err(self.at(r, format!("`{name}` is not a hardware counter; rdpmc cannot read it")));
+            }
+            if def.counts == Some(Quantity::Instructions) {
+                return Err(self.at(
+                    r,
+                    "the rdpmc read retires instructions of its own; count branches instead",
+                ));
+            }
+        }
+        Ok(ReadWith::Rdpmc)
     }
 }

@@ -47,6 +47,7 @@ fn for_each_run(
             period,
             refresh: case.refresh,
         }),
+        read_with: case.read_with,
     };
     for i in 0..case.runs {
         match probe.run(&window) {

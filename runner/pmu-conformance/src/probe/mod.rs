@@ -26,6 +26,19 @@ pub struct Window<'a> {
     pub workload: Workload,
     /// Overflow notifications, or `None` to count only.
     pub sampling: Option<Sampling>,
+    /// How the final value is read.
+    pub read_with: ReadWith,
+}
+
+/// How a window's count is read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ReadWith {
+    /// `read(2)` after the counter is disabled.
+    #[default]
+    Syscall,
+    /// `rdpmc` inside the window, just before the counter is disabled, through
+    /// the perf mmap page (where the kernel grants `cap_user_rdpmc`).
+    Rdpmc,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

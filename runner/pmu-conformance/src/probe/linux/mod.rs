@@ -17,13 +17,13 @@ use std::sync::Arc;
 
 pub use notifications::current_disposition as notification_signal_disposition;
 
-use self::perf::{Counter, CounterSpec, PARKED_PERIOD, SampleRing, describe_open_error};
+use self::perf::{Counter, CounterSpec, PARKED_PERIOD, SampleRing, UserPage, describe_open_error, rdpmc_count};
 use self::windows::WindowArgs;
 use crate::case::{Case, CheckKind, EventRef};
 use crate::cpu::{ArchitecturalPmu, CpuIdentity};
 use crate::event_table::{Encoding, EventTable, Rearm, ResolvedEvent};
 use crate::fingerprint::Fingerprint;
-use crate::probe::{Probe, ProbeError, Reading, Sampling, Window, WindowRun};
+use crate::probe::{Probe, ProbeError, ReadWith, Reading, Sampling, Window, WindowRun};
 use crate::workload::{Workload, WorkloadKind};
 
 /// What the probe needs to know about this machine, shared by every case.
@@ -38,6 +38,8 @@ pub struct Machine {
     pub raw_type: u32,
     /// The CPU every window runs on.
     pub cpu_to_pin: usize,
+    /// /sys/bus/event_source/devices/cpu/rdpmc, for rdpmc's unsupported reason.
+    pub rdpmc_setting: String,
 }
 
 impl Machine {
@@ -50,6 +52,10 @@ impl Machine {
             context: fingerprint.pmu_context(),
             raw_type,
             cpu_to_pin: affinity::first_allowed_cpu(core_cpus.as_deref()),
+            rdpmc_setting: fingerprint
+                .linux
+                .as_ref()
+                .map_or_else(|| "unknown".to_owned(), |l| l.rdpmc.clone()),
         }
     }
 }
@@ -57,7 +63,7 @@ impl Machine {
 pub struct LinuxProbe {
     machine: Arc<Machine>,
     /// Trial opens already made, by what was opened.
-    opened: HashMap<(Encoding, WorkloadKind, Option<u64>), Result<(), String>>,
+    opened: HashMap<(Encoding, WorkloadKind, Option<u64>, ReadWith), Result<(), String>>,
 }
 
 impl LinuxProbe {
@@ -105,14 +111,16 @@ impl Probe for LinuxProbe {
             refresh: case.refresh,
         });
         let spec = self.spec(&event, &case.workload, sampling);
-        let key = (event.encoding, case.workload.kind, spec.sample_period);
-        let context = m.context.clone();
+        let key = (event.encoding, case.workload.kind, spec.sample_period, case.read_with);
+        let (context, rdpmc_setting) = (m.context.clone(), m.rdpmc_setting.clone());
         self.opened
             .entry(key)
             .or_insert_with(|| {
-                Counter::open(&spec)
-                    .map(drop)
-                    .map_err(|e| describe_open_error(&e, &context))
+                let counter = Counter::open(&spec).map_err(|e| describe_open_error(&e, &context))?;
+                match case.read_with {
+                    ReadWith::Syscall => Ok(()),
+                    ReadWith::Rdpmc => user_page_for_rdpmc(&counter, &rdpmc_setting).map(drop),
+                }
             })
             .clone()?;
         Ok(event)
@@ -137,6 +145,12 @@ impl Probe for LinuxProbe {
             }
             None => (None, None),
         };
+        let user_page = match window.read_with {
+            ReadWith::Syscall => None,
+            ReadWith::Rdpmc => {
+                Some(user_page_for_rdpmc(&counter, &self.machine.rdpmc_setting).map_err(ProbeError::Unsupported)?)
+            }
+        };
         let refresh = window.sampling.and_then(|s| s.refresh);
         let mut args = WindowArgs {
             fd: counter.as_raw_fd() as i64,
@@ -149,11 +163,29 @@ impl Probe for LinuxProbe {
             iterations: window.workload.iterations(),
             period: window.sampling.map_or(0, |s| s.period),
             buffer: pages.as_ref().map_or(0, |p| p.address as u64),
+            user_page: user_page.as_ref().map_or(0, UserPage::address),
             ..WindowArgs::default()
         };
-        windows::run(window.workload.kind, &mut args);
+        match (window.read_with, window.workload.kind) {
+            (ReadWith::Rdpmc, WorkloadKind::BranchLoop) => windows::run_branch_loop_rdpmc(&mut args),
+            (ReadWith::Rdpmc, other) => {
+                return Err(ProbeError::Harness(format!(
+                    "`{other}` has no rdpmc window (validation should have said)"
+                )));
+            }
+            (ReadWith::Syscall, kind) => windows::run(kind, &mut args),
+        }
 
-        let reading = counter.read().map_err(ProbeError::Harness)?;
+        let mut reading = counter.read().map_err(ProbeError::Harness)?;
+        if let Some(page) = &user_page {
+            if args.lock_before != args.lock_after || args.index == 0 {
+                return Err(ProbeError::Harness(format!(
+                    "the counter moved while rdpmc read it (seqlock {} then {}, index {}); its value is not the window's",
+                    args.lock_before, args.lock_after, args.index
+                )));
+            }
+            reading.value = rdpmc_count(args.pmc, page.pmc_width(), args.offset);
+        }
         let notifications = match armed {
             Some(armed) => armed.collect(reading.value).map_err(ProbeError::Harness)?,
             None => Vec::new(),
@@ -175,6 +207,18 @@ impl Probe for LinuxProbe {
             overflows_handled: ring.map(|r| r.overflows),
         })
     }
+}
+
+/// The counter's mmap page, if the kernel lets user space rdpmc the counter.
+fn user_page_for_rdpmc(counter: &Counter, setting: &str) -> Result<UserPage, String> {
+    let page = UserPage::map(counter).map_err(|e| format!("mapping the counter's perf page for rdpmc: {e}"))?;
+    if !page.rdpmc_allowed() {
+        return Err(format!(
+            "cap_user_rdpmc is 0 for this counter: the kernel does not let user space read it with rdpmc \
+             (/sys/bus/event_source/devices/cpu/rdpmc is {setting})"
+        ));
+    }
+    Ok(page)
 }
 
 /// Every ioctl the window made must have succeeded.

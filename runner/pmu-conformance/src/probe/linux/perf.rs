@@ -231,3 +231,78 @@ impl Drop for SampleRing {
         unsafe { libc::munmap(self.base, self.length) };
     }
 }
+
+/// A counter's first mmap page, where the kernel says whether, and how, user
+/// space may read the counter with rdpmc (perf_event_open(2), "rdpmc").
+pub struct UserPage {
+    base: *mut libc::c_void,
+}
+
+impl UserPage {
+    pub fn map(counter: &Counter) -> io::Result<UserPage> {
+        // SAFETY: maps the fd's control page read-only; nothing else uses it.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                counter.as_raw_fd(),
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(UserPage { base })
+    }
+
+    fn page(&self) -> &bindings::perf_event_mmap_page {
+        // SAFETY: the page is mapped while `self` lives.
+        unsafe { &*self.base.cast::<bindings::perf_event_mmap_page>() }
+    }
+
+    /// `cap_user_rdpmc`: bit 2 of the capabilities word.
+    pub fn rdpmc_allowed(&self) -> bool {
+        // SAFETY: every bit pattern is a valid u64.
+        let capabilities = unsafe { std::ptr::read_volatile(&raw const self.page().__bindgen_anon_1.capabilities) };
+        capabilities & (1 << 2) != 0
+    }
+
+    pub fn pmc_width(&self) -> u16 {
+        self.page().pmc_width
+    }
+
+    pub fn address(&self) -> u64 {
+        self.base as u64
+    }
+}
+
+impl Drop for UserPage {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly what `map` mapped.
+        unsafe { libc::munmap(self.base, 4096) };
+    }
+}
+
+/// The count an rdpmc read gives: the page's offset plus the counter value
+/// sign-extended from its width (perf_event_open(2)).
+pub fn rdpmc_count(pmc: u64, width: u16, offset: i64) -> u64 {
+    let shift = 64 - u32::from(width.clamp(1, 64));
+    let extended = ((pmc << shift) as i64) >> shift;
+    offset.wrapping_add(extended) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rdpmc_count;
+
+    #[test]
+    fn rdpmc_values_sign_extend_from_the_counter_width() {
+        assert_eq!(rdpmc_count(500, 48, 0), 500);
+        // A 48-bit counter preset to -2 reads 0xffff_ffff_fffe; the offset carries the rest.
+        assert_eq!(rdpmc_count(0xffff_ffff_fffe, 48, 1000), 998);
+        // Bits above the width are ignored.
+        assert_eq!(rdpmc_count(0xdead_0000_0000_0005, 48, 10), 15);
+    }
+}

@@ -38,11 +38,43 @@ pub struct WindowArgs {
     pub failed_step: u64,
     /// 72: what the disarming ioctl returned.
     pub disarm_result: i64,
+    /// 80: the counter's perf mmap page, for the rdpmc window.
+    pub user_page: u64,
+    /// 88: what rdpmc returned, edx:eax.
+    pub pmc: u64,
+    /// 96, 100: the page's seqlock before and after the read.
+    pub lock_before: u32,
+    pub lock_after: u32,
+    /// 104: the page's counter index (rdpmc's ECX is index − 1).
+    pub index: u32,
+    pub _pad: u32,
+    /// 112: the page's offset, to which the sign-extended pmc is added.
+    pub offset: i64,
 }
+
+// The asm addresses these fields by offset.
+const _: () = {
+    use std::mem::offset_of;
+    assert!(offset_of!(WindowArgs, arm_result) == 48);
+    assert!(offset_of!(WindowArgs, disarm_result) == 72);
+    assert!(offset_of!(WindowArgs, user_page) == 80);
+    assert!(offset_of!(WindowArgs, pmc) == 88);
+    assert!(offset_of!(WindowArgs, lock_after) == 100);
+    assert!(offset_of!(WindowArgs, index) == 104);
+    assert!(offset_of!(WindowArgs, offset) == 112);
+};
 
 /// The ioctl requests as the asm needs them.
 pub const ENABLE: u64 = bindings::ENABLE as u64;
 pub const REFRESH: u64 = bindings::REFRESH as u64;
+
+/// Runs the branch loop's rdpmc variant once: the same loop, then the count
+/// read with rdpmc through `args.user_page` just before the disarm.
+pub fn run_branch_loop_rdpmc(args: &mut WindowArgs) {
+    // SAFETY: as for `run`; and the caller has checked that the page grants
+    // cap_user_rdpmc, so rdpmc with the page's index does not fault.
+    unsafe { branch_loop_rdpmc(args) }
+}
 
 /// Runs `kind`'s window once with `args`.
 pub fn run(kind: WorkloadKind, args: &mut WindowArgs) {
@@ -113,6 +145,73 @@ unsafe extern "sysv64" fn branch_loop(args: *mut WindowArgs) {
         "pop r15",
         "pop r13",
         "pop r12",
+        "pop rbx",
+        "ret",
+        sys_ioctl = const libc::SYS_ioctl,
+        disable = const bindings::DISABLE,
+    )
+}
+
+/// The branch loop, read with rdpmc: after the loop it loads the page's
+/// seqlock, index and offset, runs rdpmc, loads the seqlock again, then
+/// disarms. No conditional branch is added, so a conditional-branch count
+/// read this way must equal `iterations` exactly.
+#[unsafe(naked)]
+unsafe extern "sysv64" fn branch_loop_rdpmc(args: *mut WindowArgs) {
+    naked_asm!(
+        "push rbx",
+        "push rbp",
+        "push r12",
+        "push r13",
+        "push r14",
+        "push r15",
+        "mov rbx, rdi",
+        "mov r12, qword ptr [rbx]",
+        "mov r13, qword ptr [rbx + 24]",
+        "mov r14, qword ptr [rbx + 80]",
+        // Arm.
+        "mov eax, {sys_ioctl}",
+        "mov rdi, r12",
+        "mov rsi, qword ptr [rbx + 8]",
+        "mov rdx, qword ptr [rbx + 16]",
+        "syscall",
+        // listing.before, as branch-loop.
+        "mov qword ptr [rbx + 48], rax",
+        "xor r15d, r15d",
+        // listing.body, as branch-loop (the marker is branch-loop's own symbol).
+        "2:",
+        "inc r15",
+        "nop",
+        "cmp r15, r13",
+        "jne 2b",
+        // The read: lock, index, offset, rdpmc(index - 1), lock again.
+        "mov r8d, dword ptr [r14 + 8]",
+        "mov ecx, dword ptr [r14 + 12]",
+        "mov r9, qword ptr [r14 + 16]",
+        "mov r10d, ecx",
+        "dec ecx",
+        "rdpmc",
+        "shl rdx, 32",
+        "or rax, rdx",
+        "mov rbp, rax",
+        "mov ecx, dword ptr [r14 + 8]",
+        "mov dword ptr [rbx + 100], ecx",
+        // Disarm.
+        "mov eax, {sys_ioctl}",
+        "mov rdi, r12",
+        "mov esi, {disable}",
+        "xor edx, edx",
+        "syscall",
+        "mov qword ptr [rbx + 72], rax",
+        "mov qword ptr [rbx + 88], rbp",
+        "mov dword ptr [rbx + 96], r8d",
+        "mov dword ptr [rbx + 104], r10d",
+        "mov qword ptr [rbx + 112], r9",
+        "pop r15",
+        "pop r14",
+        "pop r13",
+        "pop r12",
+        "pop rbp",
         "pop rbx",
         "ret",
         sys_ioctl = const libc::SYS_ioctl,

@@ -1,0 +1,160 @@
+//! The breakpoint overflow path, timed against perf's own test of it.
+//!
+//! Measures, in one run:
+//! - our window in the shape of `perf test "Breakpoint overflow sampling"`
+//!   (an execute breakpoint hit 10 000 times, an overflow signal every 100
+//!   hits): events per second and time per event;
+//! - the same test run by perf itself, when `perf` is installed, with perf's
+//!   start-up taken off by timing a trivial perf test beside it;
+//! - the whole self-check suite through the harness, as `cargo run` runs it.
+//!
+//! Prints a table and the ratio of our time per event to perf's (target: at
+//! most 1.5). Run with `cargo bench --bench breakpoint_overflow` or
+//! `cargo xtask bench`.
+
+use std::process::{Command, ExitCode};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pmu_conformance::cpu::CpuidReader;
+use pmu_conformance::event_table::EventTable;
+use pmu_conformance::fingerprint::Fingerprint;
+use pmu_conformance::probe::linux::{LinuxProbe, Machine};
+use pmu_conformance::probe::{Probe, ReadWith, Sampling, Window};
+use pmu_conformance::run::{self, Request};
+use pmu_conformance::workload::{Workload, WorkloadKind};
+
+/// perf's shape: 10 000 breakpoint hits, period 100.
+const HITS: u64 = 10_000;
+const PERIOD: u64 = 100;
+const SAMPLES: usize = 31;
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn time_ours() -> Duration {
+    let table = EventTable::builtin();
+    let fingerprint = Fingerprint::here(&table, &CpuidReader::native());
+    let event = table
+        .resolve(
+            "breakpoint-marker",
+            &fingerprint.cpu.identity,
+            &fingerprint.pmu.architectural,
+        )
+        .expect("breakpoints resolve everywhere");
+    let mut probe = LinuxProbe::new(Arc::new(Machine::new(table, &fingerprint)));
+    let window = Window {
+        event: &event,
+        workload: Workload {
+            kind: WorkloadKind::BranchLoop,
+            size: HITS,
+        },
+        sampling: Some(Sampling {
+            period: PERIOD,
+            refresh: None,
+        }),
+        read_with: ReadWith::Syscall,
+    };
+    let times = (0..SAMPLES)
+        .map(|_| {
+            let start = Instant::now();
+            let run = probe.run(&window).expect("the breakpoint window runs");
+            let elapsed = start.elapsed();
+            assert_eq!(
+                (run.reading.value, run.notifications.len() as u64),
+                (HITS, HITS / PERIOD)
+            );
+            elapsed
+        })
+        .collect();
+    median(times)
+}
+
+/// Median wall time of `perf test -F <name>`, or why it could not be timed.
+fn time_perf_test(name: &str) -> Result<Duration, String> {
+    let mut times = Vec::new();
+    for _ in 0..SAMPLES {
+        let start = Instant::now();
+        let out = Command::new("perf")
+            .args(["test", "-F", name])
+            .output()
+            .map_err(|e| format!("perf: {e}"))?;
+        let elapsed = start.elapsed();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() || !text.contains(": Ok") {
+            return Err(format!("`perf test -F {name:?}` did not pass: {}", text.trim()));
+        }
+        times.push(elapsed);
+    }
+    Ok(median(times))
+}
+
+fn time_selfcheck_suite() -> Duration {
+    let expected = tempfile::tempdir().expect("a temporary folder");
+    let request = Request {
+        expected: Some(expected.path().to_path_buf()),
+        libtest: libtest_mimic::Arguments {
+            filter: Some("selfcheck/".into()),
+            logfile: Some("/dev/null".into()),
+            ..Default::default()
+        },
+        ..Request::default()
+    };
+    let times = (0..5)
+        .map(|_| {
+            let start = Instant::now();
+            let status = run::execute(request.clone()).expect("the suites load");
+            assert_eq!(status, ExitCode::SUCCESS, "the self-check suite must pass to be timed");
+            start.elapsed()
+        })
+        .collect();
+    median(times)
+}
+
+fn main() -> ExitCode {
+    // `cargo test` runs benches with `--test`... only as a smoke check; the
+    // numbers need `cargo bench`, which passes `--bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("breakpoint_overflow: run with `cargo bench` to measure");
+        return ExitCode::SUCCESS;
+    }
+    let ours = time_ours();
+    let ours_per_event = ours.as_secs_f64() / HITS as f64;
+    println!("breakpoint overflow path, {HITS} hits, period {PERIOD}, median of {SAMPLES}:");
+    println!(
+        "  ours: {:>9.3} ms per window, {:>6.2} µs per event, {:>9.0} events/s",
+        ours.as_secs_f64() * 1e3,
+        ours_per_event * 1e6,
+        1.0 / ours_per_event
+    );
+
+    let perf = time_perf_test("Breakpoint overflow sampling").and_then(|bp| {
+        let startup = time_perf_test("Simple expression parser")?;
+        Ok((bp, startup))
+    });
+    match perf {
+        Ok((bp, startup)) => {
+            let perf_per_event = bp.saturating_sub(startup).as_secs_f64() / HITS as f64;
+            println!(
+                "  perf: {:>9.3} ms per test, less {:.3} ms start-up: {:>6.2} µs per event, {:>9.0} events/s",
+                bp.as_secs_f64() * 1e3,
+                startup.as_secs_f64() * 1e3,
+                perf_per_event * 1e6,
+                1.0 / perf_per_event
+            );
+            let ratio = ours_per_event / perf_per_event;
+            let verdict = if ratio <= 1.5 { "within" } else { "OUTSIDE" };
+            println!("  ratio, ours / perf per event: {ratio:.3} ({verdict} the 1.5× target)");
+        }
+        Err(why) => println!("  perf: not measured: {why} (install Debian's linux-perf)"),
+    }
+
+    let suite = time_selfcheck_suite();
+    println!(
+        "self-check suite through the harness, median of 5: {:.1} ms",
+        suite.as_secs_f64() * 1e3
+    );
+    ExitCode::SUCCESS
+}

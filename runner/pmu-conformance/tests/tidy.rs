@@ -1,0 +1,140 @@
+//! Tidy: tests that read the tree itself and keep it honest.
+//!
+//! Each failure names the file and the fix. They run with every `cargo test`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use pmu_conformance::case::{CheckKind, SuiteSources, load_suites};
+use pmu_conformance::environment::Matrices;
+use pmu_conformance::event_table::EventTable;
+use pmu_conformance::known_bugs::KnownBugs;
+use pmu_conformance::workload::WorkloadKind;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// Every file under `dir` (recursively) whose name ends with `suffix`.
+fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if !matches!(path.file_name().and_then(|n| n.to_str()), Some("target" | ".git")) {
+                out.extend(files(&path, suffix));
+            }
+        } else if path.to_string_lossy().ends_with(suffix) {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+fn relative(path: &Path) -> String {
+    path.strip_prefix(root()).unwrap_or(path).display().to_string()
+}
+
+#[test]
+fn every_rust_file_opens_with_a_doc_comment() {
+    let missing: Vec<String> = ["runner", "ci"]
+        .iter()
+        .flat_map(|dir| files(&root().join(dir), ".rs"))
+        .filter(|path| !std::fs::read_to_string(path).unwrap().trim_start().starts_with("//!"))
+        .map(|path| format!("{}:1: add a `//!` comment saying why this file exists", relative(&path)))
+        .collect();
+    assert!(missing.is_empty(), "\n{}", missing.join("\n"));
+}
+
+#[test]
+fn every_crate_says_what_it_is() {
+    let missing: Vec<String> = files(&root(), "Cargo.toml")
+        .into_iter()
+        .filter(|path| path.parent() != Some(root().as_path()))
+        .filter(|path| {
+            !std::fs::read_to_string(path)
+                .unwrap()
+                .lines()
+                .any(|l| l.starts_with("description = "))
+        })
+        .map(|path| format!("{}: add a one-line `description`", relative(&path)))
+        .collect();
+    assert!(missing.is_empty(), "\n{}", missing.join("\n"));
+}
+
+/// Every environment folder under expected/ is a listed environment; it holds
+/// an expectation for every case the environment selects and nothing else.
+#[test]
+fn expectations_match_the_cases_their_environments_select() {
+    let table = EventTable::builtin();
+    let suites = load_suites(&SuiteSources::builtin(), &table, &KnownBugs::builtin()).unwrap();
+    let matrices = Matrices::builtin().unwrap();
+    let expected = root().join("expected");
+    let mut problems = Vec::new();
+    for dir in std::fs::read_dir(&expected)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+    {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let Some(env) = matrices.environments.values().find(|e| e.expected_dir_name() == name) else {
+            problems.push(format!(
+                "{}: no environment in matrices/ is named `{name}`; add it there or remove the folder",
+                relative(&dir)
+            ));
+            continue;
+        };
+        let wanted: BTreeSet<PathBuf> = suites
+            .iter()
+            .flat_map(|s| &s.cases)
+            .filter(|c| env.selects(c))
+            .map(|c| dir.join(&c.id.suite).join(format!("{}.snap", c.id.name)))
+            .collect();
+        let present: BTreeSet<PathBuf> = files(&dir, ".snap").into_iter().collect();
+        for path in wanted.difference(&present) {
+            problems.push(format!(
+                "{}: missing; record it with `cargo xtask bless --env {} --exact <suite/case>` on such a machine",
+                relative(path),
+                env.id
+            ));
+        }
+        for path in present.difference(&wanted) {
+            problems.push(format!("{}: no case produces it any more; remove it", relative(path)));
+        }
+        for path in files(&dir, ".snap.new") {
+            problems.push(format!(
+                "{}: a pending snapshot; review it with `cargo insta review`",
+                relative(&path)
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}
+
+#[test]
+fn every_check_and_workload_has_a_case() {
+    let suites = load_suites(&SuiteSources::builtin(), &EventTable::builtin(), &KnownBugs::builtin()).unwrap();
+    let cases: Vec<_> = suites.iter().flat_map(|s| &s.cases).collect();
+    let mut problems = Vec::new();
+    for kind in CheckKind::ALL {
+        if !cases.iter().any(|c| c.check == kind) {
+            problems.push(format!("suites/: no case uses the `{kind}` check; add one"));
+        }
+    }
+    for kind in WorkloadKind::ALL {
+        if !cases.iter().any(|c| c.workload.kind == kind) {
+            problems.push(format!(
+                "suites/: no case uses the `{kind}` workload; add one or remove the workload"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}
