@@ -2,10 +2,11 @@
 //! what each one retires.
 //!
 //! This file is the single source of truth for workload counts. The Linux
-//! probe's inline-asm windows (`probe/linux/windows.rs`) are written to match
-//! the [`Listing`] of each kind line for line, and case expectations are
-//! formulas over the [`Quantity`] names defined here, so a case never hard-codes
-//! a number that the workload could contradict.
+//! probe's inline-asm windows (`probe/linux/windows.rs`) match the [`Listing`]
+//! of each kind line for line, and a test there decodes their machine code to
+//! hold them to it. Case expectations are formulas over the [`Quantity`] names
+//! defined here, so a case never hard-codes a number the workload could
+//! contradict.
 
 use std::fmt;
 use std::ops::{Add, Mul};

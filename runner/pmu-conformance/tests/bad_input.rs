@@ -10,10 +10,12 @@
 //! annotated errors: none missing, none extra. One trial per file, so a new
 //! class of bad input is a new file and no Rust.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::ExitCode;
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::Failed;
 use pmu_conformance::case::{SuiteSources, load_suites};
 use pmu_conformance::event_table::EventTable;
 use pmu_conformance::input_error::SourceText;
@@ -88,20 +90,5 @@ fn check(path: &Path) -> Result<(), Failed> {
 }
 
 fn main() -> ExitCode {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad-input");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("tests/bad-input exists")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no bad-input cases found in {}", dir.display());
-    let trials = files
-        .into_iter()
-        .map(|path| {
-            let name = format!("bad-input::{}", path.file_stem().unwrap().to_string_lossy());
-            Trial::test(name, move || check(&path))
-        })
-        .collect();
-    libtest_mimic::run(&Arguments::from_args(), trials).exit_code()
+    common::run_per_file("bad-input", "bad-input", check)
 }

@@ -6,11 +6,13 @@
 //! encoding (or the start of its unsupported reason). One trial per file, so a
 //! user's dump from a new machine becomes a test by adding one file.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::Failed;
 use pmu_conformance::cpu::{CpuidDump, CpuidReader};
 use pmu_conformance::event_table::EventTable;
 use pmu_conformance::fingerprint::Fingerprint;
@@ -94,22 +96,5 @@ fn check(path: &Path) -> Result<(), Failed> {
 }
 
 fn main() -> ExitCode {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cpuid");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("tests/cpuid exists")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no CPUID dumps in {}", dir.display());
-    let trials = files
-        .into_iter()
-        .map(|path| {
-            Trial::test(
-                format!("cpuid::{}", path.file_stem().unwrap().to_string_lossy()),
-                move || check(&path),
-            )
-        })
-        .collect();
-    libtest_mimic::run(&Arguments::from_args(), trials).exit_code()
+    common::run_per_file("cpuid", "cpuid", check)
 }

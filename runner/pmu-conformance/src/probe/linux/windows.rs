@@ -5,8 +5,8 @@
 //! the instructions written here retire in user mode, so the counts in
 //! [`crate::workload::WorkloadKind::listing`] are exact by construction: no
 //! compiler-generated code, no libc wrapper, no branch we did not write.
-//! Keep each function and its listing in step; the comments mark which lines
-//! each listing entry counts.
+//! The tests at the end decode each function's machine code and hold it to
+//! its listing, so the two cannot drift apart.
 
 use std::arch::naked_asm;
 
@@ -106,47 +106,112 @@ pub fn marker_address(kind: WorkloadKind) -> u64 {
     marker as u64
 }
 
+// The pieces every window shares. Each expands to one asm string; a window
+// is these pieces around its own listing, so it reads top to bottom as the
+// listing in `workload.rs` does.
+
+/// Saves the callee-saved registers the windows use and loads what they all
+/// need: rbx = args, r12 = fd, r13 = iterations.
+macro_rules! enter {
+    () => {
+        concat!(
+            "push rbx\n",
+            "push rbp\n",
+            "push r12\n",
+            "push r13\n",
+            "push r14\n",
+            "push r15\n",
+            "mov rbx, rdi\n",
+            "mov r12, qword ptr [rbx]\n",
+            "mov r13, qword ptr [rbx + 24]\n",
+        )
+    };
+}
+
+/// ioctl(fd, arm_request, arm_arg): counting starts in the kernel, so nothing
+/// here is counted.
+macro_rules! arm {
+    () => {
+        concat!(
+            "mov eax, {sys_ioctl}\n",
+            "mov rdi, r12\n",
+            "mov rsi, qword ptr [rbx + 8]\n",
+            "mov rdx, qword ptr [rbx + 16]\n",
+            "syscall\n",
+        )
+    };
+}
+
+/// listing.before of the loops: keep the arm's result; zero the pass counter.
+/// 2 instructions.
+macro_rules! begin {
+    () => {
+        concat!("mov qword ptr [rbx + 48], rax\n", "xor r15d, r15d\n")
+    };
+}
+
+/// listing.body: `inc r15; <marker>: nop; cmp r15, r13; jne`, after the
+/// window's own `$before` lines. 4 instructions, 1 conditional branch, 1 marker.
+macro_rules! loop_body {
+    ($before:expr, $marker:literal) => {
+        concat!(
+            "2:\n",
+            $before,
+            "inc r15\n",
+            ".globl ",
+            $marker,
+            "\n",
+            ".hidden ",
+            $marker,
+            "\n",
+            $marker,
+            ":\n",
+            "nop\n",
+            "cmp r15, r13\n",
+            "jne 2b\n",
+        )
+    };
+}
+
+/// listing.after: ioctl(fd, DISABLE), 5 instructions up to and including
+/// `syscall`; then its result is kept.
+macro_rules! disarm {
+    () => {
+        concat!(
+            "mov eax, {sys_ioctl}\n",
+            "mov rdi, r12\n",
+            "mov esi, {disable}\n",
+            "xor edx, edx\n",
+            "syscall\n",
+            "mov qword ptr [rbx + 72], rax\n",
+        )
+    };
+}
+
+macro_rules! leave {
+    () => {
+        concat!(
+            "pop r15\n",
+            "pop r14\n",
+            "pop r13\n",
+            "pop r12\n",
+            "pop rbp\n",
+            "pop rbx\n",
+            "ret\n"
+        )
+    };
+}
+
 /// `iterations` passes of `inc; marker: nop; cmp; jne`.
 #[unsafe(naked)]
 unsafe extern "sysv64" fn branch_loop(args: *mut WindowArgs) {
     naked_asm!(
-        "push rbx",
-        "push r12",
-        "push r13",
-        "push r15",
-        "mov rbx, rdi",
-        "mov r12, qword ptr [rbx]",
-        "mov r13, qword ptr [rbx + 24]",
-        // Arm: ioctl(fd, arm_request, arm_arg). Counting starts in the kernel.
-        "mov eax, {sys_ioctl}",
-        "mov rdi, r12",
-        "mov rsi, qword ptr [rbx + 8]",
-        "mov rdx, qword ptr [rbx + 16]",
-        "syscall",
-        // listing.before: 2 instructions.
-        "mov qword ptr [rbx + 48], rax",
-        "xor r15d, r15d",
-        // listing.body, once per iteration: 4 instructions, 1 conditional branch, 1 marker.
-        "2:",
-        "inc r15",
-        ".globl pmu_conformance_branch_loop_marker",
-        ".hidden pmu_conformance_branch_loop_marker",
-        "pmu_conformance_branch_loop_marker:",
-        "nop",
-        "cmp r15, r13",
-        "jne 2b",
-        // listing.after: the disarm, 5 instructions up to and including `syscall`.
-        "mov eax, {sys_ioctl}",
-        "mov rdi, r12",
-        "mov esi, {disable}",
-        "xor edx, edx",
-        "syscall",
-        "mov qword ptr [rbx + 72], rax",
-        "pop r15",
-        "pop r13",
-        "pop r12",
-        "pop rbx",
-        "ret",
+        enter!(),
+        arm!(),
+        begin!(),
+        loop_body!("", "pmu_conformance_branch_loop_marker"),
+        disarm!(),
+        leave!(),
         sys_ioctl = const libc::SYS_ioctl,
         disable = const bindings::DISABLE,
     )
@@ -159,31 +224,11 @@ unsafe extern "sysv64" fn branch_loop(args: *mut WindowArgs) {
 #[unsafe(naked)]
 unsafe extern "sysv64" fn branch_loop_rdpmc(args: *mut WindowArgs) {
     naked_asm!(
-        "push rbx",
-        "push rbp",
-        "push r12",
-        "push r13",
-        "push r14",
-        "push r15",
-        "mov rbx, rdi",
-        "mov r12, qword ptr [rbx]",
-        "mov r13, qword ptr [rbx + 24]",
+        enter!(),
         "mov r14, qword ptr [rbx + 80]",
-        // Arm.
-        "mov eax, {sys_ioctl}",
-        "mov rdi, r12",
-        "mov rsi, qword ptr [rbx + 8]",
-        "mov rdx, qword ptr [rbx + 16]",
-        "syscall",
-        // listing.before, as branch-loop.
-        "mov qword ptr [rbx + 48], rax",
-        "xor r15d, r15d",
-        // listing.body, as branch-loop (the marker is branch-loop's own symbol).
-        "2:",
-        "inc r15",
-        "nop",
-        "cmp r15, r13",
-        "jne 2b",
+        arm!(),
+        begin!(),
+        loop_body!("", "pmu_conformance_branch_loop_rdpmc_marker"),
         // The read: lock, index, offset, rdpmc(index - 1), lock again.
         "mov r8d, dword ptr [r14 + 8]",
         "mov ecx, dword ptr [r14 + 12]",
@@ -196,24 +241,12 @@ unsafe extern "sysv64" fn branch_loop_rdpmc(args: *mut WindowArgs) {
         "mov rbp, rax",
         "mov ecx, dword ptr [r14 + 8]",
         "mov dword ptr [rbx + 100], ecx",
-        // Disarm.
-        "mov eax, {sys_ioctl}",
-        "mov rdi, r12",
-        "mov esi, {disable}",
-        "xor edx, edx",
-        "syscall",
-        "mov qword ptr [rbx + 72], rax",
+        disarm!(),
         "mov qword ptr [rbx + 88], rbp",
         "mov dword ptr [rbx + 96], r8d",
         "mov dword ptr [rbx + 104], r10d",
         "mov qword ptr [rbx + 112], r9",
-        "pop r15",
-        "pop r14",
-        "pop r13",
-        "pop r12",
-        "pop rbp",
-        "pop rbx",
-        "ret",
+        leave!(),
         sys_ioctl = const libc::SYS_ioctl,
         disable = const bindings::DISABLE,
     )
@@ -226,23 +259,11 @@ unsafe extern "sysv64" fn branch_loop_rdpmc(args: *mut WindowArgs) {
 #[unsafe(naked)]
 unsafe extern "sysv64" fn rr_xen_probe(args: *mut WindowArgs) {
     naked_asm!(
-        "push rbx",
-        "push rbp",
-        "push r12",
-        "push r13",
-        "push r14",
-        "push r15",
-        "mov rbx, rdi",
-        "mov r12, qword ptr [rbx]",
-        "mov r13, qword ptr [rbx + 24]",
+        enter!(),
+        // r14: what a failing in-window ioctl returned; rbp: which one (0 none).
         "xor r14d, r14d",
         "xor ebp, ebp",
-        // Arm (ENABLE or REFRESH).
-        "mov eax, {sys_ioctl}",
-        "mov rdi, r12",
-        "mov rsi, qword ptr [rbx + 8]",
-        "mov rdx, qword ptr [rbx + 16]",
-        "syscall",
+        arm!(),
         "mov qword ptr [rbx + 48], rax",
         // RESET: the count restarts at zero when this returns.
         "mov eax, {sys_ioctl}",
@@ -261,32 +282,12 @@ unsafe extern "sysv64" fn rr_xen_probe(args: *mut WindowArgs) {
         "test rax, rax",
         "jnz 8f",
         "xor r15d, r15d",
-        // listing.body, once per iteration.
-        "2:",
-        "inc r15",
-        ".globl pmu_conformance_rr_xen_probe_marker",
-        ".hidden pmu_conformance_rr_xen_probe_marker",
-        "pmu_conformance_rr_xen_probe_marker:",
-        "nop",
-        "cmp r15, r13",
-        "jne 2b",
-        // listing.after: the disarm.
+        loop_body!("", "pmu_conformance_rr_xen_probe_marker"),
         "9:",
-        "mov eax, {sys_ioctl}",
-        "mov rdi, r12",
-        "mov esi, {disable}",
-        "xor edx, edx",
-        "syscall",
-        "mov qword ptr [rbx + 72], rax",
+        disarm!(),
         "mov qword ptr [rbx + 56], r14",
         "mov qword ptr [rbx + 64], rbp",
-        "pop r15",
-        "pop r14",
-        "pop r13",
-        "pop r12",
-        "pop rbp",
-        "pop rbx",
-        "ret",
+        leave!(),
         // Failure paths: remember which ioctl failed and what it said, then disarm.
         "7:",
         "mov r14, rax",
@@ -303,53 +304,113 @@ unsafe extern "sysv64" fn rr_xen_probe(args: *mut WindowArgs) {
     )
 }
 
-/// One byte written to each of `iterations` fresh pages, 4 KiB apart.
+/// One byte written to each of `iterations` fresh pages, 4 KiB apart: the
+/// body adds `mov byte ptr [r14], 1; add r14, 4096` (6 instructions, 1 fault).
 #[unsafe(naked)]
 unsafe extern "sysv64" fn page_touch(args: *mut WindowArgs) {
     naked_asm!(
-        "push rbx",
-        "push r12",
-        "push r13",
-        "push r14",
-        "push r15",
-        "mov rbx, rdi",
-        "mov r12, qword ptr [rbx]",
-        "mov r13, qword ptr [rbx + 24]",
+        enter!(),
         "mov r14, qword ptr [rbx + 40]",
-        // Arm.
-        "mov eax, {sys_ioctl}",
-        "mov rdi, r12",
-        "mov rsi, qword ptr [rbx + 8]",
-        "mov rdx, qword ptr [rbx + 16]",
-        "syscall",
-        // listing.before: 2 instructions.
-        "mov qword ptr [rbx + 48], rax",
-        "xor r15d, r15d",
-        // listing.body: 6 instructions, 1 page fault, 1 conditional branch, 1 marker.
-        "2:",
-        "mov byte ptr [r14], 1",
-        "add r14, 4096",
-        "inc r15",
-        ".globl pmu_conformance_page_touch_marker",
-        ".hidden pmu_conformance_page_touch_marker",
-        "pmu_conformance_page_touch_marker:",
-        "nop",
-        "cmp r15, r13",
-        "jne 2b",
-        // listing.after: the disarm.
-        "mov eax, {sys_ioctl}",
-        "mov rdi, r12",
-        "mov esi, {disable}",
-        "xor edx, edx",
-        "syscall",
-        "mov qword ptr [rbx + 72], rax",
-        "pop r15",
-        "pop r14",
-        "pop r13",
-        "pop r12",
-        "pop rbx",
-        "ret",
+        arm!(),
+        begin!(),
+        loop_body!("mov byte ptr [r14], 1\nadd r14, 4096\n", "pmu_conformance_page_touch_marker"),
+        disarm!(),
+        leave!(),
         sys_ioctl = const libc::SYS_ioctl,
         disable = const bindings::DISABLE,
     )
+}
+
+/// The listings in `workload.rs` are checked against the machine code here:
+/// each window is decoded and split at its arming syscall, its loop and its
+/// disarming syscall, and every part must retire what its listing says.
+#[cfg(test)]
+mod tests {
+    use iced_x86::{Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic};
+
+    use super::*;
+    use crate::workload::Counts;
+
+    type WindowFn = unsafe extern "sysv64" fn(*mut WindowArgs);
+
+    /// The window's code, from its entry to its first `ret`.
+    fn decode(window: WindowFn) -> Vec<Instruction> {
+        let entry = window as usize;
+        // SAFETY: reads code bytes of this binary's text section; the windows
+        // are a few dozen instructions, far inside 512 bytes of mapped text.
+        let bytes = unsafe { std::slice::from_raw_parts(entry as *const u8, 512) };
+        let mut out = Vec::new();
+        for instruction in Decoder::with_ip(64, bytes, entry as u64, DecoderOptions::NONE) {
+            out.push(instruction);
+            if instruction.mnemonic() == Mnemonic::Ret {
+                break;
+            }
+        }
+        out
+    }
+
+    fn tally(code: &[Instruction]) -> Counts {
+        let is = |f: FlowControl| code.iter().filter(|i| i.flow_control() == f).count() as u64;
+        Counts {
+            instructions: code.len() as u64,
+            conditional_branches: is(FlowControl::ConditionalBranch),
+            branches: is(FlowControl::ConditionalBranch) + is(FlowControl::UnconditionalBranch),
+            marker_hits: code.iter().filter(|i| i.mnemonic() == Mnemonic::Nop).count() as u64,
+            // A fault is not visible in the code; the listing is checked by the page-fault cases.
+            page_faults: 0,
+        }
+    }
+
+    /// Splits a window into (before, body, after), counting from the return of
+    /// its `restart`-th syscall (1-based) to its last syscall.
+    fn parts(window: WindowFn, restart: usize) -> (Counts, Counts, Counts) {
+        let code = decode(window);
+        let syscalls: Vec<usize> = code
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.mnemonic() == Mnemonic::Syscall)
+            .map(|(n, _)| n)
+            .collect();
+        let start = syscalls[restart - 1] + 1;
+        let end = *syscalls.last().unwrap();
+        let back_edge = (start..end)
+            .find(|&n| {
+                code[n].flow_control() == FlowControl::ConditionalBranch && code[n].near_branch_target() < code[n].ip()
+            })
+            .expect("every window has a loop");
+        let head = code
+            .iter()
+            .position(|i| i.ip() == code[back_edge].near_branch_target())
+            .unwrap();
+        (
+            tally(&code[start..head]),
+            tally(&code[head..=back_edge]),
+            tally(&code[back_edge + 1..=end]),
+        )
+    }
+
+    fn assert_listing(window: WindowFn, restart: usize, kind: WorkloadKind) {
+        let listing = kind.listing();
+        let (before, body, after) = parts(window, restart);
+        let no_faults = |c: Counts| Counts { page_faults: 0, ..c };
+        assert_eq!(before, no_faults(listing.before), "{kind}: before the loop");
+        assert_eq!(body, no_faults(listing.body), "{kind}: the loop body");
+        assert_eq!(after, no_faults(listing.after), "{kind}: after the loop");
+    }
+
+    #[test]
+    fn the_windows_retire_what_their_listings_say() {
+        assert_listing(branch_loop, 1, WorkloadKind::BranchLoop);
+        // rr's probe restarts the count with RESET, its second syscall.
+        assert_listing(rr_xen_probe, 2, WorkloadKind::RrXenProbe);
+        assert_listing(page_touch, 1, WorkloadKind::PageTouch);
+    }
+
+    #[test]
+    fn the_rdpmc_read_adds_no_branch() {
+        let (before, body, after) = parts(branch_loop_rdpmc, 1);
+        let listing = WorkloadKind::BranchLoop.listing();
+        assert_eq!((before, body), (listing.before, listing.body));
+        assert_eq!(after.conditional_branches + after.branches, 0);
+    }
 }
