@@ -19,9 +19,22 @@ fn entries(dir: &str) -> usize {
         .unwrap_or(usize::MAX)
 }
 
-/// The thread count once exited threads are gone: a joined thread can still
-/// be listed in /proc for a moment, since join returns when the kernel clears
-/// its tid, before the task is released.
+/// The thread count once it stops changing: a joined thread can still be
+/// listed in /proc for a moment, since join returns when the kernel clears its
+/// tid, before the task is released.
+fn settled_thread_count() -> usize {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let (mut last, mut same) = (entries("/proc/self/task"), 0);
+    while same < 20 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+        let now = entries("/proc/self/task");
+        same = if now == last { same + 1 } else { 0 };
+        last = now;
+    }
+    last
+}
+
+/// The thread count, waiting up to a second for exiting threads to be released.
 fn threads_settled_at(expected: usize) -> usize {
     let deadline = Instant::now() + Duration::from_secs(1);
     loop {
@@ -59,7 +72,7 @@ fn selfcheck_suite_1000_times_leaves_no_trace() {
         ExitCode::SUCCESS
     );
     let fds = entries("/proc/self/fd");
-    let threads = entries("/proc/self/task");
+    let threads = settled_thread_count();
     let handler = notification_signal_disposition();
 
     for i in 1..=iterations {
