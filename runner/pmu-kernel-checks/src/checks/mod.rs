@@ -1,0 +1,296 @@
+//! The kernel checks: one file per check, all written against [`Hardware`].
+//!
+//! Every check starts from a quiet PMU (counters stopped, status clear, the
+//! LVT entry unmasked on [`PMI_VECTOR`]) and leaves it that way, so checks
+//! can run in any order. An unexpected #GP while setting up is itself a
+//! finding (`unexpected-gp`), except where a check says the access is
+//! optional, which makes it `unsupported` with the reason.
+
+mod counter_range_gp;
+mod exact_count;
+mod freeze_on_pmi;
+mod lvtpc_mask;
+mod overflow_at_zero;
+mod overflow_status;
+mod ovf_ack;
+mod ovf_ctrl_reads_zero;
+mod pmi_iff_int;
+mod pmi_rearm;
+mod reserved_bits_gp;
+mod status_set;
+
+use alloc::format;
+use alloc::string::String;
+
+use crate::hardware::{Fault, Hardware, PMI_VECTOR};
+use crate::plan::CaseRequest;
+use crate::pmu::{Counter, Pmu};
+use crate::record::{Record, SignatureKind};
+use crate::window::{LISTING, WindowArgs};
+
+macro_rules! kernel_checks {
+    ($($(#[doc = $doc:literal])* $variant:ident => $name:literal, $module:ident;)*) => {
+        /// The checks the probe kernel knows, by the name cases give them.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum KernelCheck {
+            $($(#[doc = $doc])* $variant,)*
+        }
+
+        impl KernelCheck {
+            pub const ALL: &'static [KernelCheck] = &[$(KernelCheck::$variant,)*];
+
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(KernelCheck::$variant => $name,)*
+                }
+            }
+
+            fn run(self, c: &mut Context<'_>) -> Result<Record, Stop> {
+                match self {
+                    $(KernelCheck::$variant => $module::run(c),)*
+                }
+            }
+        }
+    };
+}
+
+kernel_checks! {
+    /// An architectural event over the WRMSR-bracketed loop counts exactly the listing.
+    ExactCount => "exact-count", exact_count;
+    /// Preset 1 − C: after C events the counter reads exactly 1 and its
+    /// GLOBAL_STATUS bit is set, with INT or without (kvm-unit-tests' shape).
+    OverflowStatus => "overflow-status", overflow_status;
+    /// Preset −B on branches: the counter wraps on the last branch, reads 0
+    /// when the PMI is handled, and must still read 0 after it (Xen writes 1).
+    OverflowAtZero => "overflow-at-zero", overflow_at_zero;
+    /// Writing one counter's bit to OVF_CTRL clears exactly that bit.
+    OvfAck => "ovf-ack", ovf_ack;
+    /// An overflow raises a PMI if and only if INT is set, exactly once.
+    PmiIffInt => "pmi-iff-int", pmi_iff_int;
+    /// After a PMI the LVT entry is masked on Intel, and not on AMD.
+    LvtpcMask => "lvtpc-mask", lvtpc_mask;
+    /// No second PMI before acknowledgement and unmask (Intel); after them, a
+    /// new overflow raises exactly one new PMI.
+    PmiRearm => "pmi-rearm", pmi_rearm;
+    /// IA32_PERF_GLOBAL_OVF_CTRL reads as 0.
+    OvfCtrlReadsZero => "ovf-ctrl-reads-zero", ovf_ctrl_reads_zero;
+    /// Writes of reserved bits raise #GP.
+    ReservedBitsGp => "reserved-bits-gp", reserved_bits_gp;
+    /// STATUS_SET sets status bits and the clear MSR clears them (Intel v4+, AMD PerfMonV2).
+    StatusSet => "status-set", status_set;
+    /// With DEBUGCTL.FREEZE_PERFMON_ON_PMI, a PMI freezes the counters
+    /// (v2/v3: clears GLOBAL_CTRL; v4+: sets CTR_Frz).
+    FreezeOnPmi => "freeze-on-pmi", freeze_on_pmi;
+    /// A counter beyond CPUID's count does not exist: its MSRs raise #GP.
+    CounterRangeGp => "counter-range-gp", counter_range_gp;
+}
+
+impl KernelCheck {
+    pub fn from_name(name: &str) -> Option<KernelCheck> {
+        KernelCheck::ALL.iter().copied().find(|k| k.name() == name)
+    }
+}
+
+/// Spins a PMI wait gets: about as long as kvm-unit-tests waits.
+pub const PMI_WAIT_SPINS: u32 = 100_000;
+
+/// A check's early end, already phrased as its record.
+pub struct Stop(pub Record);
+
+/// What a running check has to hand.
+pub struct Context<'a> {
+    pub hw: &'a mut dyn Hardware,
+    pub pmu: Pmu,
+    pub case: &'a CaseRequest,
+}
+
+impl Context<'_> {
+    pub fn id(&self) -> &str {
+        &self.case.id
+    }
+
+    pub fn unsupported(&self, reason: impl Into<String>) -> Stop {
+        Stop(Record::unsupported(self.id(), reason))
+    }
+
+    /// An access the architecture allows raised an exception.
+    pub fn fault(&self, what: &str, fault: Fault) -> Stop {
+        Stop(Record::fail(
+            self.id(),
+            SignatureKind::UnexpectedGp,
+            format!("{what} raised vector {}", fault.vector),
+            format!("{what}: unexpected exception"),
+        ))
+    }
+
+    pub fn rdmsr(&mut self, msr: u32) -> Result<u64, Stop> {
+        self.hw
+            .rdmsr(msr)
+            .map_err(|f| self.fault(&format!("RDMSR {msr:#x}"), f))
+    }
+
+    pub fn wrmsr(&mut self, msr: u32, value: u64) -> Result<(), Stop> {
+        self.hw
+            .wrmsr(msr, value)
+            .map_err(|f| self.fault(&format!("WRMSR {msr:#x} = {value:#x}"), f))
+    }
+
+    /// Stops and clears everything, drains a latched PMI, unmasks the LVT.
+    pub fn quiesce(&mut self) -> Result<(), Stop> {
+        let pmu = self.pmu;
+        pmu.stop_all(self.hw)
+            .map_err(|f| self.fault("stopping the counters", f))?;
+        for i in 0..pmu.gp {
+            self.wrmsr(pmu.counter_msr(Counter::Gp(i)), 0)?;
+        }
+        for i in 0..pmu.fixed {
+            self.wrmsr(pmu.counter_msr(Counter::Fixed(i)), 0)?;
+        }
+        self.clear_status()?;
+        self.hw.set_lvtpc(u32::from(PMI_VECTOR));
+        self.hw.wait_for_pmi(0);
+        self.hw.set_lvtpc(u32::from(PMI_VECTOR));
+        Ok(())
+    }
+
+    pub fn status(&mut self) -> Result<u64, Stop> {
+        match self.pmu.globals {
+            Some(g) => self.rdmsr(g.status),
+            None => Ok(0),
+        }
+    }
+
+    /// Acknowledges `bits` through the status-clear MSR.
+    pub fn acknowledge(&mut self, bits: u64) -> Result<(), Stop> {
+        match self.pmu.globals {
+            Some(g) => self.wrmsr(g.status_clear, bits),
+            None => Ok(()),
+        }
+    }
+
+    pub fn clear_status(&mut self) -> Result<(), Stop> {
+        let status = self.status()?;
+        if status != 0 { self.acknowledge(status) } else { Ok(()) }
+    }
+
+    /// The event select encoding for the case's event on `counter`.
+    pub fn encoding(&self, counter: Counter) -> Result<u64, Stop> {
+        match counter {
+            // Fixed counter 0 is INST_RETIRED.ANY; the others are not loop events.
+            Counter::Fixed(0) if self.case.params.event == crate::pmu::ArchEvent::Instructions => Ok(0),
+            Counter::Fixed(i) => Err(self.unsupported(format!(
+                "fixed counter {i} does not count {}",
+                crate::plan::event_name(self.case.params.event)
+            ))),
+            Counter::Gp(_) => self
+                .pmu
+                .encoding(self.case.params.event)
+                .map_err(|why| self.unsupported(why)),
+        }
+    }
+
+    /// Programs `counters` (with INT as given and their values preset),
+    /// runs one window over them, and returns nothing: read them after.
+    pub fn window(&mut self, counters: &[(Counter, bool, u64)], iterations: u64) -> Result<(), Stop> {
+        let pmu = self.pmu;
+        pmu.stop_all(self.hw)
+            .map_err(|f| self.fault("stopping the counters", f))?;
+        let mut start = 0;
+        let mut bracket = None;
+        let mut fixed_ctrl = 0u64;
+        for &(counter, int, preset) in counters {
+            if !pmu.has(counter) {
+                return Err(self.unsupported(format!("CPUID advertises no {counter:?}")));
+            }
+            let encoding = self.encoding(counter)?;
+            match counter {
+                Counter::Gp(i) => {
+                    let en = if pmu.globals.is_some() {
+                        crate::pmu::evtsel::EN
+                    } else {
+                        0
+                    };
+                    let int_bit = if int { crate::pmu::evtsel::INT } else { 0 };
+                    self.wrmsr(pmu.evtsel(i), encoding | crate::pmu::evtsel::OS | int_bit | en)?;
+                }
+                Counter::Fixed(i) => {
+                    fixed_ctrl |= (0b0001 | if int { 0b1000 } else { 0 }) << (4 * u32::from(i));
+                    self.wrmsr(crate::pmu::intel::FIXED_CTR_CTRL, fixed_ctrl)?;
+                }
+            }
+            let (msr, on, off) = pmu
+                .start_stop(self.hw, counter)
+                .map_err(|f| self.fault("reading the counter's event select", f))?;
+            start |= on;
+            bracket = Some((msr, off));
+            self.wrmsr(pmu.counter_msr(counter), preset)?;
+        }
+        let (msr, stop) = bracket.ok_or_else(|| Stop(Record::error(self.id(), "a window with no counter")))?;
+        if pmu.globals.is_none() && counters.len() > 1 {
+            return Err(self.unsupported("without global controls, one window drives one counter"));
+        }
+        // A trial of both bracket values, so a #GP cannot happen inside the window.
+        self.wrmsr(msr, stop)?;
+        self.clear_status()?;
+        let args = WindowArgs {
+            msr,
+            _pad: 0,
+            enable: start,
+            disable: stop,
+            iterations,
+        };
+        self.hw.run_window(&args);
+        Ok(())
+    }
+
+    /// A counter's value, masked to its width.
+    pub fn read(&mut self, counter: Counter) -> Result<u64, Stop> {
+        let width = self.pmu.counter_width(counter);
+        let raw = self.rdmsr(self.pmu.counter_msr(counter))?;
+        Ok(if width >= 64 { raw } else { raw & ((1 << width) - 1) })
+    }
+
+    /// The events one window of `iterations` retires on `counter`, measured
+    /// from zero, as the base for overflow presets.
+    pub fn calibrate(&mut self, counter: Counter, iterations: u64) -> Result<u64, Stop> {
+        self.window(&[(counter, false, 0)], iterations)?;
+        let events = self.read(counter)?;
+        self.quiesce()?;
+        if events < 2 {
+            return Err(Stop(Record::fail(
+                self.id(),
+                SignatureKind::Undercount,
+                format!("counted {events} in a window of {iterations} passes"),
+                "the counter does not count",
+            )));
+        }
+        Ok(events)
+    }
+
+    /// What the listing says the window retires for the case's event.
+    pub fn listed(&self, iterations: u64) -> u64 {
+        let total = LISTING.total(iterations);
+        match self.case.params.event {
+            crate::pmu::ArchEvent::Instructions => total.instructions,
+            crate::pmu::ArchEvent::Branches => total.branches,
+        }
+    }
+}
+
+/// Runs one requested case.
+pub fn run(hw: &mut dyn Hardware, pmu: Pmu, case: &CaseRequest) -> Record {
+    if let Some(why) = pmu.missing() {
+        return Record::unsupported(&case.id, why);
+    }
+    let mut context = Context { hw, pmu, case };
+    let result = context.quiesce().and_then(|()| case.check.run(&mut context));
+    let record = result.unwrap_or_else(|stop| stop.0);
+    // Leave the PMU quiet for the next case, whatever this one did.
+    let _ = context.quiesce();
+    record
+}
+
+/// `+3`, `0`, `-2`.
+pub fn signed(d: i128) -> String {
+    if d > 0 { format!("+{d}") } else { format!("{d}") }
+}

@@ -1,0 +1,75 @@
+//! `pmi-rearm`: after a PMI, a second overflow before the handler has
+//! acknowledged the status and unmasked the LVT entry raises no PMI on Intel
+//! (the entry is masked) and one on AMD (it is not); after acknowledgement
+//! and unmask, a new overflow raises exactly one new PMI.
+
+use alloc::format;
+
+use super::{Context, PMI_WAIT_SPINS, Stop};
+use crate::hardware::PMI_VECTOR;
+use crate::pmu::Vendor;
+use crate::record::{Record, SignatureKind};
+
+pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
+    let p = c.case.params.clone();
+    let events = c.calibrate(p.counter, p.iterations)?;
+    let preset = c.pmu.preset(p.counter, events - 1);
+    let overflow = |c: &mut Context<'_>| -> Result<u64, Stop> {
+        let before = c.hw.pmis();
+        c.window(&[(p.counter, true, preset)], p.iterations)?;
+        Ok(c.hw.wait_for_pmi(PMI_WAIT_SPINS) - before)
+    };
+
+    let first = overflow(c)?;
+    if first != 1 {
+        let kind = if first == 0 {
+            SignatureKind::PmiLost
+        } else {
+            SignatureKind::PmiExtra
+        };
+        return Ok(Record::fail(
+            c.id(),
+            kind,
+            format!("{first} PMIs for the first overflow"),
+            "first overflow",
+        ));
+    }
+    // No acknowledgement, no unmask.
+    let second = overflow(c)?;
+    let expected_second = u64::from(c.pmu.vendor == Vendor::Amd);
+    if second != expected_second {
+        let kind = if second > expected_second {
+            SignatureKind::PmiExtra
+        } else {
+            SignatureKind::PmiLost
+        };
+        return Ok(Record::fail(
+            c.id(),
+            kind,
+            format!("{second} PMIs for an overflow before acknowledgement and unmask"),
+            "second overflow",
+        ));
+    }
+    c.clear_status()?;
+    c.hw.set_lvtpc(u32::from(PMI_VECTOR));
+    let third = overflow(c)?;
+    let record = if third == 1 {
+        Record::pass(
+            c.id(),
+            format!("1, {second}, 1 PMIs: held until acknowledged, then re-armed"),
+        )
+    } else {
+        let kind = if third == 0 {
+            SignatureKind::PmiLost
+        } else {
+            SignatureKind::PmiExtra
+        };
+        Record::fail(
+            c.id(),
+            kind,
+            format!("{third} PMIs for an overflow after acknowledgement and unmask"),
+            "third overflow",
+        )
+    };
+    Ok(record.fact("second_overflow_pmis", second))
+}

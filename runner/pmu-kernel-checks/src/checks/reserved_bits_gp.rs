@@ -1,0 +1,46 @@
+//! `reserved-bits-gp`: writes of reserved bits raise #GP: a GLOBAL_CTRL or
+//! OVF_CTRL bit for a counter CPUID does not advertise, and bit 63 of an
+//! event select. A write that is accepted is undone and reported.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::{Context, Stop};
+use crate::pmu::Counter;
+use crate::record::{Record, SignatureKind};
+
+pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
+    let pmu = c.pmu;
+    let mut writes: Vec<(u32, u64)> = Vec::new();
+    writes.push((pmu.evtsel(0), 1 << 63));
+    if let Some(g) = pmu.globals {
+        if pmu.gp < 32 {
+            writes.push((g.ctrl, pmu.bit(Counter::Gp(pmu.gp))));
+            writes.push((g.status_clear, pmu.bit(Counter::Gp(pmu.gp))));
+        }
+        if pmu.vendor == crate::pmu::Vendor::Intel && pmu.fixed < 8 {
+            writes.push((g.ctrl, pmu.bit(Counter::Fixed(pmu.fixed))));
+        }
+    }
+    let mut accepted: Vec<String> = Vec::new();
+    for &(msr, value) in &writes {
+        let old = c.rdmsr(msr).unwrap_or(0);
+        if c.hw.wrmsr(msr, value).is_ok() {
+            accepted.push(format!("WRMSR {msr:#x} = {value:#x}"));
+            let _ = c.hw.wrmsr(msr, old);
+        }
+    }
+    let tried = writes.len() as u64;
+    let record = if accepted.is_empty() {
+        Record::pass(c.id(), format!("all {tried} reserved-bit writes raised #GP"))
+    } else {
+        Record::fail(
+            c.id(),
+            SignatureKind::NoGp,
+            format!("{} accepted", accepted.join(", ")),
+            format!("{} of {tried} accepted", accepted.len()),
+        )
+    };
+    Ok(record.fact("writes", tried))
+}

@@ -1,0 +1,50 @@
+//! What a kernel check may do to the machine, and nothing more.
+//!
+//! The probe kernel implements this over the real instructions (with #GP
+//! caught, never fatal); the reference model implements it over its state.
+//! Interrupts are off except inside [`Hardware::wait_for_pmi`], so a PMI
+//! raised by a window is latched in the LAPIC until a check opens an
+//! interrupt window, as in kvm-unit-tests.
+
+/// The vector the PMI is delivered on (fixed delivery mode), as kvm-unit-tests uses.
+pub const PMI_VECTOR: u8 = 32;
+
+/// An exception an instruction raised instead of completing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    /// 13 for #GP, 6 for #UD.
+    pub vector: u8,
+}
+
+impl Fault {
+    pub const GP: Fault = Fault { vector: 13 };
+}
+
+pub trait Hardware {
+    /// CPUID, as this guest sees it.
+    fn cpuid(&mut self, leaf: u32, subleaf: u32) -> [u32; 4];
+
+    /// RDMSR, with a #GP caught and returned.
+    fn rdmsr(&mut self, msr: u32) -> Result<u64, Fault>;
+
+    /// WRMSR, with a #GP caught and returned.
+    fn wrmsr(&mut self, msr: u32, value: u64) -> Result<(), Fault>;
+
+    /// The LVT performance-counter entry (xAPIC offset 0x340, x2APIC MSR 0x834).
+    fn lvtpc(&mut self) -> u32;
+
+    fn set_lvtpc(&mut self, value: u32);
+
+    /// PMIs taken on [`PMI_VECTOR`] since boot. The handler only counts and
+    /// signals EOI; it leaves the LVT, the counters and GLOBAL_STATUS alone,
+    /// so a check sees the PMU exactly as the PMI left it.
+    fn pmis(&mut self) -> u64;
+
+    /// Opens an interrupt window: enables interrupts, waits up to `spins`
+    /// PAUSE iterations or until a PMI is taken, disables them again.
+    /// Returns [`Hardware::pmis`].
+    fn wait_for_pmi(&mut self, spins: u32) -> u64;
+
+    /// Runs the counted window ([`crate::window`]) with interrupts disabled.
+    fn run_window(&mut self, args: &crate::window::WindowArgs);
+}

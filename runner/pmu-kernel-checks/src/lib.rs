@@ -1,0 +1,36 @@
+//! MSR-level PMU checks: the part of pmu-conformance that runs inside a guest.
+//!
+//! Userspace cannot see overflow status bits, their acknowledgement through
+//! IA32_PERF_GLOBAL_OVF_CTRL, the LVT performance-counter entry, or a
+//! counter's exact value after it wraps. These checks can. They are written
+//! once, against the [`Hardware`] trait, and run
+//!
+//! - in the probe kernel (`runner/probe-kernel`), on whatever the guest's CPU
+//!   is, booted by QEMU or Xen; and
+//! - in host tests and `sim:` environments, on the reference model
+//!   (`runner/pmu-model`), with and without its faults.
+//!
+//! The pieces: [`hardware`] is the interface; [`pmu`] finds the counters from
+//! CPUID and names their MSRs; [`window`] is the counted window, one asm
+//! block between two WRMSRs; [`checks`] are the checks; [`record`] and
+//! [`protocol`] are what they report and how it crosses the console;
+//! [`plan`] is the list of cases the host asks for; [`run`] ties them up.
+//!
+//! The crate knows nothing about YAML: the host turns its suites into a
+//! [`plan::Plan`], and reads [`record::Record`]s back.
+#![no_std]
+
+extern crate alloc;
+
+pub mod checks;
+pub mod hardware;
+pub mod listing;
+pub mod plan;
+pub mod pmu;
+pub mod protocol;
+pub mod record;
+mod run;
+pub mod window;
+
+pub use hardware::{Fault, Hardware};
+pub use run::run;

@@ -1,0 +1,206 @@
+//! What a check concludes: the verdict and its evidence, in a form that
+//! crosses the console ([`crate::protocol`]) and becomes the host's outcome.
+//!
+//! [`Verdict`] and [`SignatureKind`] are the project's one list of verdicts
+//! and failure signatures; the host's outcome model uses these types.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    Pass,
+    /// The PMU misbehaved; the record carries a [`Signature`].
+    Fail,
+    /// The check cannot run here; the record carries the reason. Never a pass.
+    Unsupported,
+    /// No verdict could be reached; the record carries the message. Never a pass.
+    Error,
+}
+
+impl Verdict {
+    pub const ALL: [Verdict; 4] = [Verdict::Pass, Verdict::Fail, Verdict::Unsupported, Verdict::Error];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Unsupported => "unsupported",
+            Verdict::Error => "error",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Verdict> {
+        Verdict::ALL.into_iter().find(|v| v.name() == name)
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+macro_rules! signatures {
+    ($($(#[doc = $doc:literal])* $variant:ident => $name:literal,)*) => {
+        /// Short, stable names for the ways a PMU fails a case.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum SignatureKind {
+            $($(#[doc = $doc])* $variant,)*
+        }
+
+        impl SignatureKind {
+            pub const ALL: &'static [SignatureKind] = &[$(SignatureKind::$variant,)*];
+
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(SignatureKind::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+signatures! {
+    /// More events than the workload retired.
+    Overcount => "overcount",
+    /// Fewer events than the workload retired.
+    Undercount => "undercount",
+    /// An overflow raised no notification (or no PMI).
+    PmiLost => "pmi-lost",
+    /// A notification (or PMI) came for no new overflow, or twice for one.
+    PmiExtra => "pmi-extra",
+    /// A notification came after more events than the skid budget allows.
+    PmiLate => "pmi-late",
+    /// A REFRESH budget ran out without the POLL_HUP notification that says so.
+    HupMissing => "hup-missing",
+    /// An overflow did not set its GLOBAL_STATUS bit.
+    StatusNotSet => "status-not-set",
+    /// Acknowledging an overflow did not clear its GLOBAL_STATUS bit.
+    StatusNotCleared => "status-not-cleared",
+    /// Acknowledging one overflow cleared bits that were not acknowledged.
+    StatusOvercleared => "status-overcleared",
+    /// A write to STATUS_SET did not set the bits it named.
+    StatusSetIgnored => "status-set-ignored",
+    /// The LVT performance-counter entry was not masked after a PMI (Intel).
+    LvtpcNotMasked => "lvtpc-not-masked",
+    /// The LVT performance-counter entry was masked by a PMI (AMD must not).
+    LvtpcMasked => "lvtpc-masked",
+    /// IA32_PERF_GLOBAL_OVF_CTRL read as something other than 0.
+    OvfCtrlNotZero => "ovf-ctrl-not-zero",
+    /// A write that must raise #GP (reserved bits, a counter CPUID does not
+    /// advertise) was accepted.
+    NoGp => "no-gp",
+    /// An access the architecture allows raised #GP.
+    UnexpectedGp => "unexpected-gp",
+    /// Counters kept counting when a PMI should have frozen them.
+    NotFrozen => "not-frozen",
+}
+
+impl SignatureKind {
+    pub fn from_name(name: &str) -> Option<SignatureKind> {
+        SignatureKind::ALL.iter().copied().find(|k| k.name() == name)
+    }
+}
+
+impl fmt::Display for SignatureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How a case failed: the kind, and its size in words a developer can act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Signature {
+    pub kind: SignatureKind,
+    pub magnitude: String,
+}
+
+/// One figure a check reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fact {
+    Number(u64),
+    Flag(bool),
+    Text(String),
+}
+
+impl From<u64> for Fact {
+    fn from(n: u64) -> Fact {
+        Fact::Number(n)
+    }
+}
+
+impl From<bool> for Fact {
+    fn from(b: bool) -> Fact {
+        Fact::Flag(b)
+    }
+}
+
+impl From<&str> for Fact {
+    fn from(s: &str) -> Fact {
+        Fact::Text(s.into())
+    }
+}
+
+/// One case's result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// The case id the host gave, `suite/case`.
+    pub case: String,
+    pub verdict: Verdict,
+    pub signature: Option<Signature>,
+    /// Why unsupported, or what went wrong.
+    pub reason: Option<String>,
+    /// The key figure, in one line.
+    pub summary: String,
+    /// Exact, reproducible figures, in the order reported.
+    pub facts: Vec<(String, Fact)>,
+}
+
+impl Record {
+    pub fn new(case: &str, verdict: Verdict, summary: impl Into<String>) -> Record {
+        Record {
+            case: case.into(),
+            verdict,
+            signature: None,
+            reason: None,
+            summary: summary.into(),
+            facts: Vec::new(),
+        }
+    }
+
+    pub fn pass(case: &str, summary: impl Into<String>) -> Record {
+        Record::new(case, Verdict::Pass, summary)
+    }
+
+    pub fn fail(case: &str, kind: SignatureKind, magnitude: impl Into<String>, summary: impl Into<String>) -> Record {
+        let signature = Some(Signature {
+            kind,
+            magnitude: magnitude.into(),
+        });
+        Record {
+            signature,
+            ..Record::new(case, Verdict::Fail, summary)
+        }
+    }
+
+    pub fn unsupported(case: &str, reason: impl Into<String>) -> Record {
+        Record {
+            reason: Some(reason.into()),
+            ..Record::new(case, Verdict::Unsupported, "not run here")
+        }
+    }
+
+    pub fn error(case: &str, message: impl Into<String>) -> Record {
+        Record {
+            reason: Some(message.into()),
+            ..Record::new(case, Verdict::Error, "no verdict")
+        }
+    }
+
+    pub fn fact(mut self, name: &str, value: impl Into<Fact>) -> Record {
+        self.facts.push((name.into(), value.into()));
+        self
+    }
+}

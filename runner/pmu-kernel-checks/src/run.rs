@@ -1,0 +1,44 @@
+//! The probe kernel's whole job, as one function: say hello, run the plan's
+//! cases, report each, say how many.
+
+use alloc::format;
+use alloc::string::ToString;
+use core::fmt::Write;
+
+use crate::hardware::Hardware;
+use crate::plan::Plan;
+use crate::pmu::{Pmu, Vendor};
+use crate::protocol;
+
+/// Runs the cases named on `cmdline` (see [`crate::plan`]) and writes one
+/// protocol frame per line to `out`: a hello, one record per case, an end.
+/// A plan that cannot be read is reported in the hello, with no records.
+pub fn run(hw: &mut dyn Hardware, cmdline: &str, out: &mut dyn Write) {
+    let pmu = Pmu::detect(hw);
+    let vendor = match pmu.vendor {
+        Vendor::Intel => "intel",
+        Vendor::Amd => "amd",
+        Vendor::Other => "other",
+    };
+    let signature = format!("{:#010x}", hw.cpuid(1, 0)[0]);
+    let plan = Plan::from_cmdline(cmdline);
+    let mut hello = alloc::vec![
+        ("vendor", vendor.to_string()),
+        ("signature", signature),
+        ("pmu_version", pmu.version.to_string()),
+        ("gp", pmu.gp.to_string()),
+        ("width", pmu.width.to_string()),
+        ("fixed", pmu.fixed.to_string()),
+    ];
+    if let Err(why) = &plan {
+        hello.push(("plan_error", why.clone()));
+    }
+    let fields: alloc::vec::Vec<(&str, &str)> = hello.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let _ = writeln!(out, "{}", protocol::hello(&fields));
+    let plan = plan.unwrap_or_default();
+    for case in &plan.cases {
+        let record = crate::checks::run(hw, pmu, case);
+        let _ = writeln!(out, "{}", protocol::record(&record));
+    }
+    let _ = writeln!(out, "{}", protocol::end(plan.cases.len() as u64));
+}
