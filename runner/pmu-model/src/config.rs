@@ -1,0 +1,86 @@
+//! What the modelled CPU is: vendor, PMU geometry, what the hypervisor lets
+//! the guest do, how late PMIs come, and which faults are present.
+
+use crate::fault::Faults;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Vendor {
+    Intel,
+    Amd,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub vendor: Vendor,
+    /// CPUID.1:EAX.
+    pub signature: u32,
+    /// Intel: the architectural PMU version CPUID.0AH reports (0: none).
+    pub version: u8,
+    pub gp: u8,
+    pub width: u8,
+    pub fixed: u8,
+    pub fixed_width: u8,
+    /// Intel: PDCM with PERF_CAPABILITIES[13] (full-width writes through 0x4c1+i).
+    pub full_width_writes: bool,
+    /// AMD: PerfMonV2 (global control and status MSRs).
+    pub perfmon_v2: bool,
+    /// The hypervisor signature in CPUID 0x40000000, if any.
+    pub hypervisor: Option<&'static str>,
+    /// IA32_DEBUGCTL accepts FREEZE_PERFMON_ON_PMI (bare metal does; KVM and Xen raise #GP).
+    pub debugctl_freeze: bool,
+    /// KVM's quirk: nonexistent legacy PMC0/PMC1 (0xc1, 0xc2) read as 0.
+    pub legacy_pmc_reads_zero: bool,
+    /// Instructions retired between an overflow and its PMI: uniform in this range.
+    pub skid: (u32, u32),
+    /// A timer interrupt every this many user-mode instructions; each adds one
+    /// to user-mode instruction and branch counts (the iret's tail).
+    pub interrupt_every: u64,
+    /// Kernel-mode instructions a syscall runs before its perf operation
+    /// takes effect, during which a pending PMI can fire.
+    pub syscall_entry: u32,
+    pub faults: Faults,
+    pub seed: u64,
+}
+
+impl Config {
+    /// A Skylake client on bare metal: PMU version 4, 4 counters of 48 bits,
+    /// 3 fixed counters, full-width writes, freeze on PMI.
+    pub fn intel_skylake() -> Config {
+        Config {
+            vendor: Vendor::Intel,
+            signature: 0x0005_06e3,
+            version: 4,
+            gp: 4,
+            width: 48,
+            fixed: 3,
+            fixed_width: 48,
+            full_width_writes: true,
+            perfmon_v2: false,
+            hypervisor: None,
+            debugctl_freeze: true,
+            legacy_pmc_reads_zero: false,
+            skid: (0, 24),
+            interrupt_every: 4_000_000,
+            syscall_entry: 200,
+            faults: Faults::none(),
+            seed: 0x5eed,
+        }
+    }
+
+    /// A Zen 3 on bare metal: 6 core counters of 48 bits, PerfMonV2.
+    pub fn amd_zen3() -> Config {
+        Config {
+            vendor: Vendor::Amd,
+            signature: 0x00a0_0f11,
+            version: 0,
+            gp: 6,
+            width: 48,
+            fixed: 0,
+            fixed_width: 0,
+            full_width_writes: true,
+            perfmon_v2: true,
+            debugctl_freeze: false,
+            ..Config::intel_skylake()
+        }
+    }
+}
