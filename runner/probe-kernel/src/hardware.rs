@@ -1,0 +1,78 @@
+//! The machine the checks run on: `pmu_kernel_checks::Hardware` over the real
+//! instructions.
+//!
+//! Interrupts are off everywhere except inside [`Hardware::wait_for_pmi`],
+//! so a PMI raised by a window stays latched in the LAPIC until a check
+//! opens an interrupt window, as in kvm-unit-tests' `pmu.c`. Every call
+//! first checks the watchdog.
+
+use core::sync::atomic::Ordering;
+
+use pmu_kernel_checks::window::WindowArgs;
+use pmu_kernel_checks::{Fault, Hardware};
+
+use crate::exceptions::PMIS;
+use crate::lapic::{self, reg};
+use crate::{msr, watchdog};
+
+/// Spins between watchdog checks in a PMI wait.
+const SPINS_PER_CHECK: u32 = 256;
+
+pub struct Machine;
+
+impl Hardware for Machine {
+    fn cpuid(&mut self, leaf: u32, subleaf: u32) -> [u32; 4] {
+        watchdog::check();
+        crate::cpuid::cpuid(leaf, subleaf)
+    }
+
+    fn rdmsr(&mut self, msr: u32) -> Result<u64, Fault> {
+        watchdog::check();
+        msr::read(msr)
+    }
+
+    fn wrmsr(&mut self, msr: u32, value: u64) -> Result<(), Fault> {
+        watchdog::check();
+        msr::write(msr, value)
+    }
+
+    fn lvtpc(&mut self) -> u32 {
+        lapic::read(reg::LVT_PMC)
+    }
+
+    fn set_lvtpc(&mut self, value: u32) {
+        lapic::write(reg::LVT_PMC, value)
+    }
+
+    fn pmis(&mut self) -> u64 {
+        PMIS.load(Ordering::Relaxed)
+    }
+
+    fn wait_for_pmi(&mut self, spins: u32) -> u64 {
+        watchdog::check();
+        let before = PMIS.load(Ordering::Relaxed);
+        // STI takes effect after the next instruction (SDM Vol. 2B, STI), so
+        // the NOP is where a PMI latched before the wait is taken, even with
+        // `spins` = 0. No `nomem`: the handler writes PMIS.
+        // SAFETY: enables interrupts; every vector has a handler (crate::idt).
+        unsafe { core::arch::asm!("sti", "nop", options(nostack)) };
+        let mut spun = 0;
+        while spun < spins && PMIS.load(Ordering::Relaxed) == before {
+            core::hint::spin_loop();
+            spun += 1;
+            if spun % SPINS_PER_CHECK == 0 {
+                watchdog::check();
+            }
+        }
+        // SAFETY: CLI at CPL0.
+        unsafe { core::arch::asm!("cli", options(nostack)) };
+        PMIS.load(Ordering::Relaxed)
+    }
+
+    fn run_window(&mut self, args: &WindowArgs) {
+        watchdog::check();
+        // SAFETY: CPL0 with interrupts off; the checks tried both bracketing
+        // values with a caught WRMSR first (pmu_kernel_checks::checks::Context::window).
+        unsafe { pmu_kernel_checks::window::run(args) }
+    }
+}

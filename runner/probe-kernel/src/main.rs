@@ -1,0 +1,115 @@
+//! The probe kernel: a freestanding x86_64 image that runs the MSR-level PMU
+//! checks of `pmu-kernel-checks` as a guest, and reports over the console.
+//!
+//! QEMU (`-kernel`, any machine type, TCG or KVM) and Xen (PVH domU or dom0)
+//! boot it through the PVH entry point ([`pvh`]). From there the pieces are:
+//!
+//! - [`console`]: every byte to the debug console (port 0xE9) and to COM1;
+//! - [`idt`] and [`exceptions`]: every vector has a handler; an MSR access
+//!   that raises #GP or #UD is recovered ([`msr`]), anything else is fatal;
+//! - [`lapic`]: x2APIC or xAPIC, with the LVT performance-counter entry on
+//!   [`pmu_kernel_checks::hardware::PMI_VECTOR`];
+//! - [`clock`] and [`watchdog`]: an overall deadline that needs no interrupt;
+//! - [`hardware`]: the `Hardware` the checks run on;
+//! - [`exit`]: isa-debug-exit under QEMU, `SCHEDOP_shutdown` under Xen.
+//!
+//! The image says `probe-kernel: booted (…)`, then `pmu_kernel_checks::run`
+//! writes its protocol frames, then the guest exits with code 0. Every
+//! failure on the way (an unexpected exception, a panic, the watchdog) prints
+//! one `probe-kernel: …` line and exits with code 1: it never hangs.
+//!
+//! On the host this is a stub that says how to build the image; the modules
+//! [`cmdline`] and [`hypervisor`] hold the image's pure logic and are tested
+//! here.
+#![cfg_attr(target_os = "none", no_std)]
+#![cfg_attr(target_os = "none", no_main)]
+
+mod cmdline;
+mod hypervisor;
+
+#[cfg(target_os = "none")]
+mod clock;
+#[cfg(target_os = "none")]
+mod console;
+#[cfg(target_os = "none")]
+mod cpuid;
+#[cfg(target_os = "none")]
+mod exceptions;
+#[cfg(target_os = "none")]
+mod exit;
+#[cfg(target_os = "none")]
+mod hardware;
+#[cfg(target_os = "none")]
+mod heap;
+#[cfg(target_os = "none")]
+mod idt;
+#[cfg(target_os = "none")]
+mod lapic;
+#[cfg(target_os = "none")]
+mod msr;
+#[cfg(target_os = "none")]
+mod pic;
+#[cfg(target_os = "none")]
+mod port;
+#[cfg(target_os = "none")]
+mod pvh;
+#[cfg(target_os = "none")]
+mod start_info;
+#[cfg(target_os = "none")]
+mod watchdog;
+#[cfg(target_os = "none")]
+mod xen;
+
+/// Called by [`pvh`]'s stub in 64-bit mode, on the boot stack, with
+/// interrupts disabled; `start_info` is the physical address of Xen's
+/// `hvm_start_info` that the loader passed in EBX.
+#[cfg(target_os = "none")]
+extern "C" fn kernel_main(start_info: u32) -> ! {
+    use core::fmt::Write;
+
+    console::init();
+    idt::init();
+    heap::init();
+    let cmdline = start_info::cmdline(start_info);
+    let hypervisor = hypervisor::detect();
+    if let Some(base) = hypervisor.xen_leaf {
+        xen::init(base);
+    }
+    pic::mask_all();
+    let apic = lapic::init();
+    let clock = clock::calibrate(&hypervisor);
+    let watchdog = cmdline::watchdog(cmdline);
+    let mut out = console::Console;
+    let _ = writeln!(out, "probe-kernel: booted ({}, {})", apic.name(), hypervisor.name);
+    if let Some(bad) = watchdog.rejected {
+        let _ = writeln!(
+            out,
+            "probe-kernel: ignoring `pmuc.watchdog={bad}` (not a whole number of seconds)"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "probe-kernel: watchdog {} s (TSC {}.{:02} GHz from {})",
+        watchdog.seconds,
+        clock.hz / 1_000_000_000,
+        clock.hz / 10_000_000 % 100,
+        clock.source
+    );
+    watchdog::start(watchdog.seconds, clock.hz);
+    let mut hw = hardware::Machine;
+    pmu_kernel_checks::run(&mut hw, cmdline, &mut out);
+    exit::exit(exit::SUCCESS)
+}
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!(
+        "probe-kernel runs only as a guest: QEMU or Xen boots it through its PVH entry point.\n\
+         Build the image with `cargo xtask kernel` (or `cargo build --release -p probe-kernel \
+         --target x86_64-unknown-none`) and boot it with the runner, or by hand:\n  \
+         qemu-system-x86_64 -M microvm -accel kvm -cpu host,-arch-capabilities -m 128M -display none \
+         -no-reboot -debugcon stdio -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
+         -kernel target/x86_64-unknown-none/release/probe-kernel -append 'pmuc=k/ack,ovf-ack'"
+    );
+    std::process::exit(2);
+}
