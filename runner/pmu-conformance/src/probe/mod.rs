@@ -7,6 +7,7 @@
 //! with perf_event_open on this machine; other probes (the reference model,
 //! the probe kernel) implement the same trait, so checks run unchanged on all.
 
+pub mod kernel;
 pub mod linux;
 
 use std::fmt;

@@ -1,0 +1,3 @@
+//! The kernel probe: boots the probe kernel and reads its records.
+
+pub mod qemu;
