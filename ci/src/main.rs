@@ -6,6 +6,7 @@
 
 mod bench;
 mod bless;
+mod kernel;
 mod test;
 
 use std::path::PathBuf;
@@ -17,8 +18,11 @@ const HELP: &str = "\
 cargo xtask <task> [args]
 
 tasks:
-  test            set up what the tests need on this machine, then run every test
-                  (formatting, unit, integration, conformance, soak) as CI does
+  test            set up what the tests need on this machine (QEMU, the probe kernel
+                  image), then run every test (formatting, unit, integration,
+                  conformance, soak, probe kernel boots) as CI does
+  kernel          build the probe kernel image for x86_64-unknown-none (adding the
+                  target with rustup when it is missing) and print its path
   bench           run the benchmarks (installs Debian's linux-perf for the
                   comparison with `perf test` when it is missing and apt-get works)
   bless [ARGS]    record this machine's outcomes as its expectations under
@@ -33,6 +37,7 @@ fn main() -> Result<()> {
     sh.change_dir(project_root());
     match task.as_deref() {
         Some("test") => test::run(&sh, &rest),
+        Some("kernel") => kernel::run(&sh, &rest),
         Some("bench") => bench::run(&sh, &rest),
         Some("bless") => bless::run(&sh, &rest),
         None | Some("help" | "--help" | "-h") => {
