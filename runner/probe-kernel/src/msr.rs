@@ -34,23 +34,36 @@ pub fn fixup(rip: u64) -> Option<u64> {
     table.iter().find(|e| e.instruction == rip).map(|e| e.fixup)
 }
 
+/// The asm around one recoverable instruction: `{faulted}` ends 0 if it
+/// completed, 1 if it faulted, with the vector in EAX (set by the handler).
+/// Labels are numeric (local to each expansion) and not 0 or 1, which
+/// Intel syntax would read as binary.
+macro_rules! recoverable {
+    ($instruction:literal) => {
+        concat!(
+            "xor {faulted:e}, {faulted:e}\n",
+            "2:\n",
+            $instruction,
+            "\n",
+            "jmp 4f\n",
+            "3:\n",
+            "mov {faulted:e}, 1\n",
+            "4:\n",
+            ".pushsection .ex_table, \"a\"\n",
+            ".balign 8\n",
+            ".quad 2b, 3b\n",
+            ".popsection",
+        )
+    };
+}
+
 pub fn read(msr: u32) -> Result<u64, Fault> {
     let (low, high): (u32, u32);
     let faulted: u32;
-    // SAFETY: RDMSR at CPL0; a fault resumes at label 3 with the vector in EAX.
+    // SAFETY: RDMSR at CPL0; a fault resumes at the fixup.
     unsafe {
         asm!(
-            "xor {faulted:e}, {faulted:e}",
-            "2:",
-            "rdmsr",
-            "jmp 4f",
-            "3:",
-            "mov {faulted:e}, 1",
-            "4:",
-            ".pushsection .ex_table, \"a\"",
-            ".balign 8",
-            ".quad 2b, 3b",
-            ".popsection",
+            recoverable!("rdmsr"),
             faulted = out(reg) faulted,
             in("ecx") msr,
             out("eax") low,
@@ -68,21 +81,11 @@ pub fn read(msr: u32) -> Result<u64, Fault> {
 pub fn write(msr: u32, value: u64) -> Result<(), Fault> {
     let faulted: u32;
     let vector: u32;
-    // SAFETY: WRMSR at CPL0; a fault resumes at label 3 with the vector in
-    // EAX. What the write does to the machine is the caller's business.
+    // SAFETY: WRMSR at CPL0; a fault resumes at the fixup. What the write
+    // does to the machine is the caller's business.
     unsafe {
         asm!(
-            "xor {faulted:e}, {faulted:e}",
-            "2:",
-            "wrmsr",
-            "jmp 4f",
-            "3:",
-            "mov {faulted:e}, 1",
-            "4:",
-            ".pushsection .ex_table, \"a\"",
-            ".balign 8",
-            ".quad 2b, 3b",
-            ".popsection",
+            recoverable!("wrmsr"),
             faulted = out(reg) faulted,
             in("ecx") msr,
             inout("eax") value as u32 => vector,
