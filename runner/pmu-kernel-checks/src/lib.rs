@@ -14,6 +14,7 @@
 //! CPUID and names their MSRs; [`window`] is the counted window, one asm
 //! block between two WRMSRs; [`checks`] are the checks; [`record`] and
 //! [`protocol`] are what they report and how it crosses the console;
+//! [`cpuid_leaves`] are what the host fingerprints the guest by;
 //! [`plan`] is the list of cases the host asks for; [`run`] ties them up.
 //!
 //! The crate knows nothing about YAML: the host turns its suites into a
@@ -23,6 +24,7 @@
 extern crate alloc;
 
 pub mod checks;
+pub mod cpuid_leaves;
 pub mod hardware;
 pub mod listing;
 pub mod plan;

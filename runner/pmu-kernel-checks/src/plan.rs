@@ -56,7 +56,8 @@ pub struct Plan {
     pub cases: Vec<CaseRequest>,
 }
 
-fn counter_name(c: Counter) -> String {
+/// `gp0`, `fixed1`: a counter as plans and messages name it.
+pub fn counter_name(c: Counter) -> String {
     match c {
         Counter::Gp(i) => format!("gp{i}"),
         Counter::Fixed(i) => format!("fixed{i}"),

@@ -9,6 +9,11 @@ use alloc::vec::Vec;
 use core::fmt;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "kebab-case")
+)]
 pub enum Verdict {
     Pass,
     /// The PMU misbehaved; the record carries a [`Signature`].
@@ -46,6 +51,7 @@ macro_rules! signatures {
     ($($(#[doc = $doc:literal])* $variant:ident => $name:literal,)*) => {
         /// Short, stable names for the ways a PMU fails a case.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "kebab-case"))]
         pub enum SignatureKind {
             $($(#[doc = $doc])* $variant,)*
         }
@@ -110,8 +116,15 @@ impl fmt::Display for SignatureKind {
     }
 }
 
+impl fmt::Display for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.kind, self.magnitude)
+    }
+}
+
 /// How a case failed: the kind, and its size in words a developer can act on.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Signature {
     pub kind: SignatureKind,
     pub magnitude: String,

@@ -29,6 +29,7 @@ pub fn run(hw: &mut dyn Hardware, cmdline: &str, out: &mut dyn Write) {
         ("gp", pmu.gp.to_string()),
         ("width", pmu.width.to_string()),
         ("fixed", pmu.fixed.to_string()),
+        ("cpuid", crate::cpuid_leaves::encode(&crate::cpuid_leaves::read(hw))),
     ];
     if let Err(why) = &plan {
         hello.push(("plan_error", why.clone()));

@@ -109,7 +109,7 @@ mod tests {
     use super::*;
 
     fn decode() -> Vec<Instruction> {
-        let entry = window as usize;
+        let entry = window as *const () as usize;
         // SAFETY: reads this function's code bytes; it is well inside 256 bytes of text.
         let bytes = unsafe { core::slice::from_raw_parts(entry as *const u8, 256) };
         let mut out = Vec::new();

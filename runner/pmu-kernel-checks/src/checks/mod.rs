@@ -95,7 +95,14 @@ impl KernelCheck {
 pub const PMI_WAIT_SPINS: u32 = 100_000;
 
 /// A check's early end, already phrased as its record.
-pub struct Stop(pub Record);
+/// Boxed: a record is large, and every check's `Result` carries one.
+pub struct Stop(pub alloc::boxed::Box<Record>);
+
+impl From<Record> for Stop {
+    fn from(record: Record) -> Stop {
+        Stop(alloc::boxed::Box::new(record))
+    }
+}
 
 /// What a running check has to hand.
 pub struct Context<'a> {
@@ -110,12 +117,12 @@ impl Context<'_> {
     }
 
     pub fn unsupported(&self, reason: impl Into<String>) -> Stop {
-        Stop(Record::unsupported(self.id(), reason))
+        Stop::from(Record::unsupported(self.id(), reason))
     }
 
     /// An access the architecture allows raised an exception.
     pub fn fault(&self, what: &str, fault: Fault) -> Stop {
-        Stop(Record::fail(
+        Stop::from(Record::fail(
             self.id(),
             SignatureKind::UnexpectedGp,
             format!("{what} raised vector {}", fault.vector),
@@ -200,7 +207,7 @@ impl Context<'_> {
         let mut fixed_ctrl = 0u64;
         for &(counter, int, preset) in counters {
             if !pmu.has(counter) {
-                return Err(self.unsupported(format!("CPUID advertises no {counter:?}")));
+                return Err(self.unsupported(format!("CPUID advertises no {}", crate::plan::counter_name(counter))));
             }
             let encoding = self.encoding(counter)?;
             match counter {
@@ -225,7 +232,7 @@ impl Context<'_> {
             bracket = Some((msr, off));
             self.wrmsr(pmu.counter_msr(counter), preset)?;
         }
-        let (msr, stop) = bracket.ok_or_else(|| Stop(Record::error(self.id(), "a window with no counter")))?;
+        let (msr, stop) = bracket.ok_or_else(|| Stop::from(Record::error(self.id(), "a window with no counter")))?;
         if pmu.globals.is_none() && counters.len() > 1 {
             return Err(self.unsupported("without global controls, one window drives one counter"));
         }
@@ -257,7 +264,7 @@ impl Context<'_> {
         let events = self.read(counter)?;
         self.quiesce()?;
         if events < 2 {
-            return Err(Stop(Record::fail(
+            return Err(Stop::from(Record::fail(
                 self.id(),
                 SignatureKind::Undercount,
                 format!("counted {events} in a window of {iterations} passes"),
@@ -265,6 +272,56 @@ impl Context<'_> {
             )));
         }
         Ok(events)
+    }
+
+    /// AMD guests without a vPMU (KVM with the PMU off, QEMU's TCG) still
+    /// accept writes to the counter MSRs, read back 0 and never count:
+    /// Linux's `check_hw_exists` tests the same way before it trusts a PMU.
+    /// A counter that neither holds a value nor counts is no PMU at all, so
+    /// every check is `unsupported` rather than failing on it. A counter that
+    /// does one and not the other is left to the checks, which say what is wrong.
+    fn require_a_live_counter(&mut self) -> Result<(), Stop> {
+        const MARK: u64 = 0xabcd;
+        let counter = Counter::Gp(0);
+        let msr = self.pmu.counter_msr(counter);
+        self.wrmsr(msr, MARK)?;
+        let read_back = self.read(counter)?;
+        self.wrmsr(msr, 0)?;
+        if read_back == MARK {
+            return Ok(());
+        }
+        let encoding = self
+            .pmu
+            .encoding(crate::pmu::ArchEvent::Instructions)
+            .map_err(|why| self.unsupported(why))?;
+        let en = if self.pmu.globals.is_some() {
+            crate::pmu::evtsel::EN
+        } else {
+            0
+        };
+        self.wrmsr(self.pmu.evtsel(0), encoding | crate::pmu::evtsel::OS | en)?;
+        let (bracket, start, stop) = self
+            .pmu
+            .start_stop(self.hw, counter)
+            .map_err(|f| self.fault("reading the counter's event select", f))?;
+        self.wrmsr(bracket, stop)?;
+        self.hw.run_window(&WindowArgs {
+            msr: bracket,
+            _pad: 0,
+            enable: start,
+            disable: stop,
+            iterations: 100,
+        });
+        let counted = self.read(counter)?;
+        self.quiesce()?;
+        if counted == 0 {
+            return Err(self.unsupported(format!(
+                "no usable PMU: {} reads {read_back:#x} after a write of {MARK:#x} and counts no instructions \
+                 (Linux's check_hw_exists rejects such a PMU too)",
+                crate::plan::counter_name(counter)
+            )));
+        }
+        Ok(())
     }
 
     /// What the listing says the window retires for the case's event.
@@ -283,11 +340,23 @@ pub fn run(hw: &mut dyn Hardware, pmu: Pmu, case: &CaseRequest) -> Record {
         return Record::unsupported(&case.id, why);
     }
     let mut context = Context { hw, pmu, case };
-    let result = context.quiesce().and_then(|()| case.check.run(&mut context));
-    let record = result.unwrap_or_else(|stop| stop.0);
+    let result = context
+        .quiesce()
+        .and_then(|()| context.require_a_live_counter())
+        .and_then(|()| case.check.run(&mut context));
+    let record = result.unwrap_or_else(|stop| *stop.0);
     // Leave the PMU quiet for the next case, whatever this one did.
     let _ = context.quiesce();
     record
+}
+
+/// `1 PMI`, `2 PMIs`.
+pub fn pmis(n: u64) -> String {
+    if n == 1 {
+        String::from("1 PMI")
+    } else {
+        format!("{n} PMIs")
+    }
 }
 
 /// `+3`, `0`, `-2`.

@@ -13,7 +13,7 @@ use crate::record::{Record, SignatureKind};
 pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
     let p = c.case.params.clone();
     if p.event != ArchEvent::Branches {
-        return Err(Stop(Record::error(c.id(), "overflow-at-zero counts branches")));
+        return Err(Stop::from(Record::error(c.id(), "overflow-at-zero counts branches")));
     }
     let branches = c.calibrate(p.counter, p.iterations)?;
     let before = c.hw.pmis();

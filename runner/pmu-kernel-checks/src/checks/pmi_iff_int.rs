@@ -5,7 +5,7 @@
 
 use alloc::format;
 
-use super::{Context, PMI_WAIT_SPINS, Stop};
+use super::{Context, PMI_WAIT_SPINS, Stop, pmis as plural};
 use crate::record::{Record, SignatureKind};
 
 pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
@@ -22,17 +22,17 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
             c.id(),
             SignatureKind::PmiLost,
             format!("{int}: no PMI for the overflow"),
-            format!("{pmis} PMIs"),
+            plural(pmis),
         )
     } else if pmis > expected {
         Record::fail(
             c.id(),
             SignatureKind::PmiExtra,
-            format!("{int}: {pmis} PMIs for one overflow"),
-            format!("{pmis} PMIs"),
+            format!("{int}: {} for one overflow", plural(pmis)),
+            plural(pmis),
         )
     } else {
-        Record::pass(c.id(), format!("{int}: {pmis} PMI"))
+        Record::pass(c.id(), format!("{int}: {}", plural(pmis)))
     };
     Ok(record.fact("int", p.int).fact("pmis", pmis))
 }

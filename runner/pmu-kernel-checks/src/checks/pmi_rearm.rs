@@ -5,7 +5,7 @@
 
 use alloc::format;
 
-use super::{Context, PMI_WAIT_SPINS, Stop};
+use super::{Context, PMI_WAIT_SPINS, Stop, pmis};
 use crate::hardware::PMI_VECTOR;
 use crate::pmu::Vendor;
 use crate::record::{Record, SignatureKind};
@@ -30,7 +30,7 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
         return Ok(Record::fail(
             c.id(),
             kind,
-            format!("{first} PMIs for the first overflow"),
+            format!("{} for the first overflow", pmis(first)),
             "first overflow",
         ));
     }
@@ -46,7 +46,7 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
         return Ok(Record::fail(
             c.id(),
             kind,
-            format!("{second} PMIs for an overflow before acknowledgement and unmask"),
+            format!("{} for an overflow before acknowledgement and unmask", pmis(second)),
             "second overflow",
         ));
     }
@@ -56,7 +56,7 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
     let record = if third == 1 {
         Record::pass(
             c.id(),
-            format!("1, {second}, 1 PMIs: held until acknowledged, then re-armed"),
+            format!("1, {second}, 1 PMIs: masked until acknowledged, then re-armed"),
         )
     } else {
         let kind = if third == 0 {
@@ -67,7 +67,7 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
         Record::fail(
             c.id(),
             kind,
-            format!("{third} PMIs for an overflow after acknowledgement and unmask"),
+            format!("{} for an overflow after acknowledgement and unmask", pmis(third)),
             "third overflow",
         )
     };
