@@ -67,6 +67,33 @@ impl Config {
         }
     }
 
+    /// The CPUs and hosts environments can name, by name.
+    pub const PRESETS: [&'static str; 4] = ["intel-skylake", "amd-zen3", "xen-intel-skylake", "kvm-intel-skylake"];
+
+    pub fn preset(name: &str) -> Option<Config> {
+        match name {
+            "intel-skylake" => Some(Config::intel_skylake()),
+            "amd-zen3" => Some(Config::amd_zen3()),
+            // Xen's vPMU: version capped at 3, no PDCM (so no full-width
+            // writes), DEBUGCTL's freeze bit refused (xen:vpmu_intel.c).
+            "xen-intel-skylake" => Some(Config {
+                version: 3,
+                full_width_writes: false,
+                hypervisor: Some("XenVMMXenVMM"),
+                debugctl_freeze: false,
+                ..Config::intel_skylake()
+            }),
+            // KVM's perf-based vPMU: freeze refused, legacy PMC0/1 read as 0.
+            "kvm-intel-skylake" => Some(Config {
+                hypervisor: Some("KVMKVMKVM"),
+                debugctl_freeze: false,
+                legacy_pmc_reads_zero: true,
+                ..Config::intel_skylake()
+            }),
+            _ => None,
+        }
+    }
+
     /// A Zen 3 on bare metal: 6 core counters of 48 bits, PerfMonV2.
     pub fn amd_zen3() -> Config {
         Config {

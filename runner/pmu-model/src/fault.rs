@@ -30,7 +30,7 @@ pub enum Fault {
     LostPmi { rate: f64 },
     /// With this chance per PMI, it comes `extra` instructions late.
     LatePmi { rate: f64, extra: u32 },
-    /// Enabling a counter flips its bit 31 (Parallels: counts off by exactly 2^31).
+    /// A counter written reads with bit 31 flipped (Parallels: counts off by exactly 2^31).
     Parallels2p31Offset,
     /// With this chance, a conditional branch between two CPUIDs is not counted (VMware hvsim).
     VmwareCpuidBranchDrop { rate: f64 },
@@ -139,6 +139,12 @@ pub struct Opportunities {
 }
 
 impl Opportunities {
+    pub fn add(&mut self, other: &Opportunities) {
+        self.pmis += other.pmis;
+        self.enables += other.enables;
+        self.cpuid_branches += other.cpuid_branches;
+    }
+
     pub fn for_fault(&self, fault: &Fault) -> u64 {
         match fault {
             Fault::LostPmi { .. } | Fault::LatePmi { .. } => self.pmis,

@@ -6,7 +6,10 @@
 //! timer interrupt is due. So a model of ten million loop passes costs about
 //! as much as its overflows, which keeps the whole sim matrix fast.
 
-use crate::pmu::Pmu;
+use crate::pmu::{Counter, Pmu};
+
+/// What one pass of a block adds to each counter (see [`Pmu::block_increments`]).
+type Increments = Vec<(Counter, u64)>;
 use crate::program::{Instr, Op, Program, Step};
 
 /// Whether the guest takes a PMI as soon as it is latched.
@@ -70,8 +73,22 @@ impl Machine {
         let user_per_pass = block.iter().filter(|i| !i.kernel).count() as u64;
         let faults_per_pass = block.iter().any(|i| i.page_fault);
         let mut left = repeat;
+        // block_increments' answer, kept while the PMU's controls stand still.
+        let mut increments: Option<(u64, Option<Increments>)> = None;
         while left > 0 {
-            if let Some(passes) = self.bulk(block, left, user_per_pass, faults_per_pass, interrupts) {
+            let generation = self.pmu.controls_generation();
+            if increments.as_ref().is_none_or(|(g, _)| *g != generation) {
+                increments = Some((generation, self.pmu.block_increments(block)));
+            }
+            let per_pass = increments.as_ref().and_then(|(_, inc)| inc.as_deref());
+            if let Some(passes) = self.bulk(
+                per_pass,
+                block.len() as u64,
+                left,
+                user_per_pass,
+                faults_per_pass,
+                interrupts,
+            ) {
                 left -= passes;
                 continue;
             }
@@ -85,7 +102,8 @@ impl Machine {
     /// Applies as many whole passes as are safe to apply at once, if any.
     fn bulk(
         &mut self,
-        block: &[Instr],
+        increments: Option<&[(Counter, u64)]>,
+        len: u64,
         left: u64,
         user_per_pass: u64,
         faults: bool,
@@ -94,8 +112,8 @@ impl Machine {
         if faults || (interrupts == Interrupts::Taken && self.pmu.pmi_latched()) {
             return None;
         }
-        let increments = self.pmu.block_increments(block)?;
-        let mut passes = left.min(self.pmu.passes_without_wrap(&increments));
+        let increments = increments?;
+        let mut passes = left.min(self.pmu.passes_without_event(increments, len));
         if interrupts == Interrupts::Taken && user_per_pass > 0 {
             let every = self.pmu.config.interrupt_every;
             let until_interrupt = every - 1 - self.user_instructions % every;
@@ -104,7 +122,7 @@ impl Machine {
         if passes == 0 {
             return None;
         }
-        self.pmu.apply_passes(&increments, passes);
+        self.pmu.apply_passes(increments, passes, len);
         self.user_instructions += passes * user_per_pass;
         Some(passes)
     }
@@ -117,7 +135,7 @@ impl Machine {
         self.pmu.retire(i);
         if !i.kernel && interrupts == Interrupts::Taken {
             self.user_instructions += 1;
-            if self.user_instructions % self.pmu.config.interrupt_every == 0 {
+            if self.user_instructions.is_multiple_of(self.pmu.config.interrupt_every) {
                 self.pmu.return_to_user();
             }
         }

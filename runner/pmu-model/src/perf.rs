@@ -127,8 +127,17 @@ impl Driver for PerfDriver {
     fn op(&mut self, pmu: &mut Pmu, op: Op) {
         match op {
             Op::Arm => {
-                // The kernel's max_period for a counting event: half the counter's range.
-                self.period = self.event.sample_period.unwrap_or(PerfDriver::mask(pmu) >> 1);
+                // A counting event uses the longest period the counter can be
+                // preset to: half its range with full-width writes (and on
+                // AMD), but 2^31 − 1 through Intel's legacy alias, which only
+                // takes 32 bits (intel_pmu.max_period in Linux).
+                let full_width = pmu.config.vendor == Vendor::Amd || pmu.config.full_width_writes;
+                let max_period = if full_width {
+                    PerfDriver::mask(pmu) >> 1
+                } else {
+                    (1 << 31) - 1
+                };
+                self.period = self.event.sample_period.unwrap_or(max_period);
                 self.left = i128::from(self.period);
                 self.limit = self.event.refresh;
                 let raw = self.event.config & (0xffff | (0xf << 32));

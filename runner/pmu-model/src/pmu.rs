@@ -65,6 +65,9 @@ pub struct Pmu {
     pub delivered: u64,
     /// kvm-pinned-starvation: events each GP counter may still count this window.
     stop_after: Vec<Option<u64>>,
+    /// Bumped whenever what counts, and how, may have changed (an MSR write,
+    /// a freeze, a starved counter's countdown): see [`Pmu::controls_generation`].
+    generation: u64,
     pub opportunities: Opportunities,
 }
 
@@ -87,6 +90,7 @@ impl Pmu {
             latched: 0,
             delivered: 0,
             stop_after: vec![None; gp],
+            generation: 0,
             opportunities: Opportunities::default(),
             config,
         };
@@ -227,10 +231,16 @@ impl Pmu {
         }
     }
 
+    /// Changes whenever [`Pmu::block_increments`] may answer differently for
+    /// the same block, so a caller may keep its answer until then.
+    pub fn controls_generation(&self) -> u64 {
+        self.generation
+    }
+
     /// What one pass of `block` adds to each counter, if nothing in it can
     /// strike by chance or wrap a counter; `None` when it must be stepped.
     pub fn block_increments(&self, block: &[Instr]) -> Option<Vec<(Counter, u64)>> {
-        if self.pending.is_some() || self.stop_after.iter().any(|s| s.is_some_and(|n| n > 0)) {
+        if self.stop_after.iter().any(|s| s.is_some_and(|n| n > 0)) {
             return None;
         }
         let vmware = self.fault("vmware-cpuid-branch-drop");
@@ -251,19 +261,27 @@ impl Pmu {
         Some(out)
     }
 
-    /// How many passes of a block with these increments can run without any counter wrapping.
-    pub fn passes_without_wrap(&self, increments: &[(Counter, u64)]) -> u64 {
-        increments
+    /// How many passes of a block of `len` instructions with these
+    /// increments can run with no counter wrapping and no raised PMI firing.
+    pub fn passes_without_event(&self, increments: &[(Counter, u64)], len: u64) -> u64 {
+        let wrap = increments
             .iter()
             .map(|&(c, inc)| (self.width_mask(c) - self.value(c)) / inc)
             .min()
-            .unwrap_or(u64::MAX)
+            .unwrap_or(u64::MAX);
+        // A raised PMI fires after its `k` instructions: stop a pass short of that.
+        let fire = self.pending.map_or(u64::MAX, |k| u64::from(k) / len.max(1));
+        wrap.min(fire)
     }
 
-    /// Applies `passes` passes of a block in one step (see [`Pmu::block_increments`]).
-    pub fn apply_passes(&mut self, increments: &[(Counter, u64)], passes: u64) {
+    /// Applies `passes` passes of a block of `len` instructions in one step
+    /// (see [`Pmu::block_increments`]).
+    pub fn apply_passes(&mut self, increments: &[(Counter, u64)], passes: u64, len: u64) {
         for &(c, inc) in increments {
             *self.value_mut(c) += inc * passes;
+        }
+        if let Some(k) = self.pending {
+            self.pending = Some(k - (passes * len) as u32);
         }
     }
 
@@ -285,6 +303,7 @@ impl Pmu {
                 && let Some(left) = self.stop_after[g]
             {
                 self.stop_after[g] = Some(left.saturating_sub(1));
+                self.generation += 1;
                 n = n.min(left);
             }
             self.add(c, n);
@@ -375,6 +394,7 @@ impl Pmu {
             self.guest_status |= self.status;
         }
         if self.debugctl & intel::DEBUGCTL_FREEZE_PERFMON_ON_PMI != 0 {
+            self.generation += 1;
             if self.config.version >= 4 {
                 self.status |= intel::STATUS_CTR_FRZ;
                 self.guest_status |= intel::STATUS_CTR_FRZ;
@@ -419,9 +439,6 @@ impl Pmu {
             if was || !self.enabled(c) {
                 continue;
             }
-            if self.fault("parallels-2^31-offset") {
-                *self.value_mut(c) ^= 1 << 31;
-            }
             if let Counter::Gp(g) = c {
                 self.opportunities.enables += 1;
                 let rate = self.config.faults.rate("kvm-pinned-starvation");
@@ -446,15 +463,40 @@ impl Pmu {
     }
 
     pub fn wrmsr(&mut self, msr: u32, value: u64) -> Result<(), Gp> {
+        self.generation += 1;
         let before = self.enabled_now();
         let result = match self.config.vendor {
             Vendor::Intel => self.wrmsr_intel(msr, value),
             Vendor::Amd => self.wrmsr_amd(msr, value),
         };
         if result.is_ok() {
+            // Parallels: a counter written reads 2^31 off (rr #1818).
+            if self.fault("parallels-2^31-offset")
+                && let Some(c) = self.counter_at(msr)
+            {
+                *self.value_mut(c) ^= 1 << 31;
+            }
             self.started(&before);
         }
         result
+    }
+
+    /// The counter an MSR reads and writes, through any of its aliases.
+    fn counter_at(&self, msr: u32) -> Option<Counter> {
+        match self.config.vendor {
+            Vendor::Intel => self
+                .gp_index(msr, intel::PMC0, 1)
+                .or_else(|| self.gp_index(msr, intel::A_PMC0, 1))
+                .map(Counter::Gp)
+                .or_else(|| {
+                    let i = msr.checked_sub(intel::FIXED_CTR0)?;
+                    (i < u32::from(self.config.fixed)).then_some(Counter::Fixed(i as usize))
+                }),
+            Vendor::Amd => match self.amd_counter_index(msr) {
+                Some((i, false)) => Some(Counter::Gp(i)),
+                _ => None,
+            },
+        }
     }
 
     fn gp_index(&self, msr: u32, base: u32, stride: u32) -> Option<usize> {

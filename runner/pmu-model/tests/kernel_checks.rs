@@ -1,0 +1,222 @@
+//! The probe kernel's checks, run on the model: every check passes (or is
+//! unsupported, with its reason) on a faithful PMU, and each fault gives the
+//! signature its source predicts.
+
+use pmu_kernel_checks::checks::{self, KernelCheck};
+use pmu_kernel_checks::plan::{CaseRequest, Params};
+use pmu_kernel_checks::pmu::{ArchEvent, Counter, Pmu};
+use pmu_kernel_checks::record::{Record, SignatureKind, Verdict};
+use pmu_kernel_checks::window::LISTING;
+use pmu_model::hardware::ModelHardware;
+use pmu_model::{Config, Fault, Faults};
+
+fn run(config: Config, check: KernelCheck, params: Params) -> Record {
+    let mut hw = ModelHardware::new(config);
+    let pmu = Pmu::detect(&mut hw);
+    checks::run(
+        &mut hw,
+        pmu,
+        &CaseRequest {
+            id: format!("k/{}", check.name()),
+            check,
+            params,
+        },
+    )
+}
+
+fn params(check: KernelCheck) -> Params {
+    let iterations = 1000;
+    match check {
+        KernelCheck::ExactCount => Params {
+            event: ArchEvent::Instructions,
+            iterations,
+            runs: 3,
+            expect: Some(LISTING.total(iterations).instructions),
+            ..Params::default()
+        },
+        _ => Params {
+            iterations,
+            ..Params::default()
+        },
+    }
+}
+
+fn with(faults: &[Fault]) -> Config {
+    Config {
+        faults: Faults(faults.to_vec()),
+        ..Config::intel_skylake()
+    }
+}
+
+#[test]
+fn a_faithful_pmu_passes_every_check() {
+    for config in [Config::intel_skylake(), Config::amd_zen3()] {
+        for &check in KernelCheck::ALL {
+            let r = run(config.clone(), check, params(check));
+            let ok = r.verdict == Verdict::Pass || (r.verdict == Verdict::Unsupported && r.reason.is_some());
+            assert!(ok, "{:?} {}: {r:?}", config.vendor, check.name());
+        }
+    }
+}
+
+fn signature(faults: &[Fault], check: KernelCheck, p: Params) -> Option<SignatureKind> {
+    let r = run(with(faults), check, p);
+    r.signature.map(|s| s.kind)
+}
+
+#[test]
+fn xen_faults_show_as_their_sources_predict() {
+    let no_int = Params {
+        int: false,
+        ..params(KernelCheck::OverflowStatus)
+    };
+    assert_eq!(
+        signature(&[Fault::XenStatusShadow], KernelCheck::OverflowStatus, no_int),
+        Some(SignatureKind::StatusNotSet)
+    );
+    assert_eq!(
+        signature(
+            &[Fault::XenLvtpcNeverMasked],
+            KernelCheck::LvtpcMask,
+            params(KernelCheck::LvtpcMask)
+        ),
+        Some(SignatureKind::LvtpcNotMasked)
+    );
+    assert_eq!(
+        signature(
+            &[Fault::XenLvtpcNeverMasked],
+            KernelCheck::PmiRearm,
+            params(KernelCheck::PmiRearm)
+        ),
+        Some(SignatureKind::PmiExtra)
+    );
+    assert_eq!(
+        signature(
+            &[Fault::XenPmcQuirk],
+            KernelCheck::OverflowAtZero,
+            params(KernelCheck::OverflowAtZero)
+        ),
+        Some(SignatureKind::Overcount)
+    );
+    assert_eq!(
+        signature(
+            &[Fault::XenVmexitUndercount],
+            KernelCheck::ExactCount,
+            params(KernelCheck::ExactCount)
+        ),
+        Some(SignatureKind::Undercount)
+    );
+}
+
+#[test]
+fn kvm_duplicate_pmis_are_extra() {
+    assert_eq!(
+        signature(
+            &[Fault::KvmDuplicatePmi],
+            KernelCheck::PmiIffInt,
+            params(KernelCheck::PmiIffInt)
+        ),
+        Some(SignatureKind::PmiExtra)
+    );
+}
+
+#[test]
+fn an_unsupported_check_says_why() {
+    // Xen caps the guest at version 3, without STATUS_SET.
+    let r = run(
+        Config {
+            version: 3,
+            ..Config::intel_skylake()
+        },
+        KernelCheck::StatusSet,
+        Params::default(),
+    );
+    assert_eq!(r.verdict, Verdict::Unsupported);
+    assert!(r.reason.unwrap().contains("version 3"));
+    let r = run(
+        Config {
+            version: 0,
+            ..Config::intel_skylake()
+        },
+        KernelCheck::OvfAck,
+        Params::default(),
+    );
+    assert_eq!(
+        r.reason.as_deref(),
+        Some("CPUID.0AH: PMU version 0 (no architectural PMU)")
+    );
+    let fixed = Params {
+        counter: Counter::Fixed(0),
+        event: ArchEvent::Instructions,
+        ..Params::default()
+    };
+    assert_eq!(
+        run(Config::intel_skylake(), KernelCheck::OverflowStatus, fixed).verdict,
+        Verdict::Pass
+    );
+}
+
+/// The model's hardware, but its counter MSRs behave as AMD guests without a
+/// vPMU have them: writes vanish and reads return 0.
+struct DeadCounters(ModelHardware, Pmu);
+
+impl pmu_kernel_checks::Hardware for DeadCounters {
+    fn cpuid(&mut self, leaf: u32, subleaf: u32) -> [u32; 4] {
+        self.0.cpuid(leaf, subleaf)
+    }
+    fn rdmsr(&mut self, msr: u32) -> Result<u64, pmu_kernel_checks::Fault> {
+        if self.is_counter(msr) { Ok(0) } else { self.0.rdmsr(msr) }
+    }
+    fn wrmsr(&mut self, msr: u32, value: u64) -> Result<(), pmu_kernel_checks::Fault> {
+        if self.is_counter(msr) {
+            Ok(())
+        } else {
+            self.0.wrmsr(msr, value)
+        }
+    }
+    fn lvtpc(&mut self) -> u32 {
+        self.0.lvtpc()
+    }
+    fn set_lvtpc(&mut self, value: u32) {
+        self.0.set_lvtpc(value)
+    }
+    fn pmis(&mut self) -> u64 {
+        self.0.pmis()
+    }
+    fn wait_for_pmi(&mut self, spins: u32) -> u64 {
+        self.0.wait_for_pmi(spins)
+    }
+    fn run_window(&mut self, args: &pmu_kernel_checks::window::WindowArgs) {
+        self.0.run_window(args)
+    }
+}
+
+impl DeadCounters {
+    fn is_counter(&self, msr: u32) -> bool {
+        (0..self.1.gp).any(|i| self.1.counter_msr(Counter::Gp(i)) == msr)
+    }
+}
+
+#[test]
+fn counters_that_neither_hold_nor_count_are_no_pmu() {
+    let mut model = ModelHardware::new(Config::amd_zen3());
+    let pmu = Pmu::detect(&mut model);
+    let mut hw = DeadCounters(model, pmu);
+    for &check in KernelCheck::ALL {
+        let case = CaseRequest {
+            id: format!("k/{}", check.name()),
+            check,
+            params: params(check),
+        };
+        let r = checks::run(&mut hw, pmu, &case);
+        assert_eq!(r.verdict, Verdict::Unsupported, "{}: {r:?}", check.name());
+        assert!(r.reason.unwrap().contains("no usable PMU"), "{}", check.name());
+    }
+    // A counter that holds writes but never counts is a finding, not "no PMU".
+    let r = run(
+        with(&[Fault::ZeroCounts]),
+        KernelCheck::ExactCount,
+        params(KernelCheck::ExactCount),
+    );
+    assert_eq!(r.verdict, Verdict::Fail, "{r:?}");
+}
