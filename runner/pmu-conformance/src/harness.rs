@@ -22,19 +22,16 @@ use libtest_mimic::{Arguments, Completion, Conclusion, Failed, Trial};
 use crate::case::{Case, Suite};
 use crate::environment::Environment;
 use crate::event_table::ResolvedEvent;
+use crate::executor::Executor;
 use crate::expectation::{Expectation, Gate, Recorded, Store, UpdateMode};
 use crate::known_bugs::KnownBugs;
 use crate::outcome::Outcome;
-use crate::probe::Probe;
-
-/// Makes a fresh probe for the environment; each trial gets its own.
-pub type ProbeFactory = Arc<dyn Fn() -> Box<dyn Probe> + Send + Sync>;
 
 /// Everything a run needs, built once before any trial exists.
 pub struct Session {
     pub environment: Environment,
     pub suites: Vec<Suite>,
-    pub probes: ProbeFactory,
+    pub executor: Arc<dyn Executor>,
     pub store: Store,
     pub bugs: Arc<KnownBugs>,
     /// Replaces every case's run budget, for quick runs and soak tests.
@@ -90,9 +87,8 @@ impl Session {
     pub fn trials(&self, args: &Arguments) -> (Vec<Trial>, Records) {
         let records = Records::default();
         let mut trials = Vec::new();
-        let mut probe = (self.probes)();
         for (index, (case, suite_path)) in self.selected().into_iter().enumerate() {
-            let preflight = probe.preflight(&case);
+            let preflight = self.executor.preflight(&case);
             let name = case.id.to_string();
             // Ignore it statically only when running it could change nothing:
             // unsupported, with nothing else recorded, and nothing to record.
@@ -113,7 +109,7 @@ impl Session {
                 case: case.clone(),
                 suite_path: suite_path.clone(),
                 preflight,
-                probes: self.probes.clone(),
+                executor: self.executor.clone(),
                 store: self.store.clone(),
                 bugs: self.bugs.clone(),
                 records: records.clone(),
@@ -158,8 +154,8 @@ struct TrialJob {
     index: usize,
     case: Arc<Case>,
     suite_path: String,
-    preflight: Result<ResolvedEvent, String>,
-    probes: ProbeFactory,
+    preflight: Result<Option<ResolvedEvent>, String>,
+    executor: Arc<dyn Executor>,
     store: Store,
     bugs: Arc<KnownBugs>,
     records: Records,
@@ -169,7 +165,7 @@ struct TrialJob {
 impl TrialJob {
     fn run(self) -> Result<Completion, Failed> {
         let mut outcome = match &self.preflight {
-            Ok(event) => run_check(self.case.clone(), event.clone(), self.probes.clone()),
+            Ok(event) => run_case(self.case.clone(), event.clone(), self.executor.clone()),
             Err(reason) => Outcome::unsupported(reason.clone()),
         };
         outcome.diagnosis = self.bugs.diagnose(&outcome, &self.case.catches);
@@ -180,7 +176,7 @@ impl TrialJob {
             Record {
                 case: self.case,
                 suite_path: self.suite_path,
-                event: self.preflight.ok(),
+                event: self.preflight.ok().flatten(),
                 outcome,
                 gate,
             },
@@ -193,17 +189,14 @@ impl TrialJob {
     }
 }
 
-/// Runs the check on its own thread, giving up after the case's timeout.
-fn run_check(case: Arc<Case>, event: ResolvedEvent, probes: ProbeFactory) -> Outcome {
+/// Runs the case on its own thread, giving up after the case's timeout.
+fn run_case(case: Arc<Case>, event: Option<ResolvedEvent>, executor: Arc<dyn Executor>) -> Outcome {
     let (done, outcome) = mpsc::channel();
     let timeout = case.timeout;
     let worker = {
         let case = case.clone();
         thread::Builder::new().name(format!("pmu {}", case.id)).spawn(move || {
-            let result = panic::catch_unwind(AssertUnwindSafe(|| {
-                let mut probe = probes();
-                crate::check::run(&case, &event, probe.as_mut())
-            }));
+            let result = panic::catch_unwind(AssertUnwindSafe(|| executor.run(&case, event.as_ref())));
             let outcome = result.unwrap_or_else(|payload| {
                 let message = payload
                     .downcast_ref::<String>()

@@ -55,6 +55,9 @@ enum Command {
     },
     /// Show how each event in the event table resolves on this CPU.
     Events,
+    /// Print the detection matrix: which case catches which known bug, with
+    /// what probability, on the reference model (as matrices/detection-matrix.md).
+    DetectionMatrix,
 }
 
 #[derive(Args, Clone, Default)]
@@ -92,6 +95,10 @@ struct RunArgs {
     /// Record every outcome as this environment's expectation (never on CI).
     #[arg(long)]
     accept: bool,
+    /// The probe kernel image that `qemu` environments boot. Default:
+    /// $PMUC_PROBE_KERNEL, else where `cargo xtask kernel` builds it.
+    #[arg(long, value_name = "PATH")]
+    kernel: Option<PathBuf>,
     /// Run each case N times instead of its own run budget.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     runs: Option<u32>,
@@ -114,6 +121,7 @@ fn main() -> ExitCode {
         Some(Command::Env { cpuid }) => Ok(print_env(cpuid)),
         Some(Command::Check { suites, matrices }) => check(suites, matrices),
         Some(Command::Events) => Ok(print_events()),
+        Some(Command::DetectionMatrix) => print_detection_matrix(),
     };
     result.unwrap_or_else(|error| {
         eprintln!("{error}");
@@ -139,6 +147,7 @@ fn run_suites(args: RunArgs) -> Result<ExitCode, RunError> {
         expected: args.expected,
         accept: args.accept,
         runs: args.runs,
+        kernel: args.kernel,
         json: args.json,
         junit: args.junit,
         verbose_reports: !args.quiet,
@@ -174,6 +183,16 @@ fn check(suites: Option<PathBuf>, matrices: Option<PathBuf>) -> Result<ExitCode,
         "ok: {} suites, {cases} cases, {} environments",
         loaded.len(),
         environments.environments.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_detection_matrix() -> Result<ExitCode, RunError> {
+    let table = EventTable::builtin();
+    let suites = load_suites(&SuiteSources::builtin(), &table, &KnownBugs::builtin())?;
+    print!(
+        "{}",
+        pmu_conformance::detection_matrix::compute(&suites, table).to_markdown()
     );
     Ok(ExitCode::SUCCESS)
 }

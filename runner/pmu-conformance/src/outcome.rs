@@ -8,116 +8,11 @@
 //! expectations, so timing noise can never fail the gate.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Verdict {
-    Pass,
-    /// The PMU misbehaved; the outcome carries a [`Signature`].
-    Fail,
-    /// The case cannot run here; the outcome carries the reason. Never a pass.
-    Unsupported,
-    /// The harness could not reach a verdict; the outcome carries the message.
-    /// Never a pass, and never blamed on the PMU.
-    Error,
-}
-
-impl Verdict {
-    pub fn name(self) -> &'static str {
-        match self {
-            Verdict::Pass => "pass",
-            Verdict::Fail => "fail",
-            Verdict::Unsupported => "unsupported",
-            Verdict::Error => "error",
-        }
-    }
-}
-
-impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// Short, stable names for the ways a PMU fails a case.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SignatureKind {
-    /// More events than the workload retired.
-    Overcount,
-    /// Fewer events than the workload retired.
-    Undercount,
-    /// A period boundary was crossed and no notification came.
-    PmiLost,
-    /// A notification came for no boundary, or twice for one.
-    PmiExtra,
-    /// A notification came after more events than the skid budget allows.
-    PmiLate,
-    /// A REFRESH budget ran out without the POLL_HUP notification that says so.
-    HupMissing,
-    /// An overflow did not set its GLOBAL_STATUS bit.
-    StatusNotSet,
-    /// Acknowledging an overflow did not clear its GLOBAL_STATUS bit.
-    StatusNotCleared,
-    /// The LVT performance-counter entry was not masked after a PMI (Intel).
-    LvtpcNotMasked,
-}
-
-impl SignatureKind {
-    pub const ALL: [SignatureKind; 9] = [
-        SignatureKind::Overcount,
-        SignatureKind::Undercount,
-        SignatureKind::PmiLost,
-        SignatureKind::PmiExtra,
-        SignatureKind::PmiLate,
-        SignatureKind::HupMissing,
-        SignatureKind::StatusNotSet,
-        SignatureKind::StatusNotCleared,
-        SignatureKind::LvtpcNotMasked,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            SignatureKind::Overcount => "overcount",
-            SignatureKind::Undercount => "undercount",
-            SignatureKind::PmiLost => "pmi-lost",
-            SignatureKind::PmiExtra => "pmi-extra",
-            SignatureKind::PmiLate => "pmi-late",
-            SignatureKind::HupMissing => "hup-missing",
-            SignatureKind::StatusNotSet => "status-not-set",
-            SignatureKind::StatusNotCleared => "status-not-cleared",
-            SignatureKind::LvtpcNotMasked => "lvtpc-not-masked",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<SignatureKind> {
-        SignatureKind::ALL.into_iter().find(|k| k.name() == name)
-    }
-}
-
-impl fmt::Display for SignatureKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// How a case failed: the kind, and its size in words a developer can act on
-/// (`+1 per PMI`, `3 of 1000 boundaries`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Signature {
-    pub kind: SignatureKind,
-    pub magnitude: String,
-}
-
-impl fmt::Display for Signature {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.kind, self.magnitude)
-    }
-}
+pub use pmu_kernel_checks::record::{Signature, SignatureKind, Verdict};
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Outcome {

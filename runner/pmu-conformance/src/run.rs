@@ -13,15 +13,17 @@ use libtest_mimic::Arguments;
 
 use crate::case::{SuiteSources, load_suites};
 use crate::cpu::CpuidReader;
-use crate::environment::{Backend, Matrices};
+use crate::environment::{Environment, Matrices, Target};
 use crate::event_table::EventTable;
+use crate::executor::Executor;
 use crate::expectation::{Store, UpdateMode};
 use crate::fingerprint::Fingerprint;
-use crate::harness::{ProbeFactory, Session};
+use crate::harness::Session;
 use crate::input_error::InputErrors;
 use crate::known_bugs::KnownBugs;
-use crate::probe::Probe;
-use crate::probe::linux::{LinuxProbe, Machine};
+use crate::probe::kernel::QemuExecutor;
+use crate::probe::linux::{LocalExecutor, Machine};
+use crate::probe::sim::SimExecutor;
 use crate::report;
 
 /// What to run and what to write.
@@ -37,6 +39,8 @@ pub struct Request {
     pub expected: Option<PathBuf>,
     /// Record every outcome as this environment's expectation.
     pub accept: bool,
+    /// The probe kernel image for `qemu` environments; `None` searches for it.
+    pub kernel: Option<PathBuf>,
     /// Replace every case's run budget.
     pub runs: Option<u32>,
     pub json: Option<PathBuf>,
@@ -111,15 +115,10 @@ pub fn execute(request: Request) -> Result<ExitCode, RunError> {
         None => Matrices::builtin()?,
     };
 
-    let fingerprint = Fingerprint::here(&table, &CpuidReader::native());
-    let environment = matrices.pick(request.environment.as_deref(), &fingerprint.derived_id);
-    let probes: ProbeFactory = match environment.backend {
-        Backend::Local => {
-            let machine = Arc::new(Machine::new(table, &fingerprint));
-            Arc::new(move || Box::new(LinuxProbe::new(machine.clone())) as Box<dyn Probe>)
-        }
-    };
-    let probe_description = probes().describe();
+    let here = Fingerprint::here(&table, &CpuidReader::native());
+    let environment = matrices.pick(request.environment.as_deref(), &here.derived_id);
+    let (executor, fingerprint) = executor_for(&environment, table, here, request.kernel.as_deref())?;
+    let probe_description = executor.describe();
 
     let expected = request.expected.clone().unwrap_or_else(default_expected_dir);
     if std::env::var_os("INSTA_WORKSPACE_ROOT").is_none() {
@@ -141,7 +140,7 @@ pub fn execute(request: Request) -> Result<ExitCode, RunError> {
     let session = Session {
         environment,
         suites,
-        probes,
+        executor,
         store,
         bugs: Arc::new(bugs),
         runs_override: request.runs,
@@ -197,6 +196,30 @@ pub fn execute(request: Request) -> Result<ExitCode, RunError> {
         write_report(path, &report::junit::render(&records, &session.environment.id))?;
     }
     Ok(conclusion.exit_code())
+}
+
+/// What runs `environment`'s cases, and the fingerprint of the machine they
+/// run on (the model's, for a sim environment).
+fn executor_for(
+    environment: &Environment,
+    table: EventTable,
+    here: Fingerprint,
+    kernel: Option<&Path>,
+) -> Result<(Arc<dyn Executor>, Fingerprint), RunError> {
+    Ok(match &environment.target {
+        Target::Local => (Arc::new(LocalExecutor::new(Arc::new(Machine::new(table, &here)))), here),
+        Target::Sim { preset, config } => {
+            let sim = SimExecutor::new(preset, config.clone(), Arc::new(table));
+            let fingerprint = sim.fingerprint().clone();
+            (Arc::new(sim), fingerprint)
+        }
+        Target::Qemu { accel } => {
+            let qemu = QemuExecutor::new(*accel, kernel, &table)
+                .map_err(|why| RunError::Usage(format!("environment `{}`: {why}", environment.id)))?;
+            let fingerprint = qemu.fingerprint().clone();
+            (Arc::new(qemu), fingerprint)
+        }
+    })
 }
 
 fn write_report(path: &Path, text: &str) -> Result<(), RunError> {

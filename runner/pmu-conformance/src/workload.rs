@@ -1,15 +1,19 @@
 //! Workloads: the fixed programs that run inside a counting window, and exactly
-//! what each one retires.
+//! what each one retires under each probe.
 //!
 //! This file is the single source of truth for workload counts. The Linux
-//! probe's inline-asm windows (`probe/linux/windows.rs`) match the [`Listing`]
-//! of each kind line for line, and a test there decodes their machine code to
-//! hold them to it. Case expectations are formulas over the [`Quantity`] names
-//! defined here, so a case never hard-codes a number the workload could
-//! contradict.
+//! probe's inline-asm windows (`probe/linux/windows.rs`) and the probe
+//! kernel's window (`pmu_kernel_checks::window`) match their [`Listing`]s line
+//! for line, and tests decode their machine code to hold them to it; the
+//! reference model replays the same listings. Case expectations are formulas
+//! over the [`Quantity`] names defined here, so a case never hard-codes a
+//! number the workload could contradict.
 
 use std::fmt;
-use std::ops::{Add, Mul};
+
+pub use pmu_kernel_checks::listing::{Counts, Listing};
+
+use crate::case::ProbeKind;
 
 /// The kinds of workload a case can name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -23,13 +27,18 @@ pub enum WorkloadKind {
     RrXenProbe,
     /// One write to each of `pages` fresh, never-touched anonymous pages.
     PageTouch,
+    /// `iterations` passes of a loop that runs CPUID twice with a conditional
+    /// branch between them (rr's VMware probe shape): each CPUID exits to the
+    /// hypervisor in a guest.
+    CpuidLoop,
 }
 
 impl WorkloadKind {
-    pub const ALL: [WorkloadKind; 3] = [
+    pub const ALL: [WorkloadKind; 4] = [
         WorkloadKind::BranchLoop,
         WorkloadKind::RrXenProbe,
         WorkloadKind::PageTouch,
+        WorkloadKind::CpuidLoop,
     ];
 
     pub fn name(self) -> &'static str {
@@ -37,6 +46,7 @@ impl WorkloadKind {
             WorkloadKind::BranchLoop => "branch-loop",
             WorkloadKind::RrXenProbe => "rr-xen-probe",
             WorkloadKind::PageTouch => "page-touch",
+            WorkloadKind::CpuidLoop => "cpuid-loop",
         }
     }
 
@@ -47,7 +57,7 @@ impl WorkloadKind {
     /// The one size parameter each kind takes in YAML.
     pub fn size_parameter(self) -> &'static str {
         match self {
-            WorkloadKind::BranchLoop => "iterations",
+            WorkloadKind::BranchLoop | WorkloadKind::CpuidLoop => "iterations",
             WorkloadKind::RrXenProbe => "branches",
             WorkloadKind::PageTouch => "pages",
         }
@@ -58,13 +68,23 @@ impl WorkloadKind {
     pub fn minimum_size(self) -> u64 {
         match self {
             WorkloadKind::RrXenProbe => 3,
-            WorkloadKind::BranchLoop | WorkloadKind::PageTouch => 1,
+            WorkloadKind::BranchLoop | WorkloadKind::PageTouch | WorkloadKind::CpuidLoop => 1,
         }
     }
 
-    /// What the Linux probe's window retires in user mode, from the first
-    /// instruction after the arming ioctl returns to the disarming `syscall`.
-    pub fn listing(self) -> Listing {
+    /// What this kind's window retires under `probe`, counting from the
+    /// instruction after the one that starts the count to the one that stops
+    /// it; `None` where the probe has no such window.
+    pub fn listing(self, probe: ProbeKind) -> Option<Listing> {
+        match probe {
+            ProbeKind::Linux => Some(self.linux_listing()),
+            ProbeKind::Kernel => (self == WorkloadKind::BranchLoop).then_some(pmu_kernel_checks::window::LISTING),
+        }
+    }
+
+    /// The Linux probe's window, in user mode, from the first instruction
+    /// after the arming ioctl returns to the disarming `syscall`.
+    fn linux_listing(self) -> Listing {
         // The disarm sequence: mov eax, SYS_ioctl; mov rdi, fd; mov esi, DISABLE;
         // xor edx, edx; syscall.
         let disarm = Counts {
@@ -77,15 +97,16 @@ impl WorkloadKind {
             conditional_branches: 1,
             branches: 1,
             marker_hits: 1,
-            page_faults: 0,
+            ..Counts::ZERO
+        };
+        // mov [rbx + 48], rax; xor r15d, r15d
+        let begin = Counts {
+            instructions: 2,
+            ..Counts::ZERO
         };
         match self {
             WorkloadKind::BranchLoop => Listing {
-                // mov r14, rax; xor r15d, r15d
-                before: Counts {
-                    instructions: 2,
-                    ..Counts::ZERO
-                },
+                before: begin,
                 body: loop_body,
                 after: disarm,
             },
@@ -103,15 +124,25 @@ impl WorkloadKind {
                 after: disarm,
             },
             WorkloadKind::PageTouch => Listing {
-                // mov r14, rax; xor r15d, r15d
-                before: Counts {
-                    instructions: 2,
-                    ..Counts::ZERO
-                },
-                // mov byte ptr [rbx], 1; add rbx, 4096; then the loop body.
+                before: begin,
+                // mov byte ptr [r14], 1; add r14, 4096; then the loop body.
                 body: Counts {
                     instructions: 6,
                     page_faults: 1,
+                    ..loop_body
+                },
+                after: disarm,
+            },
+            WorkloadKind::CpuidLoop => Listing {
+                before: begin,
+                // xor eax, eax; cpuid; test eax, eax; jz (never taken); mov eax, 1;
+                // cpuid; then the loop body.
+                body: Counts {
+                    instructions: 10,
+                    conditional_branches: 2,
+                    branches: 2,
+                    vm_exits: 2,
+                    branches_between_cpuids: 1,
                     ..loop_body
                 },
                 after: disarm,
@@ -139,26 +170,26 @@ impl Workload {
     pub fn iterations(&self) -> u64 {
         match self.kind {
             WorkloadKind::RrXenProbe => self.size - 2,
-            WorkloadKind::BranchLoop | WorkloadKind::PageTouch => self.size,
+            WorkloadKind::BranchLoop | WorkloadKind::PageTouch | WorkloadKind::CpuidLoop => self.size,
         }
     }
 
-    /// Everything one window retires, derived from the listing.
-    pub fn counts(&self) -> Counts {
-        let listing = self.kind.listing();
-        listing.before + listing.body * self.iterations() + listing.after
+    /// Everything one window retires under `probe`, from its listing.
+    pub fn counts(&self, probe: ProbeKind) -> Option<Counts> {
+        self.kind.listing(probe).map(|l| l.total(self.iterations()))
     }
 
-    /// The value of a formula variable: a [`Quantity`], `iterations`, or the
-    /// kind's size parameter.
-    pub fn variable(&self, name: &str) -> Option<u64> {
+    /// The value of a formula variable under `probe`: a [`Quantity`],
+    /// `iterations`, or the kind's size parameter.
+    pub fn variable(&self, name: &str, probe: ProbeKind) -> Option<u64> {
         if name == self.kind.size_parameter() {
             return Some(self.size);
         }
         if name == "iterations" {
             return Some(self.iterations());
         }
-        Quantity::from_name(name).map(|q| self.counts().get(q))
+        let q = Quantity::from_name(name)?;
+        self.counts(probe).map(|c| q.of(&c))
     }
 
     /// Every variable a formula over this workload may use.
@@ -209,72 +240,17 @@ impl Quantity {
     pub fn from_name(name: &str) -> Option<Quantity> {
         Quantity::ALL.into_iter().find(|q| q.name() == name)
     }
-}
 
-/// Retired user-mode events, per line of a listing or per window.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Counts {
-    pub instructions: u64,
-    pub conditional_branches: u64,
-    /// All retired branches, conditional or not.
-    pub branches: u64,
-    pub marker_hits: u64,
-    pub page_faults: u64,
-}
-
-impl Counts {
-    pub const ZERO: Counts = Counts {
-        instructions: 0,
-        conditional_branches: 0,
-        branches: 0,
-        marker_hits: 0,
-        page_faults: 0,
-    };
-
-    pub fn get(&self, quantity: Quantity) -> u64 {
-        match quantity {
-            Quantity::Instructions => self.instructions,
-            Quantity::ConditionalBranches => self.conditional_branches,
-            Quantity::Branches => self.branches,
-            Quantity::MarkerHits => self.marker_hits,
-            Quantity::PageFaults => self.page_faults,
+    /// This quantity in a window's counts.
+    pub fn of(self, c: &Counts) -> u64 {
+        match self {
+            Quantity::Instructions => c.instructions,
+            Quantity::ConditionalBranches => c.conditional_branches,
+            Quantity::Branches => c.branches,
+            Quantity::MarkerHits => c.marker_hits,
+            Quantity::PageFaults => c.page_faults,
         }
     }
-}
-
-impl Add for Counts {
-    type Output = Counts;
-    fn add(self, o: Counts) -> Counts {
-        Counts {
-            instructions: self.instructions + o.instructions,
-            conditional_branches: self.conditional_branches + o.conditional_branches,
-            branches: self.branches + o.branches,
-            marker_hits: self.marker_hits + o.marker_hits,
-            page_faults: self.page_faults + o.page_faults,
-        }
-    }
-}
-
-impl Mul<u64> for Counts {
-    type Output = Counts;
-    fn mul(self, n: u64) -> Counts {
-        Counts {
-            instructions: self.instructions * n,
-            conditional_branches: self.conditional_branches * n,
-            branches: self.branches * n,
-            marker_hits: self.marker_hits * n,
-            page_faults: self.page_faults * n,
-        }
-    }
-}
-
-/// A window's shape: what runs once before the loop, once per iteration, and
-/// once after it, up to and including the disarming `syscall`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Listing {
-    pub before: Counts,
-    pub body: Counts,
-    pub after: Counts,
 }
 
 #[cfg(test)]
@@ -289,9 +265,10 @@ mod tests {
             size: 500,
         };
         assert_eq!(rr.iterations(), 498);
-        assert_eq!(rr.counts().conditional_branches, 500);
-        assert_eq!(rr.counts().marker_hits, 498);
-        assert_eq!(rr.variable("branches"), Some(500));
+        let counts = rr.counts(ProbeKind::Linux).unwrap();
+        assert_eq!((counts.conditional_branches, counts.marker_hits), (500, 498));
+        assert_eq!(rr.variable("branches", ProbeKind::Linux), Some(500));
+        assert_eq!(rr.counts(ProbeKind::Kernel), None, "the probe kernel has no rr window");
     }
 
     #[test]
@@ -300,10 +277,12 @@ mod tests {
             kind: WorkloadKind::BranchLoop,
             size: 1000,
         };
-        assert_eq!(w.counts().conditional_branches, 1000);
-        assert_eq!(w.counts().instructions, 4 * 1000 + 7);
-        assert_eq!(w.variable("marker_hits"), Some(1000));
-        assert_eq!(w.variable("pages"), None);
+        let linux = w.counts(ProbeKind::Linux).unwrap();
+        assert_eq!((linux.conditional_branches, linux.instructions), (1000, 4 * 1000 + 7));
+        assert_eq!(w.variable("marker_hits", ProbeKind::Linux), Some(1000));
+        assert_eq!(w.variable("pages", ProbeKind::Linux), None);
+        // Between two WRMSRs, with the stopping one counted.
+        assert_eq!(w.variable("instructions", ProbeKind::Kernel), Some(4 * 1000 + 4));
     }
 
     #[test]
@@ -312,7 +291,20 @@ mod tests {
             kind: WorkloadKind::PageTouch,
             size: 64,
         };
-        assert_eq!(w.counts().page_faults, 64);
-        assert_eq!(w.variable("pages"), Some(64));
+        assert_eq!(w.counts(ProbeKind::Linux).unwrap().page_faults, 64);
+        assert_eq!(w.variable("pages", ProbeKind::Linux), Some(64));
+    }
+
+    #[test]
+    fn the_cpuid_loop_exits_twice_per_pass_around_one_branch() {
+        let w = Workload {
+            kind: WorkloadKind::CpuidLoop,
+            size: 100,
+        };
+        let c = w.counts(ProbeKind::Linux).unwrap();
+        assert_eq!(
+            (c.vm_exits, c.conditional_branches, c.branches_between_cpuids),
+            (200, 200, 100)
+        );
     }
 }

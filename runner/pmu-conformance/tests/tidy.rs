@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use pmu_conformance::case::{CheckKind, SuiteSources, load_suites};
-use pmu_conformance::environment::Matrices;
+use pmu_conformance::case::{CheckKind, ProbeKind, SuiteSources, load_suites};
+use pmu_conformance::environment::{Matrices, Target};
 use pmu_conformance::event_table::EventTable;
 use pmu_conformance::known_bugs::KnownBugs;
 use pmu_conformance::workload::WorkloadKind;
@@ -124,7 +124,7 @@ fn every_check_and_workload_has_a_case() {
     let suites = load_suites(&SuiteSources::builtin(), &EventTable::builtin(), &KnownBugs::builtin()).unwrap();
     let cases: Vec<_> = suites.iter().flat_map(|s| &s.cases).collect();
     let mut problems = Vec::new();
-    for kind in CheckKind::ALL {
+    for kind in ProbeKind::ALL.into_iter().flat_map(CheckKind::all_for) {
         if !cases.iter().any(|c| c.check == kind) {
             problems.push(format!("suites/: no case uses the `{kind}` check; add one"));
         }
@@ -133,6 +133,41 @@ fn every_check_and_workload_has_a_case() {
         if !cases.iter().any(|c| c.workload.kind == kind) {
             problems.push(format!(
                 "suites/: no case uses the `{kind}` workload; add one or remove the workload"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}
+
+/// known-bugs.yaml and the model's faults name the same bugs, and each fault
+/// has a `sim:` environment that injects it alone, so its expectations show
+/// what it does to every case.
+#[test]
+fn every_known_bug_is_modelled_and_has_its_environment() {
+    let bugs = KnownBugs::builtin();
+    let catalogue: BTreeSet<&str> = bugs.ids().collect();
+    let modelled: BTreeSet<&str> = pmu_model::Fault::ALL.iter().map(|f| f.id()).collect();
+    let mut problems = Vec::new();
+    for id in catalogue.difference(&modelled) {
+        problems.push(format!(
+            "runner/pmu-conformance/known-bugs.yaml: `{id}` has no fault in runner/pmu-model/src/fault.rs; model it"
+        ));
+    }
+    for id in modelled.difference(&catalogue) {
+        problems.push(format!(
+            "runner/pmu-model/src/fault.rs: fault `{id}` is not in runner/pmu-conformance/known-bugs.yaml; describe it there"
+        ));
+    }
+    let matrices = Matrices::builtin().unwrap();
+    for fault in pmu_model::Fault::ALL {
+        let alone = matrices.environments.values().any(|env| match &env.target {
+            Target::Sim { config, .. } => config.faults.0.len() == 1 && config.faults.0[0].id() == fault.id(),
+            _ => false,
+        });
+        if !alone {
+            problems.push(format!(
+                "matrices/sim.yaml: no environment injects `{}` alone; add one",
+                fault.id()
             ));
         }
     }

@@ -13,6 +13,8 @@ use std::fmt;
 use std::time::Duration;
 
 pub use formula::Formula;
+pub use pmu_kernel_checks::checks::KernelCheck;
+pub use pmu_kernel_checks::pmu::Counter;
 pub use validate::{SuiteSources, load_suites};
 
 use crate::probe::ReadWith;
@@ -37,14 +39,17 @@ impl fmt::Display for CaseId {
 pub enum ProbeKind {
     /// perf_event_open from Linux userspace.
     Linux,
+    /// MSRs, the LVT entry and PMIs, from the probe kernel (`pmu-kernel-checks`).
+    Kernel,
 }
 
 impl ProbeKind {
-    pub const ALL: [ProbeKind; 1] = [ProbeKind::Linux];
+    pub const ALL: [ProbeKind; 2] = [ProbeKind::Linux, ProbeKind::Kernel];
 
     pub fn name(self) -> &'static str {
         match self {
             ProbeKind::Linux => "linux",
+            ProbeKind::Kernel => "kernel",
         }
     }
 }
@@ -57,26 +62,46 @@ pub enum CheckKind {
     PmiDelivery,
     /// The total after overflows equals the workload's exact count.
     OverflowPreservation,
+    /// A check the probe kernel runs at MSR level.
+    Kernel(KernelCheck),
 }
 
 impl CheckKind {
-    pub const ALL: [CheckKind; 3] = [
+    /// The linux probe's checks; the kernel probe's are [`KernelCheck::ALL`].
+    pub const LINUX: [CheckKind; 3] = [
         CheckKind::ExactCount,
         CheckKind::PmiDelivery,
         CheckKind::OverflowPreservation,
     ];
+
+    /// Every check `probe` knows.
+    pub fn all_for(probe: ProbeKind) -> Vec<CheckKind> {
+        match probe {
+            ProbeKind::Linux => CheckKind::LINUX.to_vec(),
+            ProbeKind::Kernel => KernelCheck::ALL.iter().map(|&k| CheckKind::Kernel(k)).collect(),
+        }
+    }
 
     pub fn name(self) -> &'static str {
         match self {
             CheckKind::ExactCount => "exact-count",
             CheckKind::PmiDelivery => "pmi-delivery",
             CheckKind::OverflowPreservation => "overflow-preservation",
+            CheckKind::Kernel(k) => k.name(),
         }
     }
 
     /// Whether the check arms overflow notifications, and so needs a period.
     pub fn samples(self) -> bool {
-        !matches!(self, CheckKind::ExactCount)
+        matches!(self, CheckKind::PmiDelivery | CheckKind::OverflowPreservation)
+    }
+
+    /// Whether the check compares a count with the case's `expect`.
+    pub fn expects_count(self) -> bool {
+        matches!(
+            self,
+            CheckKind::ExactCount | CheckKind::OverflowPreservation | CheckKind::Kernel(KernelCheck::ExactCount)
+        )
     }
 }
 
@@ -129,6 +154,32 @@ impl Tolerance {
     }
 }
 
+/// A run budget sized to catch, with `probability`, a fault that strikes
+/// each opportunity (a run for count checks, an overflow for `pmi-delivery`)
+/// with probability `rate`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RunBudget {
+    pub rate: f64,
+    pub probability: f64,
+}
+
+/// What a kernel case tells the probe kernel beyond its check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelParams {
+    pub counter: Counter,
+    /// Set the counter's INT bit.
+    pub int: bool,
+}
+
+impl Default for KernelParams {
+    fn default() -> KernelParams {
+        KernelParams {
+            counter: Counter::Gp(0),
+            int: true,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Case {
     pub id: CaseId,
@@ -143,6 +194,8 @@ pub struct Case {
     pub refresh: Option<u32>,
     /// The run budget: how many times the workload runs.
     pub runs: u32,
+    /// Where `runs` was sized from a fault rate to catch, that target.
+    pub budget: Option<RunBudget>,
     pub expect: Option<ExpectedCount>,
     pub tolerance: Tolerance,
     /// Known bugs this case is meant to catch, by id.
@@ -150,6 +203,8 @@ pub struct Case {
     pub timeout: Duration,
     /// How counts are read.
     pub read_with: ReadWith,
+    /// Kernel probe only: the counter and its INT bit.
+    pub kernel: KernelParams,
     /// `file:line:column` of the case's `id`, for messages.
     pub location: String,
 }
@@ -183,6 +238,7 @@ pub(crate) mod tests {
             period: None,
             refresh: None,
             runs: 1,
+            budget: None,
             expect: Some(ExpectedCount {
                 formula: Formula::Variable("marker_hits".into()),
                 count: 10,
@@ -191,6 +247,7 @@ pub(crate) mod tests {
             catches: Vec::new(),
             timeout: Duration::from_secs(5),
             read_with: ReadWith::Syscall,
+            kernel: KernelParams::default(),
             location: "suites/test.yaml:1:1".into(),
         }
     }

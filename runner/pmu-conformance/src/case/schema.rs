@@ -25,11 +25,13 @@ pub struct CaseEntry {
     pub about: String,
     pub probe: Spanned<String>,
     pub check: Spanned<String>,
-    pub event: Spanned<EventEntry>,
-    pub workload: WorkloadEntry,
+    /// Required by the linux probe; the kernel probe defaults to `branches`.
+    pub event: Option<Spanned<EventEntry>>,
+    /// Required by the linux probe; the kernel probe defaults to a branch loop of 1000.
+    pub workload: Option<WorkloadEntry>,
     pub period: Option<Spanned<u64>>,
     pub refresh: Option<Spanned<u32>>,
-    pub runs: Spanned<u32>,
+    pub runs: Spanned<RunsEntry>,
     pub expect: Option<ExpectEntry>,
     pub tolerance: Option<Spanned<ToleranceEntry>>,
     #[serde(default)]
@@ -38,6 +40,10 @@ pub struct CaseEntry {
     pub timeout: Option<Spanned<u64>>,
     /// `read` (the default) or `rdpmc`.
     pub read_with: Option<Spanned<String>>,
+    /// Kernel probe: the counter, `gp<n>` or `fixed<n>` (default `gp0`).
+    pub counter: Option<Spanned<String>>,
+    /// Kernel probe: set the counter's INT (PMI) bit (default true).
+    pub int: Option<Spanned<bool>>,
 }
 
 /// `event: retired-conditional-branches` or `event: {raw: 0x5101c4}`.
@@ -70,6 +76,54 @@ impl<'de> Deserialize<'de> for EventEntry {
                     }
                 }
                 raw.map(EventEntry::Raw).ok_or_else(|| de::Error::missing_field("raw"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `runs: 100`, or a budget sized to catch a fault of a given rate:
+/// `runs: {catch: 0.001, probability: 0.999}`.
+#[derive(Debug)]
+pub enum RunsEntry {
+    Count(u64),
+    Budget { catch: f64, probability: f64 },
+}
+
+// By hand, not an untagged enum: serde's untagged enums lose `Spanned`'s location.
+impl<'de> Deserialize<'de> for RunsEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RunsEntry;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number of runs, or `{catch: <rate>, probability: <p>}`")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RunsEntry, E> {
+                Ok(RunsEntry::Count(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RunsEntry, E> {
+                Err(E::custom(format!("a number of runs cannot be negative ({v})")))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RunsEntry, E> {
+                Err(E::custom(format!(
+                    "`{v}` is not a number of runs; write a count (`runs: 100`) or a budget \
+                     (`runs: {{catch: 0.001, probability: 0.999}}`)"
+                )))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RunsEntry, A::Error> {
+                let (mut catch, mut probability) = (None, None);
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "catch" => catch = Some(map.next_value::<f64>()?),
+                        "probability" => probability = Some(map.next_value::<f64>()?),
+                        other => return Err(de::Error::unknown_field(other, &["catch", "probability"])),
+                    }
+                }
+                Ok(RunsEntry::Budget {
+                    catch: catch.ok_or_else(|| de::Error::missing_field("catch"))?,
+                    probability: probability.ok_or_else(|| de::Error::missing_field("probability"))?,
+                })
             }
         }
         d.deserialize_any(V)

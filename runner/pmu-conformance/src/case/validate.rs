@@ -10,12 +10,16 @@ use std::time::Duration;
 
 use serde_saphyr::Spanned;
 
-use super::schema::{CaseEntry, EventEntry, SuiteFile, WorkloadEntry};
-use super::{Case, CaseId, CheckKind, EventRef, ExpectedCount, Formula, ProbeKind, Suite, Tolerance};
+use super::schema::{CaseEntry, EventEntry, FormulaText, RunsEntry, SuiteFile, WorkloadEntry};
+use super::{
+    Case, CaseId, CheckKind, EventRef, ExpectedCount, Formula, KernelCheck, KernelParams, ProbeKind, RunBudget, Suite,
+    Tolerance,
+};
 use crate::event_table::{EventSource, EventTable, Exactness};
 use crate::input_error::{InputError, InputErrors, SourceText};
 use crate::known_bugs::KnownBugs;
 use crate::probe::{NOTIFICATION_CAPACITY, ReadWith};
+use crate::statistics;
 use crate::workload::{Quantity, Workload, WorkloadKind};
 
 /// How long a case may run before it becomes an `error`, unless it says otherwise.
@@ -136,6 +140,22 @@ struct Validator<'a> {
     suite: &'a str,
 }
 
+/// The workload a kernel case gets when it names none.
+const KERNEL_DEFAULT_WORKLOAD: Workload = Workload {
+    kind: WorkloadKind::BranchLoop,
+    size: 1000,
+};
+
+/// What only some probes' cases have, once validated.
+struct ProbeParts {
+    event: EventRef,
+    workload: Workload,
+    expect: Option<ExpectedCount>,
+    tolerance: Tolerance,
+    read_with: ReadWith,
+    kernel: KernelParams,
+}
+
 impl Validator<'_> {
     fn at<T>(&self, spanned: &Spanned<T>, message: impl Into<String>) -> InputError {
         self.source.error_at(spanned, message)
@@ -144,7 +164,6 @@ impl Validator<'_> {
     /// Validates one case, collecting every problem rather than stopping at the first.
     fn case(&self, e: &CaseEntry) -> Result<Case, Vec<InputError>> {
         let mut errors = Vec::new();
-
         if !is_identifier(&e.id.value) {
             errors.push(self.at(&e.id, "a case id is lower-case letters, digits and dashes"));
         }
@@ -156,19 +175,24 @@ impl Validator<'_> {
                 format!("unknown probe `{}`; known: {}", e.probe.value, known.join(", ")),
             ));
         }
-        let kind = CheckKind::ALL.into_iter().find(|k| k.name() == e.check.value);
-        if kind.is_none() {
-            let known: Vec<_> = CheckKind::ALL.iter().map(|k| k.name()).collect();
-            errors.push(self.at(
-                &e.check,
-                format!("unknown check `{}`; known: {}", e.check.value, known.join(", ")),
-            ));
-        }
-        let workload = self.workload(&e.workload).map_err(|err| errors.push(err)).ok();
-        let event = self.event(&e.event).map_err(|err| errors.push(err)).ok();
-        if e.runs.value == 0 {
-            errors.push(self.at(&e.runs, "`runs` must be at least 1"));
-        }
+        let check = probe.and_then(|p| {
+            let checks = CheckKind::all_for(p);
+            let found = checks.iter().copied().find(|k| k.name() == e.check.value);
+            if found.is_none() {
+                let known: Vec<_> = checks.iter().map(|k| k.name()).collect();
+                errors.push(self.at(
+                    &e.check,
+                    format!(
+                        "unknown check `{}` for the {} probe; known: {}",
+                        e.check.value,
+                        p.name(),
+                        known.join(", ")
+                    ),
+                ));
+            }
+            found
+        });
+
         if let Some(t) = &e.timeout
             && t.value == 0
         {
@@ -183,20 +207,84 @@ impl Validator<'_> {
                 ));
             }
         }
-
-        // The expected count, evaluated against the workload.
-        let expect = match (&e.expect, workload) {
-            (Some(x), Some(w)) => match self.expected_count(&x.count, &w) {
-                Ok(count) => Some(count),
-                Err(err) => {
-                    errors.push(err);
-                    None
-                }
-            },
-            _ => None,
+        let parts = match probe {
+            Some(ProbeKind::Linux) => self.linux_parts(e, check, &mut errors),
+            Some(ProbeKind::Kernel) => self.kernel_parts(e, check, &mut errors),
+            None => None,
         };
+        let runs = parts
+            .as_ref()
+            .and_then(|p| self.runs(e, check, p, probe?).map_err(|err| errors.push(err)).ok());
+        if !errors.is_empty() {
+            errors.sort_by_key(|e| (e.line, e.column));
+            return Err(errors);
+        }
+        let (Some(probe), Some(check), Some(parts), Some((runs, budget))) = (probe, check, parts, runs) else {
+            unreachable!("every missing part above pushed an error");
+        };
+        Ok(Case {
+            id: CaseId {
+                suite: self.suite.to_owned(),
+                name: e.id.value.clone(),
+            },
+            about: e.about.clone(),
+            probe,
+            check,
+            event: parts.event,
+            workload: parts.workload,
+            period: e.period.as_ref().map(|p| p.value),
+            refresh: e.refresh.as_ref().map(|r| r.value),
+            runs,
+            budget,
+            expect: parts.expect,
+            tolerance: parts.tolerance,
+            catches: e.catches.iter().map(|b| b.value.clone()).collect(),
+            timeout: e
+                .timeout
+                .as_ref()
+                .map_or(DEFAULT_TIMEOUT, |t| Duration::from_secs(t.value)),
+            read_with: parts.read_with,
+            kernel: parts.kernel,
+            location: format!(
+                "{}:{}:{}",
+                self.source.path,
+                e.id.referenced.line(),
+                e.id.referenced.column()
+            ),
+        })
+    }
 
-        // Period and refresh belong to sampling checks only.
+    /// A linux case: perf_event_open on a workload window.
+    fn linux_parts(&self, e: &CaseEntry, kind: Option<CheckKind>, errors: &mut Vec<InputError>) -> Option<ProbeParts> {
+        let probe = ProbeKind::Linux;
+        for (field, at) in [
+            ("counter", e.counter.as_ref().map(|c| c.referenced)),
+            ("int", e.int.as_ref().map(|i| i.referenced)),
+        ] {
+            if let Some(at) = at {
+                errors.push(self.source.error_at_position(
+                    at.line(),
+                    at.column(),
+                    format!("`{field}` is for kernel cases; the linux probe counts with perf"),
+                ));
+            }
+        }
+        let workload = match &e.workload {
+            Some(w) => self.workload(w, probe).map_err(|err| errors.push(err)).ok(),
+            None => {
+                errors.push(self.at(&e.check, "a linux case needs a `workload`"));
+                None
+            }
+        };
+        let event = match &e.event {
+            Some(ev) => self.event(ev).map_err(|err| errors.push(err)).ok(),
+            None => {
+                errors.push(self.at(&e.check, "a linux case needs an `event`"));
+                None
+            }
+        };
+        let expect = self.expect(e, workload, probe, errors);
+
         if let Some(kind) = kind {
             match (&e.period, kind.samples()) {
                 (None, true) => errors.push(self.at(
@@ -213,31 +301,30 @@ impl Validator<'_> {
                 if kind != CheckKind::PmiDelivery {
                     errors.push(self.at(r, "`refresh` arms notifications; only `pmi-delivery` uses it"));
                 } else if r.value == 0 {
-                    errors.push(self.at(r, "`refresh` is the number of notifications to allow and must be at least 1 (REFRESH 0 is undefined)"));
+                    errors.push(self.at(
+                        r,
+                        "`refresh` is the number of notifications to allow and must be at least 1 (REFRESH 0 is undefined)",
+                    ));
                 }
             }
-            if matches!(kind, CheckKind::ExactCount | CheckKind::OverflowPreservation) && e.expect.is_none() {
+            if kind.expects_count() && e.expect.is_none() {
                 errors.push(self.at(&e.check, format!("`{kind}` needs `expect: {{count: <formula>}}`")));
             }
             if let Some(w) = workload
                 && w.kind == WorkloadKind::RrXenProbe
                 && !kind.samples()
+                && let Some(entry) = &e.workload
             {
                 errors.push(self.at(
-                    &e.workload.kind,
+                    &entry.kind,
                     "`rr-xen-probe` sets its period inside the window; use it with a check that has a `period`",
                 ));
             }
         }
 
         // A period that cannot overflow in the workload proves nothing.
-        let expected_events = expect.as_ref().map(|x| x.count).or_else(|| {
-            let counts = match &event {
-                Some(EventRef::Named(name)) => self.table.events.get(name).and_then(|d| d.counts),
-                _ => None,
-            };
-            counts.zip(workload).map(|(q, w)| w.counts().get(q))
-        });
+        let counted = self.counted(&event, workload, probe);
+        let expected_events = expect.as_ref().map(|x| x.count).or(counted);
         if let (Some(p), Some(events)) = (&e.period, expected_events)
             && p.value > 0
             && kind.is_some_and(CheckKind::samples)
@@ -261,6 +348,15 @@ impl Validator<'_> {
                 ));
             }
         }
+        // The event must count something this workload retires.
+        if let (Some(EventRef::Named(name)), Some(0), Some(w), Some(ev)) = (&event, counted, workload, &e.event)
+            && let Some(q) = self.table.events.get(name).and_then(|d| d.counts)
+        {
+            errors.push(self.at(
+                ev,
+                format!("`{name}` counts {}, which `{}` never retires", q.name(), w.kind),
+            ));
+        }
 
         let tolerance = self.tolerance(e, &event, kind).unwrap_or_else(|err| {
             errors.push(err);
@@ -270,56 +366,175 @@ impl Validator<'_> {
             errors.push(err);
             ReadWith::Syscall
         });
-
-        // The event must count something this workload retires.
-        if let (Some(EventRef::Named(name)), Some(w)) = (&event, workload)
-            && let Some(q) = self.table.events.get(name).and_then(|d| d.counts)
-            && w.counts().get(q) == 0
-        {
-            errors.push(self.at(
-                &e.event,
-                format!("`{name}` counts {}, which `{}` never retires", q.name(), w.kind),
-            ));
-        }
-
-        if !errors.is_empty() {
-            errors.sort_by_key(|e| (e.line, e.column));
-            return Err(errors);
-        }
-        let (Some(probe), Some(kind), Some(event), Some(workload)) = (probe, kind, event, workload) else {
-            unreachable!("every missing part above pushed an error");
-        };
-        Ok(Case {
-            id: CaseId {
-                suite: self.suite.to_owned(),
-                name: e.id.value.clone(),
-            },
-            about: e.about.clone(),
-            probe,
-            check: kind,
-            event,
-            workload,
-            period: e.period.as_ref().map(|p| p.value),
-            refresh: e.refresh.as_ref().map(|r| r.value),
-            runs: e.runs.value,
+        Some(ProbeParts {
+            event: event?,
+            workload: workload?,
             expect,
             tolerance,
-            catches: e.catches.iter().map(|b| b.value.clone()).collect(),
-            timeout: e
-                .timeout
-                .as_ref()
-                .map_or(DEFAULT_TIMEOUT, |t| Duration::from_secs(t.value)),
             read_with,
-            location: format!(
-                "{}:{}:{}",
-                self.source.path,
-                e.id.referenced.line(),
-                e.id.referenced.column()
-            ),
+            kernel: KernelParams::default(),
         })
     }
 
-    fn workload(&self, w: &WorkloadEntry) -> Result<Workload, InputError> {
+    /// A kernel case: a check the probe kernel runs at MSR level.
+    fn kernel_parts(&self, e: &CaseEntry, kind: Option<CheckKind>, errors: &mut Vec<InputError>) -> Option<ProbeParts> {
+        let probe = ProbeKind::Kernel;
+        let perf_only = [
+            ("period", e.period.as_ref().map(|p| p.referenced)),
+            ("refresh", e.refresh.as_ref().map(|r| r.referenced)),
+            ("read-with", e.read_with.as_ref().map(|r| r.referenced)),
+        ];
+        for (field, at) in perf_only {
+            if let Some(at) = at {
+                errors.push(self.source.error_at_position(
+                    at.line(),
+                    at.column(),
+                    format!("`{field}` is for linux cases; the probe kernel arms its counters itself"),
+                ));
+            }
+        }
+        let workload = match &e.workload {
+            Some(w) => self.workload(w, probe).map_err(|err| errors.push(err)).ok(),
+            None => Some(KERNEL_DEFAULT_WORKLOAD),
+        };
+        let event = match &e.event {
+            None => Some(EventRef::Named("branches".into())),
+            Some(ev) => match &ev.value {
+                EventEntry::Named(name) if name == "instructions" || name == "branches" => {
+                    Some(EventRef::Named(name.clone()))
+                }
+                _ => {
+                    errors.push(self.at(
+                        ev,
+                        "the probe kernel counts the architectural `instructions` or `branches`",
+                    ));
+                    None
+                }
+            },
+        };
+        let counter = match &e.counter {
+            None => Some(KernelParams::default().counter),
+            Some(c) => {
+                let parsed = pmu_kernel_checks::plan::parse_counter(&c.value);
+                if parsed.is_none() {
+                    errors.push(self.at(c, format!("`{}` is not a counter; use gp<n> or fixed<n>", c.value)));
+                }
+                parsed
+            }
+        };
+        let expect = match (kind, &e.expect) {
+            (Some(k), None) if k.expects_count() => {
+                errors.push(self.at(&e.check, format!("`{k}` needs `expect: {{count: <formula>}}`")));
+                None
+            }
+            (Some(k), Some(x)) if !k.expects_count() => {
+                errors.push(self.at(&x.count, format!("`{k}` judges no count; remove `expect`")));
+                None
+            }
+            _ => self.expect(e, workload, probe, errors),
+        };
+        let tolerance = match (&e.tolerance, kind) {
+            (None, _) => Tolerance::default(),
+            (Some(t), Some(CheckKind::Kernel(KernelCheck::ExactCount))) => {
+                self.stated_tolerance(t).unwrap_or_else(|err| {
+                    errors.push(err);
+                    Tolerance::default()
+                })
+            }
+            (Some(t), _) => {
+                errors.push(self.at(t, "only a kernel `exact-count` takes a tolerance"));
+                Tolerance::default()
+            }
+        };
+        Some(ProbeParts {
+            event: event?,
+            workload: workload?,
+            expect,
+            tolerance,
+            read_with: ReadWith::Syscall,
+            kernel: KernelParams {
+                counter: counter?,
+                int: e.int.as_ref().is_none_or(|i| i.value),
+            },
+        })
+    }
+
+    /// The run budget: as given, or sized from the fault rate it must catch.
+    fn runs(
+        &self,
+        e: &CaseEntry,
+        check: Option<CheckKind>,
+        parts: &ProbeParts,
+        probe: ProbeKind,
+    ) -> Result<(u32, Option<RunBudget>), InputError> {
+        match e.runs.value {
+            RunsEntry::Count(0) => Err(self.at(&e.runs, "`runs` must be at least 1")),
+            RunsEntry::Count(n) => {
+                let n = u32::try_from(n).map_err(|_| self.at(&e.runs, "`runs` is at most 4294967295"))?;
+                Ok((n, None))
+            }
+            RunsEntry::Budget { catch, probability } => {
+                let open = |x: f64| x > 0.0 && x < 1.0;
+                if !open(catch) || !open(probability) {
+                    return Err(self.at(
+                        &e.runs,
+                        "`catch` and `probability` are probabilities strictly between 0 and 1",
+                    ));
+                }
+                // Opportunities per run: each overflow for pmi-delivery, each run otherwise.
+                let per_run = match check {
+                    Some(CheckKind::PmiDelivery) => {
+                        let counted = self.counted(&Some(parts.event.clone()), Some(parts.workload), probe);
+                        match (counted, e.period.as_ref()) {
+                            (Some(events), Some(p)) if p.value > 0 && events >= p.value => events / p.value,
+                            _ => {
+                                return Err(self.at(
+                                    &e.runs,
+                                    "a budget for `pmi-delivery` needs an event that counts the workload exactly, to know its overflows per run",
+                                ));
+                            }
+                        }
+                    }
+                    _ => 1,
+                };
+                let trials = statistics::trials_to_detect(catch, probability);
+                let runs = trials.div_ceil(per_run).max(1);
+                let runs =
+                    u32::try_from(runs).map_err(|_| self.at(&e.runs, format!("that budget needs {runs} runs")))?;
+                Ok((
+                    runs,
+                    Some(RunBudget {
+                        rate: catch,
+                        probability,
+                    }),
+                ))
+            }
+        }
+    }
+
+    /// How many of the event's quantity the workload retires, where the event counts one.
+    fn counted(&self, event: &Option<EventRef>, workload: Option<Workload>, probe: ProbeKind) -> Option<u64> {
+        let Some(EventRef::Named(name)) = event else {
+            return None;
+        };
+        let q = self.table.events.get(name).and_then(|d| d.counts)?;
+        workload?.counts(probe).map(|c| q.of(&c))
+    }
+
+    fn expect(
+        &self,
+        e: &CaseEntry,
+        workload: Option<Workload>,
+        probe: ProbeKind,
+        errors: &mut Vec<InputError>,
+    ) -> Option<ExpectedCount> {
+        let (x, w) = (e.expect.as_ref()?, workload?);
+        self.expected_count(&x.count, &w, probe)
+            .map_err(|err| errors.push(err))
+            .ok()
+    }
+
+    fn workload(&self, w: &WorkloadEntry, probe: ProbeKind) -> Result<Workload, InputError> {
         let Some(kind) = WorkloadKind::from_name(&w.kind.value) else {
             let known: Vec<_> = WorkloadKind::ALL.iter().map(|k| k.name()).collect();
             return Err(self.at(
@@ -327,6 +542,9 @@ impl Validator<'_> {
                 format!("unknown workload `{}`; known: {}", w.kind.value, known.join(", ")),
             ));
         };
+        if kind.listing(probe).is_none() {
+            return Err(self.at(&w.kind, format!("the {} probe has no `{kind}` window", probe.name())));
+        }
         let given = [
             ("iterations", &w.iterations),
             ("branches", &w.branches),
@@ -372,8 +590,9 @@ impl Validator<'_> {
 
     fn expected_count(
         &self,
-        text: &Spanned<super::schema::FormulaText>,
+        text: &Spanned<FormulaText>,
         w: &Workload,
+        probe: ProbeKind,
     ) -> Result<ExpectedCount, InputError> {
         let at = text.referenced;
         let formula = Formula::parse(&text.value.0).map_err(|err| {
@@ -390,7 +609,7 @@ impl Validator<'_> {
             self.source.error_at_position(at.line(), column, err.message)
         })?;
         for name in formula.variables() {
-            if w.variable(name).is_none() {
+            if w.variable(name, probe).is_none() {
                 return Err(self.at(
                     text,
                     format!(
@@ -402,7 +621,7 @@ impl Validator<'_> {
             }
         }
         let count = formula
-            .evaluate(&|name| w.variable(name))
+            .evaluate(&|name| w.variable(name, probe))
             .map_err(|msg| self.at(text, msg))?;
         Ok(ExpectedCount { formula, count })
     }
@@ -418,13 +637,11 @@ impl Validator<'_> {
             _ => None,
         };
         let Some(t) = &e.tolerance else {
-            return match (exactness, kind) {
-                (Some(Exactness::Inexact(why)), Some(CheckKind::ExactCount | CheckKind::OverflowPreservation)) => {
-                    Err(self.at(
-                        &e.event,
-                        format!("this event is not exact ({why}): state a `tolerance` with its `reason`"),
-                    ))
-                }
+            return match (exactness, kind, &e.event) {
+                (Some(Exactness::Inexact(why)), Some(k), Some(ev)) if k.expects_count() => Err(self.at(
+                    ev,
+                    format!("this event is not exact ({why}): state a `tolerance` with its `reason`"),
+                )),
                 _ => Ok(Tolerance::default()),
             };
         };
@@ -437,6 +654,11 @@ impl Validator<'_> {
         if matches!(exactness, Some(Exactness::Exact)) {
             return Err(self.at(t, "this event is exact; a tolerance would hide a miscount"));
         }
+        self.stated_tolerance(t)
+    }
+
+    /// A tolerance as written: it needs a reason and a size.
+    fn stated_tolerance(&self, t: &Spanned<super::schema::ToleranceEntry>) -> Result<Tolerance, InputError> {
         let Some(reason) = t.value.reason.clone().filter(|r| !r.trim().is_empty()) else {
             return Err(self.at(t, "a tolerance needs its `reason`"));
         };

@@ -40,9 +40,10 @@ pub fn run(case: &Case, event: &ResolvedEvent, probe: &mut dyn Probe) -> Result<
                 deviations.describe()
             )
         };
-        Outcome::pass(summary)
+        Outcome::pass(summary).proves(super::proves(case, "miscounts", runs, "runs"))
     } else {
-        let signature = miscount::signature(&misses, runs, expected, false);
+        let vm_exits = case.workload.counts(case.probe).map_or(0, |c| c.vm_exits);
+        let signature = miscount::signature(&misses, runs, expected, false, vm_exits);
         let summary = format!("expected {expected}: {}", deviations.describe());
         Outcome::fail(signature, summary)
     };

@@ -26,12 +26,14 @@ pub fn run(case: &Case, event: &ResolvedEvent, probe: &mut dyn Probe) -> Outcome
         CheckKind::ExactCount => exact_count::run(case, event, probe),
         CheckKind::PmiDelivery => pmi_delivery::run(case, event, probe),
         CheckKind::OverflowPreservation => overflow_preservation::run(case, event, probe),
+        CheckKind::Kernel(k) => unreachable!("`{k:?}` runs in the probe kernel, not on a Probe"),
     };
-    result.unwrap_or_else(|stop| stop.0)
+    result.unwrap_or_else(|stop| *stop.0)
 }
 
 /// An early end to a check, already phrased as its outcome.
-pub struct Stop(pub Outcome);
+/// Boxed: an outcome is large, and every run's `Result` carries one.
+pub struct Stop(pub Box<Outcome>);
 
 /// Runs the case's window `case.runs` times, handing each result to `each`.
 fn for_each_run(
@@ -52,17 +54,31 @@ fn for_each_run(
     for i in 0..case.runs {
         match probe.run(&window) {
             Ok(run) => each(run),
-            Err(ProbeError::Unsupported(reason)) => return Err(Stop(Outcome::unsupported(reason))),
+            Err(ProbeError::Unsupported(reason)) => return Err(Stop(Box::new(Outcome::unsupported(reason)))),
             Err(ProbeError::Harness(message)) => {
-                return Err(Stop(Outcome::error(format!(
+                return Err(Stop(Box::new(Outcome::error(format!(
                     "run {} of {}: {message}",
                     i + 1,
                     case.runs
-                ))));
+                )))));
             }
         }
     }
     Ok(())
+}
+
+/// What a pass proves: the bound zero failures in `trials` set, and the
+/// budget the case's runs were sized to, if they were.
+pub fn proves(case: &Case, failures: &str, trials: u64, unit: &str) -> String {
+    let bound = crate::statistics::zero_failure_statement(failures, trials, unit);
+    match case.budget {
+        Some(b) => format!(
+            "{bound}; sized to catch a rate of {:.1e} with probability {:.1} %",
+            b.rate,
+            b.probability * 100.0
+        ),
+        None => bound,
+    }
 }
 
 /// How often each deviation from the expected count occurred.

@@ -36,9 +36,15 @@ pub fn run(case: &Case, event: &ResolvedEvent, probe: &mut dyn Probe) -> Result<
     })?;
     let runs = u64::from(case.runs);
     let outcome = if misses.is_empty() {
-        Outcome::pass(format!("{expected} across {notifications} overflows in {runs} runs"))
+        Outcome::pass(format!("{expected} across {notifications} overflows in {runs} runs")).proves(super::proves(
+            case,
+            "miscounts",
+            runs,
+            "runs",
+        ))
     } else {
-        let signature = miscount::signature(&misses, runs, expected, true);
+        let vm_exits = case.workload.counts(case.probe).map_or(0, |c| c.vm_exits);
+        let signature = miscount::signature(&misses, runs, expected, true, vm_exits);
         Outcome::fail(signature, format!("expected {expected}: {}", deviations.describe()))
     };
     Ok(outcome

@@ -9,10 +9,10 @@
 
 pub mod kernel;
 pub mod linux;
+pub mod sim;
 
 use std::fmt;
 
-use crate::case::Case;
 use crate::event_table::ResolvedEvent;
 use crate::workload::Workload;
 
@@ -108,13 +108,6 @@ impl fmt::Display for ProbeError {
 
 /// The interface every check is written against.
 pub trait Probe: Send {
-    /// What executes the windows, for reports: `linux perf_event_open`.
-    fn describe(&self) -> String;
-
-    /// Resolves the case's event here, or says why the case cannot run here.
-    /// Called while trials are listed, so it must be cheap.
-    fn preflight(&mut self, case: &Case) -> Result<ResolvedEvent, String>;
-
     /// Executes one window.
     fn run(&mut self, window: &Window<'_>) -> Result<WindowRun, ProbeError>;
 }

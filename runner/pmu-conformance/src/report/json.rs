@@ -32,6 +32,7 @@ pub fn render(records: &[Record], environment: &Environment, probe: &str, finger
                 "workload": {"kind": c.workload.kind.name(), c.workload.kind.size_parameter(): c.workload.size},
                 "period": c.period,
                 "runs": c.runs,
+                "budget": c.budget.map(|b| json!({"catch": b.rate, "probability": b.probability})),
                 "catches": c.catches,
                 "location": c.location,
                 "verdict": o.verdict,

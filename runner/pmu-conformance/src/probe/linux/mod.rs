@@ -17,12 +17,15 @@ use std::sync::Arc;
 
 pub use notifications::current_disposition as notification_signal_disposition;
 
-use self::perf::{Counter, CounterSpec, PARKED_PERIOD, SampleRing, UserPage, describe_open_error, rdpmc_count};
+pub use self::perf::PARKED_PERIOD;
+use self::perf::{Counter, CounterSpec, SampleRing, UserPage, describe_open_error, rdpmc_count};
 use self::windows::WindowArgs;
 use crate::case::{Case, CheckKind, EventRef};
 use crate::cpu::{ArchitecturalPmu, CpuIdentity};
 use crate::event_table::{Encoding, EventTable, Rearm, ResolvedEvent};
+use crate::executor::Executor;
 use crate::fingerprint::Fingerprint;
+use crate::outcome::Outcome;
 use crate::probe::{Probe, ProbeError, ReadWith, Reading, Sampling, Window, WindowRun};
 use crate::workload::{Workload, WorkloadKind};
 
@@ -60,10 +63,13 @@ impl Machine {
     }
 }
 
+/// What a trial open depends on: the event, the workload, the period, the read.
+type OpenShape = (Encoding, WorkloadKind, Option<u64>, ReadWith);
+
 pub struct LinuxProbe {
     machine: Arc<Machine>,
     /// Trial opens already made, by what was opened.
-    opened: HashMap<(Encoding, WorkloadKind, Option<u64>, ReadWith), Result<(), String>>,
+    opened: HashMap<OpenShape, Result<(), String>>,
 }
 
 impl LinuxProbe {
@@ -89,12 +95,10 @@ impl LinuxProbe {
     }
 }
 
-impl Probe for LinuxProbe {
-    fn describe(&self) -> String {
-        "linux perf_event_open".to_owned()
-    }
-
-    fn preflight(&mut self, case: &Case) -> Result<ResolvedEvent, String> {
+impl LinuxProbe {
+    /// Resolves the case's event here and opens it once, or says why the
+    /// case cannot run here. Cheap: trial opens are remembered.
+    pub fn preflight(&mut self, case: &Case) -> Result<ResolvedEvent, String> {
         let m = &self.machine;
         let event = match &case.event {
             EventRef::Named(name) => m.table.resolve(name, &m.cpu, &m.pmu)?,
@@ -125,7 +129,9 @@ impl Probe for LinuxProbe {
             .clone()?;
         Ok(event)
     }
+}
 
+impl Probe for LinuxProbe {
     fn run(&mut self, window: &Window<'_>) -> Result<WindowRun, ProbeError> {
         affinity::pin_this_thread(self.machine.cpu_to_pin).map_err(ProbeError::Harness)?;
         let spec = self.spec(window.event, &window.workload, window.sampling);
@@ -219,6 +225,39 @@ fn user_page_for_rdpmc(counter: &Counter, setting: &str) -> Result<UserPage, Str
         ));
     }
     Ok(page)
+}
+
+/// The linux probe on this machine, as an environment's executor.
+pub struct LocalExecutor {
+    machine: Arc<Machine>,
+    /// Remembers trial opens across the whole list.
+    preflight: std::sync::Mutex<LinuxProbe>,
+}
+
+impl LocalExecutor {
+    pub fn new(machine: Arc<Machine>) -> LocalExecutor {
+        LocalExecutor {
+            preflight: std::sync::Mutex::new(LinuxProbe::new(machine.clone())),
+            machine,
+        }
+    }
+}
+
+impl Executor for LocalExecutor {
+    fn describe(&self) -> String {
+        "linux perf_event_open".to_owned()
+    }
+
+    fn preflight(&self, case: &Case) -> Result<Option<ResolvedEvent>, String> {
+        self.preflight.lock().expect("preflight lock").preflight(case).map(Some)
+    }
+
+    fn run(&self, case: &Case, event: Option<&ResolvedEvent>) -> Outcome {
+        let Some(event) = event else {
+            return Outcome::error("a linux case reached its probe without its event");
+        };
+        crate::check::run(case, event, &mut LinuxProbe::new(self.machine.clone()))
+    }
 }
 
 /// Every ioctl the window made must have succeeded.

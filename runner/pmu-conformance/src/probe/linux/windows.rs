@@ -86,6 +86,7 @@ pub fn run(kind: WorkloadKind, args: &mut WindowArgs) {
             WorkloadKind::BranchLoop => branch_loop(args),
             WorkloadKind::RrXenProbe => rr_xen_probe(args),
             WorkloadKind::PageTouch => page_touch(args),
+            WorkloadKind::CpuidLoop => cpuid_loop(args),
         }
     }
 }
@@ -97,11 +98,13 @@ pub fn marker_address(kind: WorkloadKind) -> u64 {
         static pmu_conformance_branch_loop_marker: u8;
         static pmu_conformance_rr_xen_probe_marker: u8;
         static pmu_conformance_page_touch_marker: u8;
+        static pmu_conformance_cpuid_loop_marker: u8;
     }
     let marker = match kind {
         WorkloadKind::BranchLoop => &raw const pmu_conformance_branch_loop_marker,
         WorkloadKind::RrXenProbe => &raw const pmu_conformance_rr_xen_probe_marker,
         WorkloadKind::PageTouch => &raw const pmu_conformance_page_touch_marker,
+        WorkloadKind::CpuidLoop => &raw const pmu_conformance_cpuid_loop_marker,
     };
     marker as u64
 }
@@ -321,6 +324,28 @@ unsafe extern "sysv64" fn page_touch(args: *mut WindowArgs) {
     )
 }
 
+/// rr's VMware probe shape: CPUID leaf 0, a conditional branch on its result
+/// (never taken: every CPU has a leaf 0), CPUID leaf 1, then the loop body.
+/// In a guest each CPUID exits to the hypervisor; VMware's hvsim sometimes
+/// drops the branch between them.
+#[unsafe(naked)]
+unsafe extern "sysv64" fn cpuid_loop(args: *mut WindowArgs) {
+    naked_asm!(
+        enter!(),
+        arm!(),
+        begin!(),
+        loop_body!(
+            "xor eax, eax\ncpuid\ntest eax, eax\njz 3f\nmov eax, 1\ncpuid\n",
+            "pmu_conformance_cpuid_loop_marker"
+        ),
+        "3:",
+        disarm!(),
+        leave!(),
+        sys_ioctl = const libc::SYS_ioctl,
+        disable = const bindings::DISABLE,
+    )
+}
+
 /// The listings in `workload.rs` are checked against the machine code here:
 /// each window is decoded and split at its arming syscall, its loop and its
 /// disarming syscall, and every part must retire what its listing says.
@@ -329,6 +354,7 @@ mod tests {
     use iced_x86::{Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic};
 
     use super::*;
+    use crate::case::ProbeKind;
     use crate::workload::Counts;
 
     type WindowFn = unsafe extern "sysv64" fn(*mut WindowArgs);
@@ -351,6 +377,21 @@ mod tests {
 
     fn tally(code: &[Instruction]) -> Counts {
         let is = |f: FlowControl| code.iter().filter(|i| i.flow_control() == f).count() as u64;
+        let cpuid_at: Vec<usize> = code
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.mnemonic() == Mnemonic::Cpuid)
+            .map(|(n, _)| n)
+            .collect();
+        let between = code
+            .iter()
+            .enumerate()
+            .filter(|(n, i)| {
+                i.flow_control() == FlowControl::ConditionalBranch
+                    && cpuid_at.iter().any(|c| c < n)
+                    && cpuid_at.iter().any(|c| c > n)
+            })
+            .count() as u64;
         Counts {
             instructions: code.len() as u64,
             conditional_branches: is(FlowControl::ConditionalBranch),
@@ -358,6 +399,11 @@ mod tests {
             marker_hits: code.iter().filter(|i| i.mnemonic() == Mnemonic::Nop).count() as u64,
             // A fault is not visible in the code; the listing is checked by the page-fault cases.
             page_faults: 0,
+            vm_exits: code
+                .iter()
+                .filter(|i| matches!(i.mnemonic(), Mnemonic::Cpuid | Mnemonic::Wrmsr))
+                .count() as u64,
+            branches_between_cpuids: between,
         }
     }
 
@@ -390,7 +436,7 @@ mod tests {
     }
 
     fn assert_listing(window: WindowFn, restart: usize, kind: WorkloadKind) {
-        let listing = kind.listing();
+        let listing = kind.listing(ProbeKind::Linux).unwrap();
         let (before, body, after) = parts(window, restart);
         let no_faults = |c: Counts| Counts { page_faults: 0, ..c };
         assert_eq!(before, no_faults(listing.before), "{kind}: before the loop");
@@ -404,12 +450,13 @@ mod tests {
         // rr's probe restarts the count with RESET, its second syscall.
         assert_listing(rr_xen_probe, 2, WorkloadKind::RrXenProbe);
         assert_listing(page_touch, 1, WorkloadKind::PageTouch);
+        assert_listing(cpuid_loop, 1, WorkloadKind::CpuidLoop);
     }
 
     #[test]
     fn the_rdpmc_read_adds_no_branch() {
         let (before, body, after) = parts(branch_loop_rdpmc, 1);
-        let listing = WorkloadKind::BranchLoop.listing();
+        let listing = WorkloadKind::BranchLoop.listing(ProbeKind::Linux).unwrap();
         assert_eq!((before, body), (listing.before, listing.body));
         assert_eq!(after.conditional_branches + after.branches, 0);
     }
