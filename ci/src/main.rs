@@ -6,6 +6,7 @@
 
 mod bench;
 mod bless;
+mod detection_matrix;
 mod kernel;
 mod test;
 
@@ -25,6 +26,8 @@ tasks:
                   target with rustup when it is missing) and print its path
   bench           run the benchmarks (installs Debian's linux-perf for the
                   comparison with `perf test` when it is missing and apt-get works)
+  detection-matrix
+                  regenerate matrices/detection-matrix.md from the reference model
   bless [ARGS]    record this machine's outcomes as its expectations under
                   expected/ (`cargo run --release -- --accept ARGS`); never on CI
 ";
@@ -40,6 +43,7 @@ fn main() -> Result<()> {
         Some("kernel") => kernel::run(&sh, &rest),
         Some("bench") => bench::run(&sh, &rest),
         Some("bless") => bless::run(&sh, &rest),
+        Some("detection-matrix") => detection_matrix::run(&sh, &rest),
         None | Some("help" | "--help" | "-h") => {
             print!("{HELP}");
             Ok(())

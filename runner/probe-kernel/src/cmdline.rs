@@ -23,7 +23,7 @@ pub fn watchdog(cmdline: &str) -> Watchdog<'_> {
     let given = cmdline
         .split_ascii_whitespace()
         .filter_map(|w| w.strip_prefix(WATCHDOG))
-        .last();
+        .next_back();
     match given.map(|v| (v, v.parse::<u64>())) {
         None => Watchdog {
             seconds: DEFAULT_WATCHDOG_SECONDS,

@@ -1,0 +1,119 @@
+//! The detection matrix as a gate: every known bug is caught, the faithful
+//! model passes everything, and `matrices/detection-matrix.md` says what the
+//! model says now.
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use pmu_conformance::case::{Case, SuiteSources, load_suites};
+use pmu_conformance::detection_matrix::{self, Matrix};
+use pmu_conformance::event_table::EventTable;
+use pmu_conformance::executor::Executor;
+use pmu_conformance::known_bugs::KnownBugs;
+use pmu_conformance::outcome::{Outcome, Verdict};
+use pmu_conformance::probe::sim::SimExecutor;
+use pmu_model::{Config, Fault, Faults};
+
+/// The probability a case's own budget must give its best catcher of every fault.
+const REQUIRED: f64 = 0.999;
+
+fn matrix() -> &'static Matrix {
+    static MATRIX: OnceLock<Matrix> = OnceLock::new();
+    MATRIX.get_or_init(|| {
+        let table = EventTable::builtin();
+        let suites = load_suites(&SuiteSources::builtin(), &table, &KnownBugs::builtin()).unwrap();
+        detection_matrix::compute(&suites, table)
+    })
+}
+
+#[test]
+fn every_known_bug_is_caught_at_the_cases_own_budget() {
+    let m = matrix();
+    let weak: Vec<String> = m
+        .faults
+        .iter()
+        .enumerate()
+        .filter_map(|(col, fault)| {
+            let (p, best) = m.best(col);
+            (p < REQUIRED).then(|| {
+                format!(
+                    "{}: best catcher {} at p = {p:.5} < {REQUIRED}; raise its `runs:` budget or add a case",
+                    fault.id(),
+                    best.unwrap_or("none")
+                )
+            })
+        })
+        .collect();
+    assert!(weak.is_empty(), "\n{}", weak.join("\n"));
+}
+
+#[test]
+fn the_faithful_model_fails_nothing() {
+    let failures: Vec<String> = matrix()
+        .ideal_failures
+        .iter()
+        .map(|(id, o)| format!("{id}: {:?} {}", o.verdict, o.explanation()))
+        .collect();
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+#[test]
+fn the_committed_matrix_is_what_the_model_says() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../matrices/detection-matrix.md");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    let now = matrix().to_markdown();
+    assert!(
+        committed == now,
+        "matrices/detection-matrix.md is stale: regenerate it with `cargo xtask detection-matrix`\n\n{}",
+        similar_lines(&committed, &now)
+    );
+}
+
+/// The first lines that differ, for the failure message.
+fn similar_lines(a: &str, b: &str) -> String {
+    a.lines()
+        .zip(b.lines())
+        .enumerate()
+        .filter(|(_, (x, y))| x != y)
+        .take(5)
+        .map(|(n, (x, y))| format!("line {}:\n- {x}\n+ {y}", n + 1))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn run_on_model(id: &str, faults: Vec<Fault>) -> Outcome {
+    let table = EventTable::builtin();
+    let suites = load_suites(&SuiteSources::builtin(), &table, &KnownBugs::builtin()).unwrap();
+    let case: &Case = suites
+        .iter()
+        .flat_map(|s| &s.cases)
+        .find(|c| c.id.to_string() == id)
+        .unwrap();
+    let config = Config {
+        faults: Faults(faults),
+        ..Config::intel_skylake()
+    };
+    let sim = SimExecutor::new("intel-skylake", config, Arc::new(table));
+    let event = sim.preflight(case).unwrap();
+    sim.run(case, event.as_ref())
+}
+
+/// rr's check, exactly: 500 branches read as 500 on a faithful PMU and as
+/// 501 in every run under Xen's PMI handler.
+#[test]
+fn the_rr_probe_reads_501_only_under_the_xen_quirk() {
+    let faithful = run_on_model("overflow/rr-xen-probe", vec![]);
+    assert_eq!(faithful.verdict, Verdict::Pass, "{}", faithful.explanation());
+    assert_eq!(faithful.facts["expected"], 500);
+
+    let xen = run_on_model("overflow/rr-xen-probe", vec![Fault::XenPmcQuirk]);
+    assert_eq!(xen.verdict, Verdict::Fail);
+    let runs = xen.facts["runs"].as_u64().unwrap();
+    assert_eq!(
+        xen.figures["deviations"]["+1"].as_u64(),
+        Some(runs),
+        "{:?}",
+        xen.figures
+    );
+    assert_eq!(xen.signature.unwrap().magnitude, "+1 per PMI in every run");
+}
