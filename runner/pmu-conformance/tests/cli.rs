@@ -142,3 +142,26 @@ fn accept_records_and_a_changed_expectation_fails_with_a_diff() {
         "a plain run writes nothing"
     );
 }
+
+/// A QEMU environment that cannot boot says why before anything runs: a
+/// missing image names the command that builds it; a file that is not a
+/// kernel shows QEMU's own complaint and the command line to reproduce it.
+/// (The second needs QEMU, which `cargo xtask test` installs.)
+#[test]
+fn a_qemu_environment_that_cannot_boot_exits_2_and_says_why() {
+    let (code, stdout, stderr) = run(bin().args(["--env", "qemu-tcg", "--kernel", "/nonexistent/probe-kernel"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("/nonexistent/probe-kernel does not exist"), "{stderr}");
+    assert!(stderr.contains("cargo xtask kernel"), "{stderr}");
+    assert!(stdout.is_empty(), "nothing may run: {stdout}");
+
+    let not_a_kernel = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let (code, _, stderr) = run(bin().args(["--env", "qemu-tcg", "--kernel"]).arg(&not_a_kernel));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("did not say hello"), "{stderr}");
+    assert!(stderr.contains("QEMU failed with status 1"), "{stderr}");
+    assert!(
+        stderr.contains("command: qemu-system-x86_64 -M pc -accel tcg"),
+        "{stderr}"
+    );
+}

@@ -319,11 +319,12 @@ fn decode(status: ExitStatus, stderr: &str) -> Exit {
     }
 }
 
-/// QEMU reports its own failures as `qemu-system-x86_64: <message>`, and its
-/// warnings as `qemu-system-x86_64: warning: …`.
+/// QEMU reports its own failures as `qemu-system-x86_64: <message>` (its
+/// loaders as `qemu: <message>`), and its warnings as `…: warning: …`.
 fn qemu_error(stderr: &str) -> bool {
     stderr.lines().any(|line| {
         line.strip_prefix(QEMU)
+            .or_else(|| line.strip_prefix("qemu"))
             .and_then(|rest| rest.strip_prefix(": "))
             .is_some_and(|message| !message.starts_with("warning:") && !message.contains(": warning:"))
     })
@@ -356,6 +357,8 @@ mod tests {
         assert_eq!(decode(status(1), warning), Exit::Guest(0));
         let option_warning = "qemu-system-x86_64: -cpu host: warning: something\n";
         assert_eq!(decode(status(1), option_warning), Exit::Guest(0));
+        // What QEMU 7.2 says when -kernel is not a kernel.
+        assert_eq!(decode(status(1), "qemu: invalid kernel header\n"), Exit::Qemu(1));
     }
 
     #[test]
