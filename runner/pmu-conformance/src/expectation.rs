@@ -118,9 +118,11 @@ impl Gate {
     /// What the trial reports: `Ok(None)` passes, `Ok(Some(reason))` is
     /// skipped, `Err(message)` fails.
     pub fn trial_result(&self, outcome: &Outcome, bless: &str) -> Result<Option<String>, String> {
+        let diagnosis: String = outcome.diagnosis.iter().map(|d| format!("diagnosis: {d}\n")).collect();
         match (self, outcome.verdict) {
             (Gate::Differs { diff }, _) => Err(format!(
-                "the outcome differs from the recorded expectation:\n{diff}\nto record this outcome as expected: {bless}"
+                "the outcome differs from the recorded expectation:\n{diff}\n{diagnosis}\
+                 to record this outcome as expected: {bless}"
             )),
             (Gate::Unrecorded, Verdict::Pass) | (Gate::Matches | Gate::Recorded, _) => match outcome.verdict {
                 Verdict::Unsupported => Ok(Some(outcome.reason.clone().unwrap_or_default())),
@@ -128,7 +130,7 @@ impl Gate {
             },
             (Gate::Unrecorded, Verdict::Unsupported) => Ok(Some(outcome.reason.clone().unwrap_or_default())),
             (Gate::Unrecorded, Verdict::Fail | Verdict::Error) => Err(format!(
-                "{}: {}\nnothing is recorded for this environment, so the case must pass; \
+                "{}: {}\n{diagnosis}nothing is recorded for this environment, so the case must pass; \
                  if this is a known failure here, record it: {bless}",
                 outcome.verdict,
                 outcome.explanation()

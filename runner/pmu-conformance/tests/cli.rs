@@ -165,3 +165,39 @@ fn a_qemu_environment_that_cannot_boot_exits_2_and_says_why() {
         "{stderr}"
     );
 }
+
+/// The acceptance run: on the model of Xen's PMC quirk, the
+/// overflow-preservation cases fail as overcounts diagnosed as that quirk,
+/// and that is what sim:xen-pmc-quirk has recorded, so the run exits 0.
+#[test]
+fn the_xen_quirk_on_the_model_is_diagnosed_and_as_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let (code, _, stderr) = run(bin()
+        .args(["run", "--env", "sim:xen-pmc-quirk", "--quiet", "--json"])
+        .arg(&json));
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let preserving: Vec<&serde_json::Value> = report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        // Breakpoints are the kernel's, not the PMU's: the quirk cannot touch them.
+        .filter(|c| {
+            c["check"] == "overflow-preservation" && c["encoding"].as_str().is_some_and(|e| e.starts_with("raw"))
+        })
+        .collect();
+    assert!(!preserving.is_empty());
+    for case in preserving {
+        assert_eq!(case["verdict"], "fail", "{case}");
+        assert_eq!(case["signature"]["kind"], "overcount", "{case}");
+        let diagnosis = case["diagnosis"].as_array().unwrap();
+        assert!(
+            diagnosis
+                .iter()
+                .any(|d| d.as_str().unwrap().starts_with("matches xen-pmc-quirk")),
+            "{case}"
+        );
+        assert_eq!(case["gate"]["status"], "matches", "{case}");
+    }
+}

@@ -117,3 +117,24 @@ fn the_rr_probe_reads_501_only_under_the_xen_quirk() {
     );
     assert_eq!(xen.signature.unwrap().magnitude, "+1 per PMI in every run");
 }
+
+/// A case's `catches:` is a claim the model must bear out: the case fails
+/// under each fault it names, with some probability at its own budget.
+#[test]
+fn every_claimed_catch_is_real() {
+    let m = matrix();
+    let table = EventTable::builtin();
+    let suites = load_suites(&SuiteSources::builtin(), &table, &KnownBugs::builtin()).unwrap();
+    let mut false_claims = Vec::new();
+    for case in suites.iter().flat_map(|s| &s.cases) {
+        let id = case.id.to_string();
+        let row = m.cases.iter().position(|c| *c == id).unwrap();
+        for bug in &case.catches {
+            let col = m.faults.iter().position(|f| f.id() == bug).unwrap();
+            if m.cells[row][col].probability == 0.0 {
+                false_claims.push(format!("{id}: claims to catch {bug}, but passes under it on the model"));
+            }
+        }
+    }
+    assert!(false_claims.is_empty(), "\n{}", false_claims.join("\n"));
+}
