@@ -35,4 +35,4 @@ mod run;
 pub mod window;
 
 pub use hardware::{Fault, Hardware};
-pub use run::run;
+pub use run::{CPUID_WORD, run};

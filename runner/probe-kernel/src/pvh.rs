@@ -83,6 +83,10 @@ pvh_start:
     or $0x100, %eax             /* LME */
     wrmsr
     mov %cr0, %eax
+    /* CD and NW off: the PVH ABI promises them clear, but a loader that
+       came straight from reset (CR0 = 0x60000010) leaves them set, and with
+       CD set every access misses the caches, even under WB MTRRs. */
+    and $~0x60000000, %eax
     or $0x80000001, %eax        /* PG | PE: IA-32e mode, compatibility submode */
     mov %eax, %cr0
     lgdt pvh_gdt_pointer

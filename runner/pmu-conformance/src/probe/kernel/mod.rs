@@ -45,7 +45,7 @@ impl QemuExecutor {
     /// or KVM is missing, or where the guest does not say hello.
     pub fn new(accel: Accel, image: Option<&Path>, table: &EventTable) -> Result<QemuExecutor, String> {
         let image = find_image(image)?;
-        let config = QemuConfig::new(&image, accel, "pmuc=");
+        let config = QemuConfig::new(&image, accel, format!("pmuc= {}", pmu_kernel_checks::CPUID_WORD));
         let boot = qemu::boot(&config).map_err(|e| e.to_string())?;
         let transcript = Transcript::read(boot.lines.iter().map(String::as_str));
         let Some(hello) = transcript.hello.as_ref() else {
