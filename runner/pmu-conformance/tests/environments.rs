@@ -28,7 +28,9 @@ fn main() -> ExitCode {
             let needs_kvm = matches!(env.target, Target::Qemu { accel: Accel::Kvm });
             Trial::ignorable_test(format!("env::{id}"), move || {
                 if needs_kvm && !qemu::kvm_usable() {
-                    return Ok(Completion::ignored_with("/dev/kvm is missing or not usable by this user"));
+                    return Ok(Completion::ignored_with(
+                        "/dev/kvm is missing or not usable by this user",
+                    ));
                 }
                 run(&id).map(|()| Completion::Completed)
             })
