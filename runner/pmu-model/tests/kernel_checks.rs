@@ -220,3 +220,34 @@ fn counters_that_neither_hold_nor_count_are_no_pmu() {
     );
     assert_eq!(r.verdict, Verdict::Fail, "{r:?}");
 }
+
+/// On AMD the exact count carries its documented allowance, and says so.
+#[test]
+fn amd_exact_counts_state_their_allowance() {
+    let amd = run(
+        Config::amd_zen3(),
+        KernelCheck::ExactCount,
+        params(KernelCheck::ExactCount),
+    );
+    assert_eq!(amd.verdict, Verdict::Pass, "{amd:?}");
+    assert!(amd.facts.iter().any(|(name, _)| name == "amd_allowance"), "{amd:?}");
+    let intel = run(
+        Config::intel_skylake(),
+        KernelCheck::ExactCount,
+        params(KernelCheck::ExactCount),
+    );
+    assert!(
+        !intel.facts.iter().any(|(name, _)| name == "amd_allowance"),
+        "{intel:?}"
+    );
+    // Beyond the allowance is still a finding on AMD.
+    let zero = run(
+        Config {
+            faults: Faults(vec![Fault::ZeroCounts]),
+            ..Config::amd_zen3()
+        },
+        KernelCheck::ExactCount,
+        params(KernelCheck::ExactCount),
+    );
+    assert_eq!(zero.verdict, Verdict::Fail, "{zero:?}");
+}

@@ -1,6 +1,13 @@
 //! `exact-count`: an architectural event over the WRMSR-bracketed loop counts
 //! exactly what the window's listing says, every run (kvm-unit-tests' exact
 //! Intel check). The host sends the expected count and any tolerance.
+//!
+//! On AMD the count is exact only up to [`AMD_ABOVE`] over and [`AMD_BELOW`]
+//! under, added to the case's own tolerance: kvm-unit-tests checks only
+//! ranges there, because in a guest each VMRUN retires as a branch
+//! (kvm-unit-tests 89126fa4), so every host interrupt that lands in the
+//! window adds one, and AMD does not document whether the bracketing WRMSRs
+//! count. The allowance is a fact of the record, so reports show it.
 
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -8,8 +15,15 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::{Context, Stop, signed};
-use crate::record::{Record, SignatureKind};
+use crate::pmu::Vendor;
+use crate::record::{Fact, Record, SignatureKind};
 use crate::window::LISTING;
+
+/// Events an AMD count may exceed the listing by: a 1000-pass window lasts
+/// microseconds, so a host interrupt or two at most, with room to spare.
+pub const AMD_ABOVE: u64 = 16;
+/// Events an AMD count may fall short by: the stopping WRMSR, if uncounted.
+pub const AMD_BELOW: u64 = 1;
 
 pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
     let p = c.case.params.clone();
@@ -25,7 +39,13 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
             .or_default() += 1;
         c.quiesce()?;
     }
-    let admits = |d: i128| -i128::from(p.below) <= d && d <= i128::from(p.above);
+    let amd = c.pmu.vendor == Vendor::Amd;
+    let (above, below) = if amd {
+        (p.above + AMD_ABOVE, p.below + AMD_BELOW)
+    } else {
+        (p.above, p.below)
+    };
+    let admits = |d: i128| -i128::from(below) <= d && d <= i128::from(above);
     let described: Vec<String> = deviations.iter().map(|(d, n)| format!("{} ×{n}", signed(*d))).collect();
     let described = described.join(", ");
     let misses: Vec<(i128, u64)> = deviations
@@ -60,5 +80,10 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
         };
         Record::fail(c.id(), kind, magnitude, format!("expected {expected}: {described}"))
     };
-    Ok(record.fact("expected", expected).fact("runs", u64::from(p.runs)))
+    let record = record.fact("expected", expected).fact("runs", u64::from(p.runs));
+    Ok(if amd {
+        record.fact("amd_allowance", Fact::Text(format!("+{AMD_ABOVE}/-{AMD_BELOW}")))
+    } else {
+        record
+    })
 }
