@@ -155,10 +155,11 @@ impl Matrix {
             let rate = fault.rate().map_or("always".to_owned(), |r| format!("{r}"));
             let _ = writeln!(
                 out,
-                "| {} | {rate} | {} | {} | {catchers} cases |",
+                "| {} | {rate} | {} | {} | {catchers} case{} |",
                 fault.id(),
                 best.map_or("none".to_owned(), |b| format!("`{b}`")),
-                probability(p)
+                probability(p),
+                if catchers == 1 { "" } else { "s" }
             );
         }
         let _ = writeln!(out, "\n## By case\n");
