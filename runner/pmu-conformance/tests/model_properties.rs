@@ -48,6 +48,27 @@ fn expected(event: &ResolvedEvent, workload: Workload) -> u64 {
     event.counts.expect("exact events count a quantity").of(&counts)
 }
 
+/// The input that taught the rule above: rr's probe ends on a boundary (2225
+/// = 25 × 89), so its last PMI lands after the disabling ioctl and is dropped.
+#[test]
+fn a_pmi_after_the_window_closes_is_dropped_as_linux_drops_it() {
+    let event = exact_events("intel-skylake")
+        .into_iter()
+        .find(|e| e.counts == Some(Quantity::ConditionalBranches))
+        .unwrap();
+    let workload = Workload {
+        kind: WorkloadKind::RrXenProbe,
+        size: 2225,
+    };
+    let r = run(Config::intel_skylake(), &event, workload, Some(89));
+    assert_eq!(r.reading.value, 2225);
+    assert!(
+        r.notifications.len() == 24 || r.notifications.len() == 25,
+        "{:?}",
+        r.notifications
+    );
+}
+
 proptest! {
     // No failure files: these tests live outside src/, and CI writes nothing.
     #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
@@ -66,7 +87,18 @@ proptest! {
             prop_assert_eq!(r.reading.value, want, "{} over {}", event.name, workload);
             prop_assert_eq!(r.reading.time_running, r.reading.time_enabled);
             if let (Some(period), Rearm::Absolute) = (period, event.rearm) {
-                prop_assert_eq!(r.notifications.len() as u64, want / period, "{} over {}", event.name, workload);
+                let boundaries = want / period;
+                let got = r.notifications.len() as u64;
+                // A PMI whose skid carries it past the disabling ioctl finds the
+                // event stopped, and Linux drops it (x86_pmu_handle_irq skips
+                // inactive counters): the last boundary may go unnotified when
+                // fewer events than the skid (at most 24 instructions) follow it.
+                let skid = u64::from(Config::preset(preset).unwrap().skid.1);
+                if want % period >= skid {
+                    prop_assert_eq!(got, boundaries, "{} over {}", event.name, workload);
+                } else {
+                    prop_assert!(got + 1 >= boundaries && got <= boundaries, "{} over {}: {got}", event.name, workload);
+                }
                 for (k, n) in r.notifications.iter().enumerate() {
                     let boundary = (k as u64 + 1) * period;
                     prop_assert!(n.count >= boundary && n.count <= want, "{}: notification {k} at {}", event.name, n.count);
