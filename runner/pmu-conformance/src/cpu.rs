@@ -233,17 +233,15 @@ impl ArchitecturalPmu {
         if cpuid.leaf(0, 0)[0] < 0xa {
             return ArchitecturalPmu::default();
         }
-        let [a, b, _, d] = cpuid.leaf(0xa, 0);
-        let version = (a & 0xff) as u8;
+        let leaf = pmu_kernel_checks::pmu::Leaf0a::decode(cpuid.leaf(0xa, 0));
         ArchitecturalPmu {
-            version,
-            gp_counters: (a >> 8 & 0xff) as u8,
-            gp_width: (a >> 16 & 0xff) as u8,
-            events_described: (a >> 24) as u8,
-            unavailable_events: b,
-            // EDX describes fixed counters only from version 2 (SDM Vol. 3B 18.2.2).
-            fixed_counters: if version > 1 { (d & 0x1f) as u8 } else { 0 },
-            fixed_width: if version > 1 { (d >> 5 & 0xff) as u8 } else { 0 },
+            version: leaf.version,
+            gp_counters: leaf.gp,
+            gp_width: leaf.width,
+            events_described: leaf.events_described,
+            unavailable_events: leaf.unavailable_events,
+            fixed_counters: leaf.fixed,
+            fixed_width: leaf.fixed_width,
         }
     }
 

@@ -80,6 +80,37 @@ pub struct Globals {
     pub status_set: Option<u32>,
 }
 
+/// CPUID leaf 0xA, decoded as the SDM lays it out (Vol. 3B 18.2.2). The
+/// probe kernel and the host's fingerprint both read it through this.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Leaf0a {
+    pub version: u8,
+    pub gp: u8,
+    pub width: u8,
+    /// Length of the EBX vector: how many architectural events it describes.
+    pub events_described: u8,
+    /// EBX: bit i set means architectural event i is *not* available.
+    pub unavailable_events: u32,
+    pub fixed: u8,
+    pub fixed_width: u8,
+}
+
+impl Leaf0a {
+    pub fn decode([a, b, _, d]: [u32; 4]) -> Leaf0a {
+        let version = (a & 0xff) as u8;
+        Leaf0a {
+            version,
+            gp: (a >> 8 & 0xff) as u8,
+            width: (a >> 16 & 0xff) as u8,
+            events_described: (a >> 24) as u8,
+            unavailable_events: b,
+            // EDX describes fixed counters only from version 2.
+            fixed: if version > 1 { (d & 0x1f) as u8 } else { 0 },
+            fixed_width: if version > 1 { (d >> 5 & 0xff) as u8 } else { 0 },
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pmu {
     pub vendor: Vendor,
@@ -123,8 +154,8 @@ impl Pmu {
         };
         match vendor {
             Vendor::Intel if max_leaf >= 0xa => {
-                let [a, b, _, d] = hw.cpuid(0xa, 0);
-                let version = (a & 0xff) as u8;
+                let leaf = Leaf0a::decode(hw.cpuid(0xa, 0));
+                let version = leaf.version;
                 let pdcm = hw.cpuid(1, 0)[2] & (1 << 15) != 0;
                 let full_width_writes = pdcm
                     && hw
@@ -132,12 +163,12 @@ impl Pmu {
                         .is_ok_and(|caps| caps & (1 << 13) != 0);
                 Pmu {
                     version,
-                    gp: (a >> 8 & 0xff) as u8,
-                    width: (a >> 16 & 0xff) as u8,
-                    events_described: (a >> 24) as u8,
-                    unavailable_events: b,
-                    fixed: if version > 1 { (d & 0x1f) as u8 } else { 0 },
-                    fixed_width: if version > 1 { (d >> 5 & 0xff) as u8 } else { 0 },
+                    gp: leaf.gp,
+                    width: leaf.width,
+                    events_described: leaf.events_described,
+                    unavailable_events: leaf.unavailable_events,
+                    fixed: leaf.fixed,
+                    fixed_width: leaf.fixed_width,
                     globals: (version > 1).then_some(Globals {
                         status: intel::PERF_GLOBAL_STATUS,
                         ctrl: intel::PERF_GLOBAL_CTRL,
