@@ -180,25 +180,32 @@ impl Context<'_> {
         if status != 0 { self.acknowledge(status) } else { Ok(()) }
     }
 
-    /// The event select encoding for the case's event on `counter`.
-    pub fn encoding(&self, counter: Counter) -> Result<u64, Stop> {
+    /// The event select encoding for `event` on `counter`.
+    fn encoding(&self, counter: Counter, event: crate::pmu::ArchEvent) -> Result<u64, Stop> {
         match counter {
             // Fixed counter 0 is INST_RETIRED.ANY; the others are not loop events.
-            Counter::Fixed(0) if self.case.params.event == crate::pmu::ArchEvent::Instructions => Ok(0),
+            Counter::Fixed(0) if event == crate::pmu::ArchEvent::Instructions => Ok(0),
             Counter::Fixed(i) => Err(self.unsupported(format!(
                 "fixed counter {i} does not count {}",
-                crate::plan::event_name(self.case.params.event)
+                crate::plan::event_name(event)
             ))),
-            Counter::Gp(_) => self
-                .pmu
-                .encoding(self.case.params.event)
-                .map_err(|why| self.unsupported(why)),
+            Counter::Gp(_) => self.pmu.encoding(event).map_err(|why| self.unsupported(why)),
         }
     }
 
     /// Programs `counters` (with INT as given and their values preset),
     /// runs one window over them, and returns nothing: read them after.
     pub fn window(&mut self, counters: &[(Counter, bool, u64)], iterations: u64) -> Result<(), Stop> {
+        self.window_of(self.case.params.event, counters, iterations)
+    }
+
+    /// [`Context::window`] for `event` rather than the case's.
+    fn window_of(
+        &mut self,
+        event: crate::pmu::ArchEvent,
+        counters: &[(Counter, bool, u64)],
+        iterations: u64,
+    ) -> Result<(), Stop> {
         let pmu = self.pmu;
         pmu.stop_all(self.hw)
             .map_err(|f| self.fault("stopping the counters", f))?;
@@ -209,7 +216,7 @@ impl Context<'_> {
             if !pmu.has(counter) {
                 return Err(self.unsupported(format!("CPUID advertises no {}", crate::plan::counter_name(counter))));
             }
-            let encoding = self.encoding(counter)?;
+            let encoding = self.encoding(counter, event)?;
             match counter {
                 Counter::Gp(i) => {
                     let en = if pmu.globals.is_some() {
@@ -290,28 +297,7 @@ impl Context<'_> {
         if read_back == MARK {
             return Ok(());
         }
-        let encoding = self
-            .pmu
-            .encoding(crate::pmu::ArchEvent::Instructions)
-            .map_err(|why| self.unsupported(why))?;
-        let en = if self.pmu.globals.is_some() {
-            crate::pmu::evtsel::EN
-        } else {
-            0
-        };
-        self.wrmsr(self.pmu.evtsel(0), encoding | crate::pmu::evtsel::OS | en)?;
-        let (bracket, start, stop) = self
-            .pmu
-            .start_stop(self.hw, counter)
-            .map_err(|f| self.fault("reading the counter's event select", f))?;
-        self.wrmsr(bracket, stop)?;
-        self.hw.run_window(&WindowArgs {
-            msr: bracket,
-            _pad: 0,
-            enable: start,
-            disable: stop,
-            iterations: 100,
-        });
+        self.window_of(crate::pmu::ArchEvent::Instructions, &[(counter, false, 0)], 100)?;
         let counted = self.read(counter)?;
         self.quiesce()?;
         if counted == 0 {
