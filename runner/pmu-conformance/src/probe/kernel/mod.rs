@@ -13,7 +13,6 @@
 pub mod qemu;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use pmu_kernel_checks::cpuid_leaves;
 use pmu_kernel_checks::plan::Plan;
@@ -29,9 +28,6 @@ use crate::outcome::{Outcome, Verdict};
 
 /// The environment variable that names the probe kernel image, ahead of the search.
 pub const IMAGE_VARIABLE: &str = "PMUC_PROBE_KERNEL";
-
-/// How long one case's guest may run: twice the probe kernel's own watchdog.
-const CASE_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct QemuExecutor {
     accel: Accel,
@@ -52,7 +48,7 @@ impl QemuExecutor {
             return Err(format!(
                 "the probe kernel did not say hello under QEMU ({}): {}\n  command: {}",
                 accel.name(),
-                failure(&boot),
+                failure(&boot, &config),
                 config.command_line()
             ));
         };
@@ -85,10 +81,8 @@ impl QemuExecutor {
             Ok(cmdline) => cmdline,
             Err(why) => return Outcome::error(why),
         };
-        let config = QemuConfig {
-            timeout: CASE_TIMEOUT,
-            ..QemuConfig::new(&self.image, self.accel, cmdline)
-        };
+        // QemuConfig's timeout: twice the probe kernel's own watchdog.
+        let config = QemuConfig::new(&self.image, self.accel, cmdline);
         let boot = match qemu::boot(&config) {
             Ok(boot) => boot,
             Err(e) => return Outcome::error(e.to_string()),
@@ -97,7 +91,11 @@ impl QemuExecutor {
         let outcome = transcript.outcome(&id);
         let outcome = if outcome.verdict == Verdict::Error && !transcript.reported(&id) {
             // The transcript says what is missing; the boot says why.
-            Outcome::error(format!("{} ({})", outcome.reason.unwrap_or_default(), failure(&boot)))
+            Outcome::error(format!(
+                "{} ({})",
+                outcome.reason.unwrap_or_default(),
+                failure(&boot, &config)
+            ))
         } else {
             outcome
         };
@@ -123,9 +121,9 @@ impl Executor for QemuExecutor {
 
 /// How a boot ended, for a case that has no record: the exit, the last
 /// thing the guest printed, and what QEMU said.
-fn failure(boot: &Boot) -> String {
+fn failure(boot: &Boot, config: &QemuConfig) -> String {
     let how = match boot.exit {
-        _ if boot.timed_out => format!("the guest ran past {}s and was killed", CASE_TIMEOUT.as_secs()),
+        _ if boot.timed_out => format!("the guest ran past {}s and was killed", config.timeout.as_secs()),
         Exit::Guest(0) => "the guest exited normally".to_owned(),
         Exit::Guest(code) => format!("the guest exited with code {code}"),
         Exit::NoDebugExit => {
