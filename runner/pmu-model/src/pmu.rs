@@ -455,6 +455,23 @@ impl Pmu {
         self.counters().map(|c| self.enabled(c)).collect()
     }
 
+    /// A write to GLOBAL_STATUS's clear (`set` false) or set MSR: a bit
+    /// outside `writable` raises #GP; otherwise the hardware status and the
+    /// guest's view of it change together.
+    fn write_status(&mut self, value: u64, writable: u64, set: bool) -> Result<(), Gp> {
+        if value & !writable != 0 {
+            return Err(Gp::GP);
+        }
+        if set {
+            self.status |= value;
+            self.guest_status |= value;
+        } else {
+            self.status &= !value;
+            self.guest_status &= !value;
+        }
+        Ok(())
+    }
+
     pub fn rdmsr(&mut self, msr: u32) -> Result<u64, Gp> {
         match self.config.vendor {
             Vendor::Intel => self.rdmsr_intel(msr),
@@ -593,21 +610,9 @@ impl Pmu {
                 self.global_ctrl = value;
                 Ok(())
             }
-            intel::PERF_GLOBAL_OVF_CTRL if globals => {
-                if value & !self.status_writable() != 0 {
-                    return Err(Gp::GP);
-                }
-                self.status &= !value;
-                self.guest_status &= !value;
-                Ok(())
-            }
+            intel::PERF_GLOBAL_OVF_CTRL if globals => self.write_status(value, self.status_writable(), false),
             intel::PERF_GLOBAL_STATUS_SET if self.config.version >= 4 => {
-                if value & !self.status_writable() != 0 {
-                    return Err(Gp::GP);
-                }
-                self.status |= value;
-                self.guest_status |= value;
-                Ok(())
+                self.write_status(value, self.status_writable(), true)
             }
             intel::DEBUGCTL => {
                 // LBR and BTF, and freeze on PMI where the platform allows it.
@@ -683,22 +688,8 @@ impl Pmu {
                     self.global_ctrl = value;
                     Ok(())
                 }
-                amd::GLOBAL_STATUS_CLR if v2 => {
-                    if value & !self.gp_mask() != 0 {
-                        return Err(Gp::GP);
-                    }
-                    self.status &= !value;
-                    self.guest_status &= !value;
-                    Ok(())
-                }
-                amd::GLOBAL_STATUS_SET if v2 => {
-                    if value & !self.gp_mask() != 0 {
-                        return Err(Gp::GP);
-                    }
-                    self.status |= value;
-                    self.guest_status |= value;
-                    Ok(())
-                }
+                amd::GLOBAL_STATUS_CLR if v2 => self.write_status(value, self.gp_mask(), false),
+                amd::GLOBAL_STATUS_SET if v2 => self.write_status(value, self.gp_mask(), true),
                 _ => Err(Gp::GP),
             },
         }
