@@ -6,7 +6,28 @@
 //! [`crate::workload::WorkloadKind::listing`] are exact by construction: no
 //! compiler-generated code, no libc wrapper, no branch we did not write.
 //! The tests at the end decode each function's machine code and hold it to
-//! its listing, so the two cannot drift apart.
+//! its listing, so the two cannot drift apart, and execute every window.
+//!
+//! # Registers
+//!
+//! Each window is an `extern "sysv64" fn(*mut WindowArgs)`: it preserves rbx,
+//! rbp, r12–r15 and rsp (`enter!` saves them, `leave!` restores them), and
+//! may clobber rax, rcx, rdx, rsi, rdi, r8–r11 and the flags. Inside, each
+//! register has one role:
+//!
+//! | register | holds | written after `enter!` by |
+//! | --- | --- | --- |
+//! | rbp | the `WindowArgs` pointer | nothing |
+//! | r12 | the perf fd | nothing |
+//! | r13 | the loop's iteration count | nothing |
+//! | r15 | the loop counter | `begin!` and the loop |
+//! | r14 | page-touch's cursor, the rdpmc page, or rr's failing ioctl result | its window |
+//! | rbx | scratch: rdpmc's result, rr's failing step | its window, and `cpuid` |
+//!
+//! `syscall` overwrites rax, rcx and r11, and `cpuid` overwrites eax, ebx,
+//! ecx and edx, so what must survive them (the args pointer above all) lives
+//! in rbp and r12–r15. The tests hold every window to this table, statically
+//! and by running it with sentinels in the callee-saved registers.
 
 use std::arch::naked_asm;
 
@@ -114,7 +135,7 @@ pub fn marker_address(kind: WorkloadKind) -> u64 {
 // listing in `workload.rs` does.
 
 /// Saves the callee-saved registers the windows use and loads what they all
-/// need: rbx = args, r12 = fd, r13 = iterations.
+/// need: rbp = args, r12 = fd, r13 = iterations.
 macro_rules! enter {
     () => {
         concat!(
@@ -124,9 +145,9 @@ macro_rules! enter {
             "push r13\n",
             "push r14\n",
             "push r15\n",
-            "mov rbx, rdi\n",
-            "mov r12, qword ptr [rbx]\n",
-            "mov r13, qword ptr [rbx + 24]\n",
+            "mov rbp, rdi\n",
+            "mov r12, qword ptr [rbp]\n",
+            "mov r13, qword ptr [rbp + 24]\n",
         )
     };
 }
@@ -138,8 +159,8 @@ macro_rules! arm {
         concat!(
             "mov eax, {sys_ioctl}\n",
             "mov rdi, r12\n",
-            "mov rsi, qword ptr [rbx + 8]\n",
-            "mov rdx, qword ptr [rbx + 16]\n",
+            "mov rsi, qword ptr [rbp + 8]\n",
+            "mov rdx, qword ptr [rbp + 16]\n",
             "syscall\n",
         )
     };
@@ -149,7 +170,7 @@ macro_rules! arm {
 /// 2 instructions.
 macro_rules! begin {
     () => {
-        concat!("mov qword ptr [rbx + 48], rax\n", "xor r15d, r15d\n")
+        concat!("mov qword ptr [rbp + 48], rax\n", "xor r15d, r15d\n")
     };
 }
 
@@ -186,7 +207,7 @@ macro_rules! disarm {
             "mov esi, {disable}\n",
             "xor edx, edx\n",
             "syscall\n",
-            "mov qword ptr [rbx + 72], rax\n",
+            "mov qword ptr [rbp + 72], rax\n",
         )
     };
 }
@@ -228,7 +249,7 @@ unsafe extern "sysv64" fn branch_loop(args: *mut WindowArgs) {
 unsafe extern "sysv64" fn branch_loop_rdpmc(args: *mut WindowArgs) {
     naked_asm!(
         enter!(),
-        "mov r14, qword ptr [rbx + 80]",
+        "mov r14, qword ptr [rbp + 80]",
         arm!(),
         begin!(),
         loop_body!("", "pmu_conformance_branch_loop_rdpmc_marker"),
@@ -241,14 +262,14 @@ unsafe extern "sysv64" fn branch_loop_rdpmc(args: *mut WindowArgs) {
         "rdpmc",
         "shl rdx, 32",
         "or rax, rdx",
-        "mov rbp, rax",
+        "mov rbx, rax",
         "mov ecx, dword ptr [r14 + 8]",
-        "mov dword ptr [rbx + 100], ecx",
+        "mov dword ptr [rbp + 100], ecx",
         disarm!(),
-        "mov qword ptr [rbx + 88], rbp",
-        "mov dword ptr [rbx + 96], r8d",
-        "mov dword ptr [rbx + 104], r10d",
-        "mov qword ptr [rbx + 112], r9",
+        "mov qword ptr [rbp + 88], rbx",
+        "mov dword ptr [rbp + 96], r8d",
+        "mov dword ptr [rbp + 104], r10d",
+        "mov qword ptr [rbp + 112], r9",
         leave!(),
         sys_ioctl = const libc::SYS_ioctl,
         disable = const bindings::DISABLE,
@@ -263,11 +284,11 @@ unsafe extern "sysv64" fn branch_loop_rdpmc(args: *mut WindowArgs) {
 unsafe extern "sysv64" fn rr_xen_probe(args: *mut WindowArgs) {
     naked_asm!(
         enter!(),
-        // r14: what a failing in-window ioctl returned; rbp: which one (0 none).
+        // r14: what a failing in-window ioctl returned; rbx: which one (0 none).
         "xor r14d, r14d",
-        "xor ebp, ebp",
+        "xor ebx, ebx",
         arm!(),
-        "mov qword ptr [rbx + 48], rax",
+        "mov qword ptr [rbp + 48], rax",
         // RESET: the count restarts at zero when this returns.
         "mov eax, {sys_ioctl}",
         "mov rdi, r12",
@@ -280,7 +301,7 @@ unsafe extern "sysv64" fn rr_xen_probe(args: *mut WindowArgs) {
         "mov eax, {sys_ioctl}",
         "mov rdi, r12",
         "mov esi, {period}",
-        "lea rdx, [rbx + 32]",
+        "lea rdx, [rbp + 32]",
         "syscall",
         "test rax, rax",
         "jnz 8f",
@@ -288,17 +309,17 @@ unsafe extern "sysv64" fn rr_xen_probe(args: *mut WindowArgs) {
         loop_body!("", "pmu_conformance_rr_xen_probe_marker"),
         "9:",
         disarm!(),
-        "mov qword ptr [rbx + 56], r14",
-        "mov qword ptr [rbx + 64], rbp",
+        "mov qword ptr [rbp + 56], r14",
+        "mov qword ptr [rbp + 64], rbx",
         leave!(),
         // Failure paths: remember which ioctl failed and what it said, then disarm.
         "7:",
         "mov r14, rax",
-        "mov ebp, 1",
+        "mov ebx, 1",
         "jmp 9b",
         "8:",
         "mov r14, rax",
-        "mov ebp, 2",
+        "mov ebx, 2",
         "jmp 9b",
         sys_ioctl = const libc::SYS_ioctl,
         reset = const bindings::RESET,
@@ -313,7 +334,7 @@ unsafe extern "sysv64" fn rr_xen_probe(args: *mut WindowArgs) {
 unsafe extern "sysv64" fn page_touch(args: *mut WindowArgs) {
     naked_asm!(
         enter!(),
-        "mov r14, qword ptr [rbx + 40]",
+        "mov r14, qword ptr [rbp + 40]",
         arm!(),
         begin!(),
         loop_body!("mov byte ptr [r14], 1\nadd r14, 4096\n", "pmu_conformance_page_touch_marker"),
@@ -459,5 +480,262 @@ mod tests {
         let listing = WorkloadKind::BranchLoop.listing(ProbeKind::Linux).unwrap();
         assert_eq!((before, body), (listing.before, listing.body));
         assert_eq!(after.conditional_branches + after.branches, 0);
+    }
+}
+
+/// Every window, run for real: with sentinels in every callee-saved register
+/// (which must survive), with no perf event (`fd` -1, so each ioctl fails
+/// with EBADF and the window runs its loop regardless) and with a software
+/// event where a window's path depends on its ioctls succeeding. The rdpmc
+/// window runs with rdpmc emulated, since without a PMU the instruction faults.
+#[cfg(test)]
+mod execution {
+    use std::mem::MaybeUninit;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use iced_x86::{Decoder, DecoderOptions, InstructionInfoFactory, Mnemonic, OpAccess, Register};
+
+    use super::*;
+    use crate::event_table::{Encoding, SoftwareEvent};
+    use crate::probe::linux::PARKED_PERIOD;
+    use crate::probe::linux::perf::{Counter, CounterSpec};
+
+    type WindowFn = unsafe extern "sysv64" fn(*mut WindowArgs);
+
+    const SENTINELS: [u64; 6] = [
+        0x1111_2222_3333_4444, // rbx
+        0x5555_6666_7777_8888, // rbp
+        0x0c0c_0c0c_0c0c_0c0c, // r12
+        0x0d0d_0d0d_0d0d_0d0d, // r13
+        0x0e0e_0e0e_0e0e_0e0e, // r14
+        0x0f0f_0f0f_0f0f_0f0f, // r15
+    ];
+
+    /// Calls `window(args)` with [`SENTINELS`] in rbx, rbp, r12–r15, then
+    /// stores what those registers hold after it returned, and how far rsp
+    /// moved, into `after`.
+    #[unsafe(naked)]
+    unsafe extern "sysv64" fn call_with_sentinels(window: WindowFn, args: *mut WindowArgs, after: *mut [u64; 7]) {
+        naked_asm!(
+            "push rbx",
+            "push rbp",
+            "push r12",
+            "push r13",
+            "push r14",
+            "push r15",
+            // Seven pushes keep rsp 16-byte aligned at the call.
+            "push rdx",
+            "mov qword ptr [rdx + 48], rsp",
+            "mov rax, rdi",
+            "mov rdi, rsi",
+            "movabs rbx, {s0}",
+            "movabs rbp, {s1}",
+            "movabs r12, {s2}",
+            "movabs r13, {s3}",
+            "movabs r14, {s4}",
+            "movabs r15, {s5}",
+            "call rax",
+            "mov rax, qword ptr [rsp]",
+            "mov qword ptr [rax], rbx",
+            "mov qword ptr [rax + 8], rbp",
+            "mov qword ptr [rax + 16], r12",
+            "mov qword ptr [rax + 24], r13",
+            "mov qword ptr [rax + 32], r14",
+            "mov qword ptr [rax + 40], r15",
+            "mov rcx, qword ptr [rax + 48]",
+            "sub rcx, rsp",
+            "mov qword ptr [rax + 48], rcx",
+            "pop rdx",
+            "pop r15",
+            "pop r14",
+            "pop r13",
+            "pop r12",
+            "pop rbp",
+            "pop rbx",
+            "ret",
+            s0 = const SENTINELS[0],
+            s1 = const SENTINELS[1],
+            s2 = const SENTINELS[2],
+            s3 = const SENTINELS[3],
+            s4 = const SENTINELS[4],
+            s5 = const SENTINELS[5],
+        )
+    }
+
+    /// Runs `window` and asserts it left every callee-saved register and rsp as it found them.
+    fn execute(name: &str, window: WindowFn, args: &mut WindowArgs) {
+        let mut after = [0u64; 7];
+        // SAFETY: `window` is one of this file's windows and `args` is set up
+        // as it needs (its buffer or page, where it has one).
+        unsafe { call_with_sentinels(window, args, &mut after) };
+        let names = ["rbx", "rbp", "r12", "r13", "r14", "r15"];
+        for (i, name_of_register) in names.iter().enumerate() {
+            assert_eq!(
+                after[i], SENTINELS[i],
+                "{name}: {name_of_register} was {:#x} after the window, not the caller's {:#x}",
+                after[i], SENTINELS[i]
+            );
+        }
+        assert_eq!(after[6], 0, "{name}: rsp moved by {} bytes", after[6] as i64);
+    }
+
+    fn args(fd: i64, iterations: u64) -> WindowArgs {
+        WindowArgs {
+            fd,
+            arm_request: ENABLE,
+            iterations,
+            ..WindowArgs::default()
+        }
+    }
+
+    const EBADF: i64 = -(libc::EBADF as i64);
+
+    #[test]
+    fn the_loops_run_without_a_counter_and_preserve_the_callers_registers() {
+        let mut a = args(-1, 1000);
+        execute("branch-loop", branch_loop, &mut a);
+        assert_eq!((a.arm_result, a.disarm_result), (EBADF, EBADF));
+
+        // The cpuid loop once wrote through rbx after `cpuid` had overwritten it.
+        let mut a = args(-1, 100);
+        execute("cpuid-loop", cpuid_loop, &mut a);
+        assert_eq!((a.arm_result, a.disarm_result), (EBADF, EBADF));
+
+        let mut pages = vec![0u8; 16 * 4096];
+        let mut a = args(-1, 16);
+        a.buffer = pages.as_mut_ptr() as u64;
+        execute("page-touch", page_touch, &mut a);
+        assert_eq!(a.disarm_result, EBADF);
+        assert!(
+            (0..16).all(|page| pages[page * 4096] == 1),
+            "page-touch wrote one byte per page"
+        );
+
+        // rr's probe takes its failure path when RESET fails.
+        let mut a = args(-1, 100);
+        execute("rr-xen-probe (RESET fails)", rr_xen_probe, &mut a);
+        assert_eq!((a.failed_step, a.step_result), (1, EBADF));
+    }
+
+    #[test]
+    fn rr_probe_runs_its_loop_when_its_ioctls_succeed() {
+        // IOC_PERIOD needs a sampling event; the task clock is one any Linux has.
+        let counter = Counter::open(&CounterSpec {
+            encoding: Encoding::Software(SoftwareEvent::TaskClock),
+            raw_type: 0,
+            breakpoint_address: 0,
+            sample_period: Some(PARKED_PERIOD),
+        })
+        .expect("a task-clock counter opens on any Linux");
+        let mut a = args(std::os::fd::AsRawFd::as_raw_fd(&counter) as i64, 498);
+        a.period = PARKED_PERIOD;
+        execute("rr-xen-probe", rr_xen_probe, &mut a);
+        assert_eq!(
+            (a.arm_result, a.failed_step, a.step_result, a.disarm_result),
+            (0, 0, 0, 0)
+        );
+    }
+
+    /// rdpmc's emulation: how many times it stood in, and what it returns.
+    static EMULATED: AtomicU64 = AtomicU64::new(0);
+    const EMULATED_PMC: u64 = 0x0000_1234_89ab_cdef;
+
+    /// A SIGSEGV handler that completes a faulting `rdpmc` (0f 33) with
+    /// [`EMULATED_PMC`] in edx:eax. Any other fault gets the default action.
+    extern "C" fn emulate_rdpmc(_signal: i32, _info: *mut libc::siginfo_t, context: *mut libc::c_void) {
+        // SAFETY: the kernel passes a valid ucontext for an SA_SIGINFO handler.
+        unsafe {
+            let gregs = &mut (*context.cast::<libc::ucontext_t>()).uc_mcontext.gregs;
+            let rip = gregs[libc::REG_RIP as usize] as *const u8;
+            if *rip == 0x0f && *rip.add(1) == 0x33 {
+                gregs[libc::REG_RAX as usize] = (EMULATED_PMC & 0xffff_ffff) as i64;
+                gregs[libc::REG_RDX as usize] = (EMULATED_PMC >> 32) as i64;
+                gregs[libc::REG_RIP as usize] += 2;
+                EMULATED.fetch_add(1, Ordering::Relaxed);
+            } else {
+                libc::signal(libc::SIGSEGV, libc::SIG_DFL);
+            }
+        }
+    }
+
+    #[test]
+    fn the_rdpmc_window_reads_the_page_and_the_counter() {
+        // A stand-in perf mmap page: seqlock at 8, index at 12, offset at 16.
+        let mut page = vec![0u8; 4096];
+        page[8..12].copy_from_slice(&7u32.to_le_bytes());
+        page[12..16].copy_from_slice(&1u32.to_le_bytes());
+        page[16..24].copy_from_slice(&(-5i64).to_le_bytes());
+        let mut a = args(-1, 1000);
+        a.user_page = page.as_ptr() as u64;
+        // SAFETY: plain sigaction calls; the old action is restored below.
+        let old = unsafe {
+            let mut action: libc::sigaction = MaybeUninit::zeroed().assume_init();
+            action.sa_sigaction = emulate_rdpmc as *const () as usize;
+            action.sa_flags = libc::SA_SIGINFO;
+            let mut old: libc::sigaction = MaybeUninit::zeroed().assume_init();
+            assert_eq!(libc::sigaction(libc::SIGSEGV, &action, &mut old), 0);
+            old
+        };
+        execute("branch-loop (rdpmc)", branch_loop_rdpmc, &mut a);
+        unsafe { libc::sigaction(libc::SIGSEGV, &old, std::ptr::null_mut()) };
+        assert_eq!((a.lock_before, a.lock_after, a.index, a.offset), (7, 7, 1, -5));
+        assert_eq!(a.disarm_result, EBADF);
+        // Where rdpmc is allowed here it read a real counter; elsewhere the emulation answered.
+        if EMULATED.load(Ordering::Relaxed) > 0 {
+            assert_eq!(a.pmc, EMULATED_PMC);
+        }
+    }
+
+    /// The windows' code from entry to the first `ret`, split at `enter!`'s
+    /// last instruction and `leave!`'s first: the body between must never
+    /// write the registers that hold the args pointer, the fd, the iteration
+    /// count or the stack pointer, counting what `cpuid` and `syscall`
+    /// write implicitly.
+    #[test]
+    fn no_window_body_writes_the_registers_it_relies_on() {
+        let windows: [(&str, WindowFn); 5] = [
+            ("branch-loop", branch_loop),
+            ("branch-loop (rdpmc)", branch_loop_rdpmc),
+            ("rr-xen-probe", rr_xen_probe),
+            ("page-touch", page_touch),
+            ("cpuid-loop", cpuid_loop),
+        ];
+        let mut info = InstructionInfoFactory::new();
+        for (name, window) in windows {
+            let entry = window as usize;
+            // SAFETY: as in `tests::decode`: a few dozen instructions of this binary's text.
+            let bytes = unsafe { std::slice::from_raw_parts(entry as *const u8, 512) };
+            let code: Vec<_> = Decoder::with_ip(64, bytes, entry as u64, DecoderOptions::NONE)
+                .into_iter()
+                .take_while(|i| i.mnemonic() != Mnemonic::Ret)
+                .collect();
+            // enter!: six pushes and three loads; leave!: six pops. What the
+            // loads fill (the args pointer, taken from rdi, then the fd and
+            // the iteration count) must survive the whole body, as must rsp.
+            let (enter, body) = code.split_at(9);
+            let body = &body[..body.len() - 6];
+            let mut kept: Vec<Register> = enter[6..].iter().map(|i| i.op0_register().full_register()).collect();
+            assert_eq!(
+                enter[6].op1_register(),
+                Register::RDI,
+                "{name}: enter! loads args from rdi"
+            );
+            kept.push(Register::RSP);
+            for instruction in body {
+                for used in info.info(instruction).used_registers() {
+                    let writes = matches!(
+                        used.access(),
+                        OpAccess::Write | OpAccess::CondWrite | OpAccess::ReadWrite | OpAccess::ReadCondWrite
+                    );
+                    let register = used.register().full_register();
+                    assert!(
+                        !(writes && kept.contains(&register)),
+                        "{name}: `{:?}` at {:#x} writes {register:?}, which the window relies on",
+                        instruction.mnemonic(),
+                        instruction.ip()
+                    );
+                }
+            }
+        }
     }
 }
