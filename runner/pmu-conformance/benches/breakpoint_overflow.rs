@@ -20,8 +20,9 @@ use pmu_conformance::cpu::CpuidReader;
 use pmu_conformance::event_table::EventTable;
 use pmu_conformance::fingerprint::Fingerprint;
 use pmu_conformance::probe::linux::{LinuxProbe, Machine};
-use pmu_conformance::probe::{Probe, ReadWith, Sampling, Window};
+use pmu_conformance::probe::{Probe, Sampling, Window};
 use pmu_conformance::run::{self, Request};
+use pmu_conformance::vocabulary::ReadWith;
 use pmu_conformance::workload::{Workload, WorkloadKind};
 
 /// perf's shape: 10 000 breakpoint hits, period 100.

@@ -9,8 +9,9 @@
 
 use std::time::Duration;
 
-use pmu_conformance::probe::kernel::find_image;
-use pmu_conformance::probe::kernel::qemu::{self, Accel, Machine, QemuConfig};
+use pmu_conformance::executor::qemu::find_image;
+use pmu_conformance::executor::qemu::launcher::{self, Machine, QemuConfig};
+use pmu_conformance::vocabulary::Accel;
 
 const SAMPLES: usize = 15;
 const TARGET: Duration = Duration::from_millis(200);
@@ -25,7 +26,7 @@ fn median(mut times: Vec<Duration>) -> Duration {
 fn time(config: &QemuConfig) -> Result<Duration, String> {
     let times = (0..SAMPLES)
         .map(|_| {
-            let boot = qemu::boot(config).map_err(|e| e.to_string())?;
+            let boot = launcher::boot(config).map_err(|e| e.to_string())?;
             match boot.guest_code() {
                 Some(0) => Ok(boot.wall),
                 _ => Err(format!(
@@ -53,7 +54,7 @@ fn main() {
         (Accel::Tcg, Machine::Microvm),
         (Accel::Tcg, Machine::Pc),
     ] {
-        if accel == Accel::Kvm && !qemu::kvm_usable() {
+        if accel == Accel::Kvm && !launcher::kvm_usable() {
             println!(
                 "  {:<14} skipped: /dev/kvm is not usable here",
                 format!("{machine:?}/{}", accel.name())

@@ -14,10 +14,12 @@ use pmu_conformance::detection_matrix;
 use pmu_conformance::environment::{Matrices, Target};
 use pmu_conformance::event_table::EventTable;
 use pmu_conformance::executor::Executor;
+use pmu_conformance::executor::sim::SimExecutor;
 use pmu_conformance::known_bugs::KnownBugs;
 use pmu_conformance::outcome::Verdict;
-use pmu_conformance::probe::sim::{SimExecutor, SimProbe};
-use pmu_conformance::probe::{Probe, ReadWith, Sampling, Window};
+use pmu_conformance::probe::sim::SimProbe;
+use pmu_conformance::probe::{Probe, Sampling, Window};
+use pmu_conformance::vocabulary::ReadWith;
 use pmu_conformance::workload::{Workload, WorkloadKind};
 use pmu_model::Config;
 

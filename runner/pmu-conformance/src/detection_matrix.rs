@@ -21,8 +21,8 @@ use pmu_model::{Config, Fault, Faults};
 use crate::case::{Case, Suite};
 use crate::event_table::EventTable;
 use crate::executor::Executor;
+use crate::executor::sim::SimExecutor;
 use crate::outcome::{Outcome, Verdict};
-use crate::probe::sim::SimExecutor;
 use crate::statistics::{CONFIDENCE, detection_probability};
 
 /// The model every column runs on.

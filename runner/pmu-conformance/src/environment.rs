@@ -22,9 +22,10 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_saphyr::Spanned;
 
-use crate::case::{Case, ProbeKind};
+use crate::case::Case;
 use crate::input_error::{InputError, InputErrors, SourceText};
-use crate::probe::kernel::qemu::Accel;
+use crate::vocabulary::Accel;
+use crate::vocabulary::ProbeKind;
 
 /// What runs an environment's cases.
 #[derive(Clone, Debug)]

@@ -18,8 +18,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::case::{Case, CaseId};
+use crate::case::Case;
 use crate::outcome::{Outcome, Signature, Verdict};
+use crate::vocabulary::CaseId;
 
 /// The part of an outcome that must be the same every time in one environment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

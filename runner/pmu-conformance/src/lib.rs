@@ -36,4 +36,5 @@ pub mod probe;
 pub mod report;
 pub mod run;
 pub mod statistics;
+pub mod vocabulary;
 pub mod workload;

@@ -13,17 +13,13 @@ use libtest_mimic::Arguments;
 
 use crate::case::{SuiteSources, load_suites};
 use crate::cpu::CpuidReader;
-use crate::environment::{Environment, Matrices, Target};
+use crate::environment::Matrices;
 use crate::event_table::EventTable;
-use crate::executor::Executor;
 use crate::expectation::{Store, UpdateMode};
 use crate::fingerprint::Fingerprint;
 use crate::harness::Session;
 use crate::input_error::InputErrors;
 use crate::known_bugs::KnownBugs;
-use crate::probe::kernel::QemuExecutor;
-use crate::probe::linux::{LocalExecutor, Machine};
-use crate::probe::sim::SimExecutor;
 use crate::report;
 
 /// What to run and what to write.
@@ -117,7 +113,9 @@ pub fn execute(request: Request) -> Result<ExitCode, RunError> {
 
     let here = Fingerprint::here(&table, &CpuidReader::native());
     let environment = matrices.pick(request.environment.as_deref(), &here.derived_id);
-    let (executor, fingerprint) = executor_for(&environment, table, here, request.kernel.as_deref())?;
+    let (executor, fingerprint) =
+        crate::executor::for_environment(&environment, table, here, request.kernel.as_deref())
+            .map_err(|why| RunError::Usage(format!("environment `{}`: {why}", environment.id)))?;
     let probe_description = executor.describe();
 
     let expected = request.expected.clone().unwrap_or_else(default_expected_dir);
@@ -196,30 +194,6 @@ pub fn execute(request: Request) -> Result<ExitCode, RunError> {
         write_report(path, &report::junit::render(&records, &session.environment.id))?;
     }
     Ok(conclusion.exit_code())
-}
-
-/// What runs `environment`'s cases, and the fingerprint of the machine they
-/// run on (the model's, for a sim environment).
-fn executor_for(
-    environment: &Environment,
-    table: EventTable,
-    here: Fingerprint,
-    kernel: Option<&Path>,
-) -> Result<(Arc<dyn Executor>, Fingerprint), RunError> {
-    Ok(match &environment.target {
-        Target::Local => (Arc::new(LocalExecutor::new(Arc::new(Machine::new(table, &here)))), here),
-        Target::Sim { preset, config } => {
-            let sim = SimExecutor::new(preset, config.clone(), Arc::new(table));
-            let fingerprint = sim.fingerprint().clone();
-            (Arc::new(sim), fingerprint)
-        }
-        Target::Qemu { accel } => {
-            let qemu = QemuExecutor::new(*accel, kernel, &table)
-                .map_err(|why| RunError::Usage(format!("environment `{}`: {why}", environment.id)))?;
-            let fingerprint = qemu.fingerprint().clone();
-            (Arc::new(qemu), fingerprint)
-        }
-    })
 }
 
 fn write_report(path: &Path, text: &str) -> Result<(), RunError> {

@@ -13,7 +13,7 @@ use std::fmt;
 
 pub use pmu_kernel_checks::listing::{Counts, Listing};
 
-use crate::case::ProbeKind;
+use crate::vocabulary::ProbeKind;
 
 /// The kinds of workload a case can name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

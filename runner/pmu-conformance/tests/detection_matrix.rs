@@ -9,9 +9,9 @@ use pmu_conformance::case::{Case, SuiteSources, load_suites};
 use pmu_conformance::detection_matrix::{self, Matrix};
 use pmu_conformance::event_table::EventTable;
 use pmu_conformance::executor::Executor;
+use pmu_conformance::executor::sim::SimExecutor;
 use pmu_conformance::known_bugs::KnownBugs;
 use pmu_conformance::outcome::{Outcome, Verdict};
-use pmu_conformance::probe::sim::SimExecutor;
 use pmu_model::{Config, Fault, Faults};
 
 /// The probability a case's own budget must give its best catcher of every fault.

@@ -15,7 +15,8 @@ use std::process::{Command, ExitCode};
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use pmu_conformance::environment::{Matrices, Target};
-use pmu_conformance::probe::kernel::qemu::{self, Accel};
+use pmu_conformance::executor::qemu::launcher;
+use pmu_conformance::vocabulary::Accel;
 
 fn main() -> ExitCode {
     let matrices = Matrices::builtin().expect("the built-in matrices load");
@@ -27,7 +28,7 @@ fn main() -> ExitCode {
             let id = env.id.clone();
             let needs_kvm = matches!(env.target, Target::Qemu { accel: Accel::Kvm });
             Trial::ignorable_test(format!("env::{id}"), move || {
-                if needs_kvm && !qemu::kvm_usable() {
+                if needs_kvm && !launcher::kvm_usable() {
                     return Ok(Completion::ignored_with(
                         "/dev/kvm is missing or not usable by this user",
                     ));

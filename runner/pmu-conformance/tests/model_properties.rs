@@ -4,10 +4,12 @@
 //! period boundary; each fault leaves the mark its source documents. The
 //! `sim:` verdicts and the detection matrix rest on these properties.
 
-use pmu_conformance::case::ProbeKind;
 use pmu_conformance::event_table::{EventTable, Exactness, Rearm, ResolvedEvent};
-use pmu_conformance::probe::sim::{SimExecutor, SimProbe};
-use pmu_conformance::probe::{Probe, ReadWith, Sampling, Window, WindowRun};
+use pmu_conformance::executor::sim::SimExecutor;
+use pmu_conformance::probe::sim::SimProbe;
+use pmu_conformance::probe::{Probe, Sampling, Window, WindowRun};
+use pmu_conformance::vocabulary::ProbeKind;
+use pmu_conformance::vocabulary::ReadWith;
 use pmu_conformance::workload::{Quantity, Workload, WorkloadKind};
 use pmu_model::{Config, Fault, Faults};
 use proptest::prelude::*;

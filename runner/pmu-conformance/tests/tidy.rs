@@ -5,10 +5,11 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use pmu_conformance::case::{CheckKind, ProbeKind, SuiteSources, load_suites};
+use pmu_conformance::case::{CheckKind, SuiteSources, load_suites};
 use pmu_conformance::environment::{Matrices, Target};
 use pmu_conformance::event_table::EventTable;
 use pmu_conformance::known_bugs::KnownBugs;
+use pmu_conformance::vocabulary::ProbeKind;
 use pmu_conformance::workload::WorkloadKind;
 
 fn root() -> PathBuf {

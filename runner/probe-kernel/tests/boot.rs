@@ -14,7 +14,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use pmu_conformance::probe::kernel::qemu::{self, Accel, Boot, Exit, Machine, QemuConfig};
+use pmu_conformance::executor::qemu::launcher::{self, Boot, Exit, Machine, QemuConfig};
+use pmu_conformance::vocabulary::Accel;
 use pmu_kernel_checks::protocol::{self, Frame};
 use pmu_kernel_checks::record::Verdict;
 
@@ -56,7 +57,7 @@ fn build() -> Result<PathBuf, String> {
 }
 
 fn boot(config: &QemuConfig) -> Boot {
-    let boot = qemu::boot(config).unwrap_or_else(|e| panic!("{e}"));
+    let boot = launcher::boot(config).unwrap_or_else(|e| panic!("{e}"));
     eprintln!(
         "{} ({:?}, {:?}): {:?} after {:?}{}\n  {}",
         config.command_line(),
@@ -134,7 +135,7 @@ fn under_tcg_every_case_is_unsupported_with_its_reason() {
 
 #[test]
 fn under_kvm_the_plan_runs_to_its_end() {
-    if !qemu::kvm_usable() {
+    if !launcher::kvm_usable() {
         eprintln!("/dev/kvm is not usable here: the KVM boot was not tried");
         return;
     }

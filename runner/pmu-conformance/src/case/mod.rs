@@ -17,42 +17,8 @@ pub use pmu_kernel_checks::checks::KernelCheck;
 pub use pmu_kernel_checks::pmu::Counter;
 pub use validate::{SuiteSources, load_suites};
 
-use crate::probe::ReadWith;
+use crate::vocabulary::{CaseId, ProbeKind, ReadWith};
 use crate::workload::Workload;
-
-/// `suite/case`: a case's name in trial lists, snapshots and reports.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CaseId {
-    pub suite: String,
-    pub name: String,
-}
-
-impl fmt::Display for CaseId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.suite, self.name)
-    }
-}
-
-/// Which interface a case talks to. Environments provide probes; a case runs
-/// in every environment whose probe serves its kind.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ProbeKind {
-    /// perf_event_open from Linux userspace.
-    Linux,
-    /// MSRs, the LVT entry and PMIs, from the probe kernel (`pmu-kernel-checks`).
-    Kernel,
-}
-
-impl ProbeKind {
-    pub const ALL: [ProbeKind; 2] = [ProbeKind::Linux, ProbeKind::Kernel];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ProbeKind::Linux => "linux",
-            ProbeKind::Kernel => "kernel",
-        }
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CheckKind {

@@ -12,14 +12,13 @@ use serde_saphyr::Spanned;
 
 use super::schema::{CaseEntry, EventEntry, FormulaText, RunsEntry, SuiteFile, WorkloadEntry};
 use super::{
-    Case, CaseId, CheckKind, EventRef, ExpectedCount, Formula, KernelCheck, KernelParams, ProbeKind, RunBudget, Suite,
-    Tolerance,
+    Case, CheckKind, EventRef, ExpectedCount, Formula, KernelCheck, KernelParams, RunBudget, Suite, Tolerance,
 };
 use crate::event_table::{EventSource, EventTable, Exactness};
 use crate::input_error::{InputError, InputErrors, SourceText};
 use crate::known_bugs::KnownBugs;
-use crate::probe::{NOTIFICATION_CAPACITY, ReadWith};
 use crate::statistics;
+use crate::vocabulary::{CaseId, NOTIFICATION_CAPACITY, ProbeKind, ReadWith};
 use crate::workload::{Quantity, Workload, WorkloadKind};
 
 /// How long a case may run before it becomes an `error`, unless it says otherwise.

@@ -35,14 +35,9 @@ pub fn run(case: &Case, event: &ResolvedEvent, probe: &mut dyn Probe) -> Outcome
 /// Boxed: an outcome is large, and every run's `Result` carries one.
 pub struct Stop(pub Box<Outcome>);
 
-/// Runs the case's window `case.runs` times, handing each result to `each`.
-fn for_each_run(
-    case: &Case,
-    event: &ResolvedEvent,
-    probe: &mut dyn Probe,
-    mut each: impl FnMut(WindowRun),
-) -> Result<(), Stop> {
-    let window = Window {
+/// The window a linux case runs, with its event as resolved here.
+pub fn window<'a>(case: &Case, event: &'a ResolvedEvent) -> Window<'a> {
+    Window {
         event,
         workload: case.workload,
         sampling: case.period.map(|period| Sampling {
@@ -50,7 +45,17 @@ fn for_each_run(
             refresh: case.refresh,
         }),
         read_with: case.read_with,
-    };
+    }
+}
+
+/// Runs the case's window `case.runs` times, handing each result to `each`.
+fn for_each_run(
+    case: &Case,
+    event: &ResolvedEvent,
+    probe: &mut dyn Probe,
+    mut each: impl FnMut(WindowRun),
+) -> Result<(), Stop> {
+    let window = window(case, event);
     for i in 0..case.runs {
         match probe.run(&window) {
             Ok(run) => each(run),

@@ -7,18 +7,14 @@
 //! with perf_event_open on this machine; other probes (the reference model,
 //! the probe kernel) implement the same trait, so checks run unchanged on all.
 
-pub mod kernel;
 pub mod linux;
 pub mod sim;
 
 use std::fmt;
 
 use crate::event_table::ResolvedEvent;
+use crate::vocabulary::ReadWith;
 use crate::workload::Workload;
-
-/// The most notifications one run can record. Validation rejects periods
-/// that would raise more.
-pub const NOTIFICATION_CAPACITY: usize = 16 * 1024;
 
 /// One counted window to execute.
 #[derive(Clone, Copy, Debug)]
@@ -29,17 +25,6 @@ pub struct Window<'a> {
     pub sampling: Option<Sampling>,
     /// How the final value is read.
     pub read_with: ReadWith,
-}
-
-/// How a window's count is read.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum ReadWith {
-    /// `read(2)` after the counter is disabled.
-    #[default]
-    Syscall,
-    /// `rdpmc` inside the window, just before the counter is disabled, through
-    /// the perf mmap page (where the kernel grants `cap_user_rdpmc`).
-    Rdpmc,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

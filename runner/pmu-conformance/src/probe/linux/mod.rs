@@ -10,7 +10,6 @@ mod notifications;
 mod perf;
 mod windows;
 
-use std::collections::HashMap;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -20,13 +19,11 @@ pub use notifications::current_disposition as notification_signal_disposition;
 pub use self::perf::PARKED_PERIOD;
 use self::perf::{Counter, CounterSpec, SampleRing, UserPage, describe_open_error, rdpmc_count};
 use self::windows::WindowArgs;
-use crate::case::{Case, CheckKind, EventRef};
 use crate::cpu::{ArchitecturalPmu, CpuIdentity};
-use crate::event_table::{Encoding, EventTable, Rearm, ResolvedEvent};
-use crate::executor::Executor;
+use crate::event_table::{EventTable, ResolvedEvent};
 use crate::fingerprint::Fingerprint;
-use crate::outcome::Outcome;
-use crate::probe::{Probe, ProbeError, ReadWith, Reading, Sampling, Window, WindowRun};
+use crate::probe::{Probe, ProbeError, Reading, Sampling, Window, WindowRun};
+use crate::vocabulary::ReadWith;
 use crate::workload::{Workload, WorkloadKind};
 
 /// What the probe needs to know about this machine, shared by every case.
@@ -63,21 +60,18 @@ impl Machine {
     }
 }
 
-/// What a trial open depends on: the event, the workload, the period, the read.
-type OpenShape = (Encoding, WorkloadKind, Option<u64>, ReadWith);
-
+/// One window at a time on this machine, through perf_event_open.
 pub struct LinuxProbe {
     machine: Arc<Machine>,
-    /// Trial opens already made, by what was opened.
-    opened: HashMap<OpenShape, Result<(), String>>,
 }
 
 impl LinuxProbe {
     pub fn new(machine: Arc<Machine>) -> LinuxProbe {
-        LinuxProbe {
-            machine,
-            opened: HashMap::new(),
-        }
+        LinuxProbe { machine }
+    }
+
+    pub fn machine(&self) -> &Machine {
+        &self.machine
     }
 
     fn spec(&self, event: &ResolvedEvent, workload: &Workload, sampling: Option<Sampling>) -> CounterSpec {
@@ -93,41 +87,17 @@ impl LinuxProbe {
             sample_period,
         }
     }
-}
 
-impl LinuxProbe {
-    /// Resolves the case's event here and opens it once, or says why the
-    /// case cannot run here. Cheap: trial opens are remembered.
-    pub fn preflight(&mut self, case: &Case) -> Result<ResolvedEvent, String> {
-        let m = &self.machine;
-        let event = match &case.event {
-            EventRef::Named(name) => m.table.resolve(name, &m.cpu, &m.pmu)?,
-            EventRef::Raw(config) => m.table.resolve_raw(*config, &m.cpu),
-        };
-        if case.check == CheckKind::PmiDelivery && event.rearm == Rearm::Absolute && event.skid.is_none() {
-            return Err(format!(
-                "no skid budget is known for this CPU ({}); add its microarchitecture to the event table",
-                m.cpu
-            ));
+    /// Opens `window`'s counter once, as its run would, and closes it again:
+    /// the cheap way to learn whether this machine can run it at all, and if
+    /// not, why.
+    pub fn trial_open(&self, window: &Window<'_>) -> Result<(), String> {
+        let spec = self.spec(window.event, &window.workload, window.sampling);
+        let counter = Counter::open(&spec).map_err(|e| describe_open_error(&e, &self.machine.context))?;
+        match window.read_with {
+            ReadWith::Syscall => Ok(()),
+            ReadWith::Rdpmc => user_page_for_rdpmc(&counter, &self.machine.rdpmc_setting).map(drop),
         }
-        let sampling = case.period.map(|period| Sampling {
-            period,
-            refresh: case.refresh,
-        });
-        let spec = self.spec(&event, &case.workload, sampling);
-        let key = (event.encoding, case.workload.kind, spec.sample_period, case.read_with);
-        let (context, rdpmc_setting) = (m.context.clone(), m.rdpmc_setting.clone());
-        self.opened
-            .entry(key)
-            .or_insert_with(|| {
-                let counter = Counter::open(&spec).map_err(|e| describe_open_error(&e, &context))?;
-                match case.read_with {
-                    ReadWith::Syscall => Ok(()),
-                    ReadWith::Rdpmc => user_page_for_rdpmc(&counter, &rdpmc_setting).map(drop),
-                }
-            })
-            .clone()?;
-        Ok(event)
     }
 }
 
@@ -225,39 +195,6 @@ fn user_page_for_rdpmc(counter: &Counter, setting: &str) -> Result<UserPage, Str
         ));
     }
     Ok(page)
-}
-
-/// The linux probe on this machine, as an environment's executor.
-pub struct LocalExecutor {
-    machine: Arc<Machine>,
-    /// Remembers trial opens across the whole list.
-    preflight: std::sync::Mutex<LinuxProbe>,
-}
-
-impl LocalExecutor {
-    pub fn new(machine: Arc<Machine>) -> LocalExecutor {
-        LocalExecutor {
-            preflight: std::sync::Mutex::new(LinuxProbe::new(machine.clone())),
-            machine,
-        }
-    }
-}
-
-impl Executor for LocalExecutor {
-    fn describe(&self) -> String {
-        "linux perf_event_open".to_owned()
-    }
-
-    fn preflight(&self, case: &Case) -> Result<Option<ResolvedEvent>, String> {
-        self.preflight.lock().expect("preflight lock").preflight(case).map(Some)
-    }
-
-    fn run(&self, case: &Case, event: Option<&ResolvedEvent>) -> Outcome {
-        let Some(event) = event else {
-            return Outcome::error("a linux case reached its probe without its event");
-        };
-        crate::check::run(case, event, &mut LinuxProbe::new(self.machine.clone()))
-    }
 }
 
 /// Every ioctl the window made must have succeeded.

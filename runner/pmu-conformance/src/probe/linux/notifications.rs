@@ -22,7 +22,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use linux_raw_sys::general::{F_OWNER_TID, F_SETOWN_EX, F_SETSIG, POLL_HUP, f_owner_ex};
 
-use crate::probe::{NOTIFICATION_CAPACITY, Notification, NotificationKind};
+use crate::probe::{Notification, NotificationKind};
+use crate::vocabulary::NOTIFICATION_CAPACITY;
 
 /// What the handler records per notification. 64 bytes; field offsets are
 /// used by the handler's asm.

@@ -375,7 +375,7 @@ mod tests {
     use iced_x86::{Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic};
 
     use super::*;
-    use crate::case::ProbeKind;
+    use crate::vocabulary::ProbeKind;
     use crate::workload::Counts;
 
     type WindowFn = unsafe extern "sysv64" fn(*mut WindowArgs);

@@ -8,7 +8,7 @@
 use pmu_kernel_checks::listing::Counts;
 use pmu_model::program::{Op, Program};
 
-use crate::case::ProbeKind;
+use crate::vocabulary::ProbeKind;
 use crate::workload::{Workload, WorkloadKind};
 
 /// rr's probe splits its listing's `before` at the IOC_PERIOD syscall:

@@ -4,9 +4,9 @@
 //! notifies in the exception, with no skid; the task clock ticks one
 //! nanosecond per instruction and its timer fires on time.
 
-use crate::case::ProbeKind;
 use crate::event_table::SoftwareEvent;
 use crate::probe::{Notification, NotificationKind, Reading, Window, WindowRun};
+use crate::vocabulary::ProbeKind;
 
 pub fn run(event: SoftwareEvent, window: &Window<'_>) -> WindowRun {
     let counts = window

@@ -30,28 +30,13 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::vocabulary::Accel;
+
 /// The QEMU binary, found on PATH.
 pub const QEMU: &str = "qemu-system-x86_64";
 
 /// Where `cargo xtask kernel` leaves the image, relative to the target directory.
 pub const IMAGE_IN_TARGET_DIR: &str = "x86_64-unknown-none/release/probe-kernel";
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Accel {
-    /// QEMU's emulator: runs anywhere, emulates no PMU.
-    Tcg,
-    /// Hardware virtualization through `/dev/kvm` (see [`kvm_usable`]).
-    Kvm,
-}
-
-impl Accel {
-    pub fn name(self) -> &'static str {
-        match self {
-            Accel::Tcg => "tcg",
-            Accel::Kvm => "kvm",
-        }
-    }
-}
 
 /// The QEMU machine type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -10,14 +10,14 @@
 //! CPUID (the hello's `cpuid` field), so the environment's fingerprint is
 //! the guest's, not the host's.
 
-pub mod qemu;
+pub mod launcher;
 
 use std::path::{Path, PathBuf};
 
 use pmu_kernel_checks::cpuid_leaves;
 use pmu_kernel_checks::plan::Plan;
 
-use self::qemu::{Accel, Boot, BootError, Exit, QemuConfig};
+use self::launcher::{Boot, BootError, Exit, QemuConfig};
 use crate::case::Case;
 use crate::cpu::{CpuidDump, CpuidReader};
 use crate::event_table::{EventTable, ResolvedEvent};
@@ -25,6 +25,7 @@ use crate::executor::Executor;
 use crate::fingerprint::Fingerprint;
 use crate::kernel_case::{self, Transcript};
 use crate::outcome::{Outcome, Verdict};
+use crate::vocabulary::Accel;
 
 /// The environment variable that names the probe kernel image, ahead of the search.
 pub const IMAGE_VARIABLE: &str = "PMUC_PROBE_KERNEL";
@@ -42,7 +43,7 @@ impl QemuExecutor {
     pub fn new(accel: Accel, image: Option<&Path>, table: &EventTable) -> Result<QemuExecutor, String> {
         let image = find_image(image)?;
         let config = QemuConfig::new(&image, accel, format!("pmuc= {}", pmu_kernel_checks::CPUID_WORD));
-        let boot = qemu::boot(&config).map_err(|e| e.to_string())?;
+        let boot = launcher::boot(&config).map_err(|e| e.to_string())?;
         let transcript = Transcript::read(boot.lines.iter().map(String::as_str));
         let Some(hello) = transcript.hello.as_ref() else {
             return Err(format!(
@@ -83,7 +84,7 @@ impl QemuExecutor {
         };
         // QemuConfig's timeout: twice the probe kernel's own watchdog.
         let config = QemuConfig::new(&self.image, self.accel, cmdline);
-        let boot = match qemu::boot(&config) {
+        let boot = match launcher::boot(&config) {
             Ok(boot) => boot,
             Err(e) => return Outcome::error(e.to_string()),
         };
@@ -175,7 +176,7 @@ pub fn find_image(explicit: Option<&Path>) -> Result<PathBuf, String> {
     target_dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
     let candidates: Vec<PathBuf> = target_dirs
         .iter()
-        .map(|dir| dir.join(qemu::IMAGE_IN_TARGET_DIR))
+        .map(|dir| dir.join(launcher::IMAGE_IN_TARGET_DIR))
         .collect();
     candidates.iter().find(|path| path.is_file()).cloned().ok_or_else(|| {
         format!(

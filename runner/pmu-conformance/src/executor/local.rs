@@ -1,0 +1,65 @@
+//! The `linux` environments' executor: this machine, through perf_event_open.
+//!
+//! Each case's event is resolved and trial-opened while the trials are
+//! listed, so a case that cannot run here is skipped with its reason before
+//! anything runs; each run gets a fresh [`LinuxProbe`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::{Executor, resolve};
+use crate::case::Case;
+use crate::event_table::{Encoding, ResolvedEvent};
+use crate::outcome::Outcome;
+use crate::probe::linux::{LinuxProbe, Machine};
+use crate::vocabulary::ReadWith;
+use crate::workload::WorkloadKind;
+
+/// What a trial open depends on: the event, the workload, the period, the read.
+type OpenShape = (Encoding, WorkloadKind, Option<u64>, ReadWith);
+
+/// The linux probe on this machine, as an environment's executor.
+pub struct LocalExecutor {
+    machine: Arc<Machine>,
+    /// Trial opens already made while listing, by what was opened.
+    opened: Mutex<HashMap<OpenShape, Result<(), String>>>,
+}
+
+impl LocalExecutor {
+    pub fn new(machine: Arc<Machine>) -> LocalExecutor {
+        LocalExecutor {
+            machine,
+            opened: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Executor for LocalExecutor {
+    fn describe(&self) -> String {
+        "linux perf_event_open".to_owned()
+    }
+
+    /// Resolves the case's event here and opens it once, or says why the
+    /// case cannot run here. Cheap: trial opens are remembered.
+    fn preflight(&self, case: &Case) -> Result<Option<ResolvedEvent>, String> {
+        let m = &self.machine;
+        let event = resolve(case, &m.table, &m.cpu, &m.pmu)?;
+        let window = crate::check::window(case, &event);
+        let key = (event.encoding, case.workload.kind, case.period, case.read_with);
+        let probe = LinuxProbe::new(m.clone());
+        self.opened
+            .lock()
+            .expect("trial opens")
+            .entry(key)
+            .or_insert_with(|| probe.trial_open(&window))
+            .clone()?;
+        Ok(Some(event))
+    }
+
+    fn run(&self, case: &Case, event: Option<&ResolvedEvent>) -> Outcome {
+        let Some(event) = event else {
+            return Outcome::error("a linux case reached its probe without its event");
+        };
+        crate::check::run(case, event, &mut LinuxProbe::new(self.machine.clone()))
+    }
+}

@@ -1,0 +1,88 @@
+//! Executors: how an environment is reached, and the one interface between
+//! the harness and the places cases execute.
+//!
+//! Each environment has one [`Executor`], chosen by [`for_environment`] from
+//! its `Target`; which cases it gets is the environment's to say. It decides
+//! cheaply whether a case can run at all (while trials are listed), and runs
+//! a case on the calling thread.
+//!
+//! - [`local`]: this machine, the linux checks over perf_event_open.
+//! - [`sim`]: the reference model: the linux checks over `SimProbe`, and
+//!   kernel cases through the probe kernel's check library.
+//! - [`qemu`]: the probe kernel, booted under QEMU, one guest per case.
+//!
+//! Where a case's *windows* execute is the probes' business (`crate::probe`);
+//! an executor decides where the whole case runs and how its outcome comes back.
+
+pub mod local;
+pub mod qemu;
+pub mod sim;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::case::{Case, CheckKind, EventRef};
+use crate::cpu::{ArchitecturalPmu, CpuIdentity};
+use crate::environment::{Environment, Target};
+use crate::event_table::{EventTable, Rearm, ResolvedEvent};
+use crate::fingerprint::Fingerprint;
+use crate::outcome::Outcome;
+
+pub trait Executor: Send + Sync {
+    /// What executes the cases, for reports: `linux perf_event_open`.
+    fn describe(&self) -> String;
+
+    /// Whether `case` can run here, and its event as resolved here (linux
+    /// cases) or `None` (kernel cases). Called while trials are listed.
+    fn preflight(&self, case: &Case) -> Result<Option<ResolvedEvent>, String>;
+
+    /// Runs `case` on the calling thread and returns its outcome.
+    fn run(&self, case: &Case, event: Option<&ResolvedEvent>) -> Outcome;
+}
+
+/// A linux case's event as `cpu` encodes it, or why the case cannot run there.
+pub(crate) fn resolve(
+    case: &Case,
+    table: &EventTable,
+    cpu: &CpuIdentity,
+    pmu: &ArchitecturalPmu,
+) -> Result<ResolvedEvent, String> {
+    let event = match &case.event {
+        EventRef::Named(name) => table.resolve(name, cpu, pmu)?,
+        EventRef::Raw(config) => table.resolve_raw(*config, cpu),
+    };
+    if case.check == CheckKind::PmiDelivery && event.rearm == Rearm::Absolute && event.skid.is_none() {
+        return Err(format!(
+            "no skid budget is known for this CPU ({cpu}); add its microarchitecture to the event table"
+        ));
+    }
+    Ok(event)
+}
+
+/// What runs `environment`'s cases, and the fingerprint of the machine they
+/// run on: this one's, the model's, or the guest's.
+pub fn for_environment(
+    environment: &Environment,
+    table: EventTable,
+    here: Fingerprint,
+    kernel: Option<&Path>,
+) -> Result<(Arc<dyn Executor>, Fingerprint), String> {
+    Ok(match &environment.target {
+        Target::Local => (
+            Arc::new(local::LocalExecutor::new(Arc::new(crate::probe::linux::Machine::new(
+                table, &here,
+            )))),
+            here,
+        ),
+        Target::Sim { preset, config } => {
+            let sim = sim::SimExecutor::new(preset, config.clone(), Arc::new(table));
+            let fingerprint = sim.fingerprint().clone();
+            (Arc::new(sim), fingerprint)
+        }
+        Target::Qemu { accel } => {
+            let qemu = qemu::QemuExecutor::new(*accel, kernel, &table)?;
+            let fingerprint = qemu.fingerprint().clone();
+            (Arc::new(qemu), fingerprint)
+        }
+    })
+}
