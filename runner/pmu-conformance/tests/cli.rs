@@ -201,3 +201,64 @@ fn the_xen_quirk_on_the_model_is_diagnosed_and_as_recorded() {
         assert_eq!(case["gate"]["status"], "matches", "{case}");
     }
 }
+
+/// A stray SIGTRAP during a breakpoint window (the kernel sends one for a
+/// debug trap it does not claim; here another process sends them, every
+/// 10 ms) is that case's `error`, never the death of the run: a disturbed
+/// window is run again at most three times, then the case errs, and the
+/// report is still written.
+#[test]
+fn stray_debug_traps_become_the_cases_error_not_the_runs_death() {
+    let dir = tempfile::tempdir().unwrap();
+    let suites = dir.path().join("suites");
+    std::fs::create_dir(&suites).unwrap();
+    std::fs::write(
+        suites.join("traps.yaml"),
+        "about: long breakpoint runs\ncases:\n  - id: long-breakpoint-count\n    about: x\n    probe: linux\n    \
+         check: exact-count\n    event: breakpoint-marker\n    workload: {kind: branch-loop, iterations: 20000}\n    \
+         runs: 3\n    expect: {count: marker_hits}\n",
+    )
+    .unwrap();
+    let json = dir.path().join("report.json");
+    let mut child = bin()
+        .args(["--env", "trap-test", "--quiet"])
+        .arg("--suites")
+        .arg(&suites)
+        .arg("--expected")
+        .arg(dir.path())
+        .arg("--json")
+        .arg(&json)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    // Once libtest says it is running, the executor (and its SIGTRAP handler) exists.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("running 1 test") {
+        line.clear();
+        assert_ne!(
+            std::io::BufRead::read_line(&mut stdout, &mut line).unwrap(),
+            0,
+            "no trial started"
+        );
+    }
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        // SAFETY: signals our own child, which has not been reaped yet.
+        unsafe { libc::kill(pid, libc::SIGTRAP) };
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(101), "{status:?}");
+    drop(stdout);
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let case = &report["cases"][0];
+    assert_eq!(case["verdict"], "error", "{case}");
+    let reason = case["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("a breakpoint trap the kernel did not claim") && reason.contains("sent by process"),
+        "{reason}"
+    );
+}

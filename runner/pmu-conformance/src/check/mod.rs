@@ -20,15 +20,59 @@ use crate::event_table::ResolvedEvent;
 use crate::outcome::Outcome;
 use crate::probe::{Probe, ProbeError, Sampling, Window, WindowRun};
 
+/// How many windows of one case may be disturbed (and run again) before the
+/// case becomes an `error`.
+pub const MAX_DISTURBED: u64 = 3;
+
 /// Runs `case` on `probe`, with its event already resolved for this environment.
 pub fn run(case: &Case, event: &ResolvedEvent, probe: &mut dyn Probe) -> Outcome {
+    let mut probe = Retrying {
+        inner: probe,
+        disturbed: 0,
+        first: None,
+    };
     let result = match case.check {
-        CheckKind::ExactCount => exact_count::run(case, event, probe),
-        CheckKind::PmiDelivery => pmi_delivery::run(case, event, probe),
-        CheckKind::OverflowPreservation => overflow_preservation::run(case, event, probe),
+        CheckKind::ExactCount => exact_count::run(case, event, &mut probe),
+        CheckKind::PmiDelivery => pmi_delivery::run(case, event, &mut probe),
+        CheckKind::OverflowPreservation => overflow_preservation::run(case, event, &mut probe),
         CheckKind::Kernel(k) => unreachable!("`{k:?}` runs in the probe kernel, not on a Probe"),
     };
-    result.unwrap_or_else(|stop| *stop.0)
+    let outcome = result.unwrap_or_else(|stop| *stop.0);
+    match probe.first {
+        Some(why) => outcome
+            .figure("disturbed_windows", probe.disturbed)
+            .figure("disturbance", why),
+        None => outcome,
+    }
+}
+
+/// A probe that runs a disturbed window again, up to [`MAX_DISTURBED`] times
+/// per case. A disturbed window's result is discarded, never adjusted, so
+/// every run a check judges is a window nothing disturbed.
+struct Retrying<'a> {
+    inner: &'a mut dyn Probe,
+    disturbed: u64,
+    first: Option<String>,
+}
+
+impl Probe for Retrying<'_> {
+    fn run(&mut self, window: &Window<'_>) -> Result<WindowRun, ProbeError> {
+        loop {
+            match self.inner.run(window) {
+                Err(ProbeError::Disturbed(why)) if self.disturbed < MAX_DISTURBED => {
+                    self.disturbed += 1;
+                    self.first.get_or_insert(why);
+                }
+                Err(ProbeError::Disturbed(why)) => {
+                    return Err(ProbeError::Harness(format!(
+                        "{why}; that is {} disturbed windows in this case, more than the {MAX_DISTURBED} it may run again",
+                        self.disturbed + 1
+                    )));
+                }
+                other => return other,
+            }
+        }
+    }
 }
 
 /// An early end to a check, already phrased as its outcome.
@@ -60,7 +104,7 @@ fn for_each_run(
         match probe.run(&window) {
             Ok(run) => each(run),
             Err(ProbeError::Unsupported(reason)) => return Err(Stop(Box::new(Outcome::unsupported(reason)))),
-            Err(ProbeError::Harness(message)) => {
+            Err(ProbeError::Harness(message) | ProbeError::Disturbed(message)) => {
                 return Err(Stop(Box::new(Outcome::error(format!(
                     "run {} of {}: {message}",
                     i + 1,
@@ -117,4 +161,83 @@ impl Deviations {
 /// `+3`, `0`, `-2`.
 pub fn signed(d: i128) -> String {
     if d > 0 { format!("+{d}") } else { d.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event_table::{Encoding, Exactness, Rearm, SoftwareEvent};
+    use crate::outcome::Verdict;
+    use crate::probe::Reading;
+    use crate::vocabulary::CaseId;
+    use crate::workload::Quantity;
+
+    /// Answers each window with the next scripted result.
+    struct Scripted(Vec<Result<WindowRun, ProbeError>>);
+
+    impl Probe for Scripted {
+        fn run(&mut self, _: &Window<'_>) -> Result<WindowRun, ProbeError> {
+            self.0.remove(0)
+        }
+    }
+
+    fn counted(value: u64) -> Result<WindowRun, ProbeError> {
+        Ok(WindowRun {
+            reading: Reading {
+                value,
+                time_enabled: 1,
+                time_running: 1,
+            },
+            notifications: Vec::new(),
+            overflows_handled: None,
+        })
+    }
+
+    fn disturbed() -> Result<WindowRun, ProbeError> {
+        Err(ProbeError::Disturbed("a stray trap".into()))
+    }
+
+    /// An exact count of 10 marker hits, over two runs.
+    fn exact_ten() -> (Case, ResolvedEvent) {
+        let mut case = crate::case::tests::case_named(CaseId {
+            suite: "selfcheck".into(),
+            name: "retry".into(),
+        });
+        case.runs = 2;
+        let event = ResolvedEvent {
+            name: "breakpoint-marker".into(),
+            encoding: Encoding::Software(SoftwareEvent::BreakpointExecute),
+            counts: Some(Quantity::MarkerHits),
+            exactness: Exactness::Exact,
+            skid: Some(0),
+            rearm: Rearm::Absolute,
+        };
+        (case, event)
+    }
+
+    #[test]
+    fn a_disturbed_window_is_discarded_and_run_again() {
+        let (case, event) = exact_ten();
+        // The disturbed window is never judged: the one run in its place is.
+        let mut probe = Scripted(vec![counted(10), disturbed(), counted(10)]);
+        let outcome = run(&case, &event, &mut probe);
+        assert_eq!(outcome.verdict, Verdict::Pass, "{outcome:?}");
+        assert_eq!(outcome.figures["disturbed_windows"], 1);
+        assert_eq!(outcome.figures["disturbance"], "a stray trap");
+        assert_eq!(outcome.facts["runs"], 2);
+    }
+
+    #[test]
+    fn more_disturbances_than_a_case_may_retry_are_an_error() {
+        let (case, event) = exact_ten();
+        let mut script = vec![counted(10)];
+        script.extend((0..=MAX_DISTURBED).map(|_| disturbed()));
+        let outcome = run(&case, &event, &mut Scripted(script));
+        assert_eq!(outcome.verdict, Verdict::Error, "{outcome:?}");
+        let reason = outcome.reason.unwrap();
+        assert!(
+            reason.starts_with("run 2 of 2: a stray trap; that is 4 disturbed windows"),
+            "{reason}"
+        );
+    }
 }

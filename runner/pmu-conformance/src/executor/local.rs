@@ -11,7 +11,7 @@ use super::{Executor, resolve};
 use crate::case::Case;
 use crate::event_table::{Encoding, ResolvedEvent};
 use crate::outcome::Outcome;
-use crate::probe::linux::{LinuxProbe, Machine};
+use crate::probe::linux::{LinuxProbe, Machine, stray_traps};
 use crate::vocabulary::ReadWith;
 use crate::workload::WorkloadKind;
 
@@ -26,11 +26,14 @@ pub struct LocalExecutor {
 }
 
 impl LocalExecutor {
-    pub fn new(machine: Arc<Machine>) -> LocalExecutor {
-        LocalExecutor {
+    pub fn new(machine: Arc<Machine>) -> Result<LocalExecutor, String> {
+        stray_traps::catch().map_err(|e| {
+            format!("cannot install the SIGTRAP handler that keeps stray debug traps from ending the run: {e}")
+        })?;
+        Ok(LocalExecutor {
             machine,
             opened: Mutex::new(HashMap::new()),
-        }
+        })
     }
 }
 

@@ -68,12 +68,10 @@ pub fn for_environment(
     kernel: Option<&Path>,
 ) -> Result<(Arc<dyn Executor>, Fingerprint), String> {
     Ok(match &environment.target {
-        Target::Local => (
-            Arc::new(local::LocalExecutor::new(Arc::new(crate::probe::linux::Machine::new(
-                table, &here,
-            )))),
-            here,
-        ),
+        Target::Local => {
+            let machine = crate::probe::linux::Machine::new(table, &here);
+            (Arc::new(local::LocalExecutor::new(Arc::new(machine))?), here)
+        }
         Target::Sim { preset, config } => {
             let sim = sim::SimExecutor::new(preset, config.clone(), Arc::new(table));
             let fingerprint = sim.fingerprint().clone();

@@ -80,6 +80,10 @@ pub enum ProbeError {
     /// Something went wrong that says nothing about the PMU's conformance
     /// (a multiplexed counter, a failed syscall); becomes `error`.
     Harness(String),
+    /// Something outside the PMU disturbed this one window (a debug trap the
+    /// kernel did not claim), so its result is no evidence either way; the
+    /// window may be run again (see `check::MAX_DISTURBED`).
+    Disturbed(String),
 }
 
 impl fmt::Display for ProbeError {
@@ -87,6 +91,7 @@ impl fmt::Display for ProbeError {
         match self {
             ProbeError::Unsupported(reason) => write!(f, "unsupported: {reason}"),
             ProbeError::Harness(message) => f.write_str(message),
+            ProbeError::Disturbed(why) => write!(f, "disturbed: {why}"),
         }
     }
 }

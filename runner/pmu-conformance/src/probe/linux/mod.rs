@@ -8,6 +8,7 @@
 mod affinity;
 mod notifications;
 mod perf;
+pub mod stray_traps;
 mod windows;
 
 use std::io;
@@ -142,6 +143,7 @@ impl Probe for LinuxProbe {
             user_page: user_page.as_ref().map_or(0, UserPage::address),
             ..WindowArgs::default()
         };
+        let traps = stray_traps::taken();
         match (window.read_with, window.workload.kind) {
             (ReadWith::Rdpmc, WorkloadKind::BranchLoop) => windows::run_branch_loop_rdpmc(&mut args),
             (ReadWith::Rdpmc, other) => {
@@ -152,6 +154,16 @@ impl Probe for LinuxProbe {
             (ReadWith::Syscall, kind) => windows::run(kind, &mut args),
         }
 
+        if stray_traps::taken() != traps {
+            let (at, code) = stray_traps::last();
+            let marker = windows::marker_address(window.workload.kind);
+            return Err(ProbeError::Disturbed(format!(
+                "a breakpoint trap the kernel did not claim arrived during the window (at {at:#x}{}; {}), \
+                 so the window's count cannot be trusted",
+                if at == marker { ", the window's marker" } else { "" },
+                stray_traps::origin(code)
+            )));
+        }
         let mut reading = counter.read().map_err(ProbeError::Harness)?;
         if let Some(page) = &user_page {
             if args.lock_before != args.lock_after || args.index == 0 {
