@@ -1,17 +1,20 @@
 //! Environments: where a run happens, and under which id its expectations
 //! are recorded.
 //!
-//! `matrices/*.yaml` lists the known environments. Each names its probe,
-//! which decides what executes its cases and which cases it selects:
+//! `matrices/*.yaml` lists the known environments. Each names its kind (the
+//! `probe:` field), which decides what executes its cases and which cases it
+//! selects:
 //!
 //! - `linux`: perf_event_open on the machine the runner is on;
 //! - `sim`: the reference model, with a preset CPU and named faults;
 //! - `qemu`: the probe kernel, booted under QEMU with TCG or KVM.
 //!
-//! Without `--env`, a run happens on this machine under the id its
-//! fingerprint derives (for example `kvm-amd-zen-nopmu`); `--env ID` picks a
-//! listed environment, or labels a run on this machine with an id of the
-//! user's choosing.
+//! A run names its environment one of three ways ([`Choice`]): not at all,
+//! and it runs on this machine under the id its fingerprint derives (for
+//! example `kvm-amd-zen-nopmu`); `--env ID`, which must be listed or be that
+//! derived id; or `--label NAME`, a free name for a run on this machine (an
+//! instance type, say). Ids and labels are [`EnvironmentId`]s, so each names
+//! exactly one folder under `expected/` and none can leave it.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -23,9 +26,8 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_saphyr::Spanned;
 
 use crate::case::Case;
-use crate::input_error::{InputError, InputErrors, SourceText};
-use crate::vocabulary::Accel;
-use crate::vocabulary::ProbeKind;
+use crate::input_error::{InputErrors, SourceText};
+use crate::vocabulary::{Accel, EnvironmentId, IdError, ProbeKind};
 
 /// What runs an environment's cases.
 #[derive(Clone, Debug)]
@@ -34,8 +36,8 @@ pub enum Target {
     Local,
     /// The reference model.
     Sim { preset: String, config: Config },
-    /// The probe kernel under QEMU.
-    Qemu { accel: Accel },
+    /// The probe kernel under QEMU, with QEMU's `-cpu` model where one is named.
+    Qemu { accel: Accel, cpu: Option<String> },
 }
 
 impl Target {
@@ -48,7 +50,8 @@ impl Target {
         }
     }
 
-    pub fn probe_name(&self) -> &'static str {
+    /// The kind, as matrices write it in `probe:`.
+    pub fn kind(&self) -> &'static str {
         match self {
             Target::Local => "linux",
             Target::Sim { .. } => "sim",
@@ -59,7 +62,7 @@ impl Target {
 
 #[derive(Clone, Debug)]
 pub struct Environment {
-    pub id: String,
+    pub id: EnvironmentId,
     pub about: String,
     pub target: Target,
     /// Where it was defined, or `None` for an id derived or given on the command line.
@@ -67,14 +70,59 @@ pub struct Environment {
 }
 
 impl Environment {
-    /// The folder under `expected/` that holds this environment's expectations.
-    pub fn expected_dir_name(&self) -> String {
-        self.id.replace(':', "-")
-    }
-
     pub fn selects(&self, case: &Case) -> bool {
         self.target.serves(case.probe)
     }
+}
+
+/// How a run names its environment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Choice<'a> {
+    /// This machine, under the id its fingerprint derives.
+    Derived,
+    /// `--env ID`: a listed environment, or this machine's derived id.
+    Named(&'a str),
+    /// `--label NAME`: this machine, under a name of the user's choosing.
+    Label(&'a str),
+}
+
+/// Why a run's environment could not be chosen. All are usage errors.
+#[derive(Debug, thiserror::Error)]
+pub enum PickError {
+    #[error("{flag}: {error}")]
+    BadId {
+        flag: &'static str,
+        #[source]
+        error: IdError,
+    },
+    #[error(
+        "unknown environment `{id}`{suggestion}\n  known: {known}\n  this machine derives `{derived}`; \
+         to label a run on this machine, use `--label {id}`"
+    )]
+    Unknown {
+        id: String,
+        suggestion: String,
+        known: String,
+        derived: String,
+    },
+    #[error(
+        "`{label}` is the {kind} environment defined at {defined_at}; a label names a run on this machine, \
+         so choose another label, or run it with `--env {label}`"
+    )]
+    LabelIsAnEnvironment {
+        label: String,
+        kind: &'static str,
+        defined_at: String,
+    },
+    #[error(
+        "label `{label}` would record into expected/{folder}/, which environment `{other}` records into; \
+         choose another label"
+    )]
+    LabelSharesAFolder {
+        label: String,
+        folder: String,
+        other: String,
+    },
 }
 
 /// Every environment the matrices list, by id.
@@ -100,12 +148,13 @@ struct EnvironmentEntry {
     /// sim: a model preset.
     model: Option<Spanned<String>>,
     /// sim: faults, by known-bug id, with an optional rate.
-    #[serde(default)]
-    faults: Vec<Spanned<FaultEntry>>,
+    faults: Option<Spanned<Vec<Spanned<FaultEntry>>>>,
     /// sim: the seed.
-    seed: Option<u64>,
+    seed: Option<Spanned<u64>>,
     /// qemu: `tcg` or `kvm`.
     accel: Option<Spanned<String>>,
+    /// qemu: QEMU's `-cpu` model.
+    cpu: Option<Spanned<String>>,
 }
 
 /// `lost-pmi` or `{id: lost-pmi, rate: 0.01}`.
@@ -158,25 +207,16 @@ impl Matrices {
         Matrices::load(&sources)
     }
 
+    /// Every `*.yaml` file directly in `dir`, in name order.
     pub fn from_dir(dir: &Path) -> Result<Matrices, InputErrors> {
-        let mut paths: Vec<_> = std::fs::read_dir(dir)
-            .map_err(|e| InputError::whole_file(dir.display().to_string(), format!("cannot read: {e}")))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-            .collect();
-        paths.sort();
-        let mut sources = Vec::new();
-        for path in paths {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| InputError::whole_file(path.display().to_string(), format!("cannot read: {e}")))?;
-            sources.push(SourceText::new(path.display().to_string(), text));
-        }
-        Matrices::load(&sources)
+        Matrices::load(&crate::input_file::yaml_sources(dir, "matrix")?)
     }
 
     pub fn load(sources: &[SourceText]) -> Result<Matrices, InputErrors> {
         let mut errors = InputErrors::default();
-        let mut environments = BTreeMap::new();
+        let mut environments: BTreeMap<String, Environment> = BTreeMap::new();
+        // Which id records into each folder under expected/.
+        let mut folders: BTreeMap<String, (String, String)> = BTreeMap::new();
         for source in sources {
             let file: MatrixFile = match source.parse_yaml() {
                 Ok(f) => f,
@@ -186,63 +226,148 @@ impl Matrices {
                 }
             };
             for e in file.environments {
-                let Some(target) = target(source, &e, &mut errors) else {
-                    continue;
+                let id = EnvironmentId::parse(&e.id.value).map_err(|why| source.error_at(&e.id, why.to_string()));
+                let target = target(source, &e, &mut errors);
+                let id = match id {
+                    Ok(id) => id,
+                    Err(error) => {
+                        errors.push(error);
+                        continue;
+                    }
                 };
-                let env = Environment {
-                    id: e.id.value.clone(),
-                    about: e.about,
-                    target,
-                    defined_at: Some(format!("{}:{}", source.path, e.id.referenced.line())),
-                };
-                if let Some(first) = environments.insert(e.id.value.clone(), env) {
+                let defined_at = format!("{}:{}", source.path, e.id.referenced.line());
+                if let Some(first) = environments.get(id.as_str()) {
                     errors.push(source.error_at(
                         &e.id,
                         format!(
-                            "environment `{}` is already defined at {}",
-                            e.id.value,
-                            first.defined_at.unwrap_or_default()
+                            "environment `{id}` is already defined at {}",
+                            first.defined_at.clone().unwrap_or_default()
                         ),
                     ));
+                    continue;
                 }
+                if let Some((other, at)) = folders.get(&id.folder()) {
+                    errors.push(source.error_at(
+                        &e.id,
+                        format!(
+                            "`{id}` and `{other}` (defined at {at}) would both record into expected/{}/; rename one",
+                            id.folder()
+                        ),
+                    ));
+                    continue;
+                }
+                let Some(target) = target else { continue };
+                folders.insert(id.folder(), (id.to_string(), defined_at.clone()));
+                environments.insert(
+                    id.to_string(),
+                    Environment {
+                        id,
+                        about: e.about,
+                        target,
+                        defined_at: Some(defined_at),
+                    },
+                );
             }
         }
         errors.or_ok(Matrices { environments })
     }
 
-    /// The environment for a run: the one `--env` names, or this machine under
-    /// `derived_id`. An unlisted id labels a run on this machine.
-    pub fn pick(&self, requested: Option<&str>, derived_id: &str) -> Environment {
-        let id = requested.unwrap_or(derived_id);
-        self.environments.get(id).cloned().unwrap_or_else(|| Environment {
-            id: id.to_owned(),
-            about: if requested.is_some() {
-                "this machine, under an id given on the command line".to_owned()
-            } else {
-                "this machine, under the id its fingerprint derives".to_owned()
-            },
+    /// The environment for a run, as [`Choice`] names it; `derived` is this
+    /// machine's derived id.
+    pub fn pick(&self, choice: Choice<'_>, derived: &str) -> Result<Environment, PickError> {
+        let local = |id: EnvironmentId, about: &str| Environment {
+            id,
+            about: about.to_owned(),
             target: Target::Local,
             defined_at: None,
-        })
+        };
+        let parse = |flag: &'static str, text: &str| {
+            EnvironmentId::parse(text).map_err(|error| PickError::BadId { flag, error })
+        };
+        match choice {
+            Choice::Derived => {
+                let id = parse("this machine's derived id", derived)?;
+                Ok(self
+                    .environments
+                    .get(derived)
+                    .cloned()
+                    .unwrap_or_else(|| local(id, "this machine, under the id its fingerprint derives")))
+            }
+            Choice::Named(name) => {
+                let id = parse("--env", name)?;
+                if let Some(env) = self.environments.get(name) {
+                    return Ok(env.clone());
+                }
+                if name == derived {
+                    return Ok(local(id, "this machine, under the id its fingerprint derives"));
+                }
+                let mut known: Vec<&str> = self.environments.keys().map(String::as_str).collect();
+                known.push(derived);
+                known.sort_unstable();
+                known.dedup();
+                let nearest = known
+                    .iter()
+                    .map(|k| (strsim::levenshtein(name, k), *k))
+                    .filter(|(distance, k)| *distance <= (k.len() / 3).max(2))
+                    .min();
+                Err(PickError::Unknown {
+                    id: name.to_owned(),
+                    suggestion: nearest.map_or_else(String::new, |(_, k)| format!("; did you mean `{k}`?")),
+                    known: known.join(", "),
+                    derived: derived.to_owned(),
+                })
+            }
+            Choice::Label(label) => {
+                let id = parse("--label", label)?;
+                if let Some(env) = self.environments.get(label) {
+                    return match env.target {
+                        Target::Local => Ok(env.clone()),
+                        _ => Err(PickError::LabelIsAnEnvironment {
+                            label: label.to_owned(),
+                            kind: env.target.kind(),
+                            defined_at: env.defined_at.clone().unwrap_or_default(),
+                        }),
+                    };
+                }
+                if let Some(other) = self.environments.values().find(|e| e.id.folder() == id.folder()) {
+                    return Err(PickError::LabelSharesAFolder {
+                        label: label.to_owned(),
+                        folder: id.folder(),
+                        other: other.id.to_string(),
+                    });
+                }
+                Ok(local(id, "this machine, under a label given on the command line"))
+            }
+        }
     }
 }
 
-/// Validates an entry's probe and the fields that belong to it.
+/// Validates an entry's kind and the fields that belong to it: each field
+/// given to an environment of another kind is an error at that field.
 fn target(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -> Option<Target> {
-    let only = |field: &str, probe: &str, at: Option<(u64, u64)>, errors: &mut InputErrors| {
-        if let Some((line, column)) = at {
-            errors.push(source.error_at_position(line, column, format!("`{field}` is for `{probe}` environments")));
+    let kind = e.probe.value.as_str();
+    // (field, the kind it belongs to, where it was given)
+    let fields = [
+        ("model", "sim", e.model.as_ref().map(|s| location(&s.referenced))),
+        ("faults", "sim", e.faults.as_ref().map(|s| location(&s.referenced))),
+        ("seed", "sim", e.seed.as_ref().map(|s| location(&s.referenced))),
+        ("accel", "qemu", e.accel.as_ref().map(|s| location(&s.referenced))),
+        ("cpu", "qemu", e.cpu.as_ref().map(|s| location(&s.referenced))),
+    ];
+    if matches!(kind, "linux" | "sim" | "qemu") {
+        for (field, belongs_to, at) in fields {
+            if let Some((line, column)) = at.filter(|_| belongs_to != kind) {
+                errors.push(source.error_at_position(
+                    line,
+                    column,
+                    format!("`{field}` is for `{belongs_to}` environments; this one is `{kind}`"),
+                ));
+            }
         }
-    };
-    let at = |s: &Option<Spanned<String>>| s.as_ref().map(|s| (s.referenced.line(), s.referenced.column()));
-    match e.probe.value.as_str() {
-        "linux" => {
-            only("model", "sim", at(&e.model), errors);
-            only("accel", "qemu", at(&e.accel), errors);
-            Some(Target::Local)
-        }
+    }
+    match kind {
+        "linux" => Some(Target::Local),
         "qemu" => {
-            only("model", "sim", at(&e.model), errors);
             let accel = match e.accel.as_ref().map(|a| a.value.as_str()) {
                 Some("tcg") => Accel::Tcg,
                 Some("kvm") => Accel::Kvm,
@@ -256,10 +381,22 @@ fn target(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -
                     return None;
                 }
             };
-            Some(Target::Qemu { accel })
+            let cpu = match &e.cpu {
+                Some(c) if c.value.is_empty() || c.value.starts_with('-') || c.value.contains(char::is_whitespace) => {
+                    errors.push(source.error_at(
+                        c,
+                        format!(
+                            "`{}` is not a QEMU CPU model such as `Skylake-Client` or `EPYC`",
+                            c.value
+                        ),
+                    ));
+                    return None;
+                }
+                c => c.as_ref().map(|c| c.value.clone()),
+            };
+            Some(Target::Qemu { accel, cpu })
         }
         "sim" => {
-            only("accel", "qemu", at(&e.accel), errors);
             let Some(model) = &e.model else {
                 errors.push(source.error_at(
                     &e.probe,
@@ -278,7 +415,7 @@ fn target(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -
                 return None;
             };
             let mut faults = Vec::new();
-            for f in &e.faults {
+            for f in e.faults.iter().flat_map(|f| &f.value) {
                 let Some(fault) = Fault::from_id(&f.value.id) else {
                     let known: Vec<_> = Fault::ALL.iter().map(Fault::id).collect();
                     errors.push(source.error_at(
@@ -297,8 +434,8 @@ fn target(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -
                 }
             }
             config.faults = Faults(faults);
-            if let Some(seed) = e.seed {
-                config.seed = seed;
+            if let Some(seed) = &e.seed {
+                config.seed = seed.value;
             }
             Some(Target::Sim {
                 preset: model.value.clone(),
@@ -309,5 +446,87 @@ fn target(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -
             errors.push(source.error_at(&e.probe, format!("unknown probe `{other}`; known: linux, sim, qemu")));
             None
         }
+    }
+}
+
+fn location(at: &serde_saphyr::Location) -> (u64, u64) {
+    (at.line(), at.column())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors_of(text: &str) -> Vec<String> {
+        match Matrices::load(&[SourceText::new("matrices/test.yaml", text)]) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors
+                .0
+                .iter()
+                .map(|e| format!("{}:{}: {}", e.line, e.column, e.message))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn fields_of_another_kind_are_errors_at_the_field() {
+        let errors = errors_of(
+            "about: x\nenvironments:\n  - id: here\n    about: x\n    probe: linux\n    faults: [lost-pmi]\n    seed: 3\n  \
+             - id: guest\n    about: x\n    probe: qemu\n    accel: tcg\n    model: intel-skylake\n  \
+             - id: sim:m\n    about: x\n    probe: sim\n    model: intel-skylake\n    cpu: EPYC\n",
+        );
+        assert_eq!(
+            errors,
+            [
+                "6:13: `faults` is for `sim` environments; this one is `linux`",
+                "7:11: `seed` is for `sim` environments; this one is `linux`",
+                "12:12: `model` is for `sim` environments; this one is `qemu`",
+                "17:10: `cpu` is for `qemu` environments; this one is `sim`",
+            ]
+        );
+    }
+
+    #[test]
+    fn ids_are_validated_and_may_not_share_a_folder() {
+        let errors = errors_of(
+            "about: x\nenvironments:\n  - id: sim:a\n    about: x\n    probe: sim\n    model: intel-skylake\n  \
+             - id: sim-a\n    about: x\n    probe: linux\n  - id: ../up\n    about: x\n    probe: linux\n",
+        );
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors[0].starts_with(
+                "7:9: `sim-a` and `sim:a` (defined at matrices/test.yaml:3) would both record into expected/sim-a/"
+            ),
+            "{errors:?}"
+        );
+        assert!(errors[1].starts_with("10:9: `../up` is not a valid id"), "{errors:?}");
+    }
+
+    #[test]
+    fn a_run_picks_a_listed_environment_its_derived_id_or_a_label() {
+        let matrices = Matrices::builtin().unwrap();
+        let derived = "kvm-intel-ice-lake-nopmu";
+        assert_eq!(matrices.pick(Choice::Derived, derived).unwrap().id.as_str(), derived);
+        assert_eq!(
+            matrices.pick(Choice::Named(derived), derived).unwrap().id.as_str(),
+            derived
+        );
+        let sim = matrices.pick(Choice::Named("sim:ideal"), derived).unwrap();
+        assert_eq!(sim.target.kind(), "sim");
+        let labelled = matrices.pick(Choice::Label("aws-c7i.metal"), derived).unwrap();
+        assert_eq!(
+            (labelled.id.folder().as_str(), labelled.target.kind()),
+            ("aws-c7i.metal", "linux")
+        );
+        let unknown = matrices
+            .pick(Choice::Named("qemu-tgc"), derived)
+            .unwrap_err()
+            .to_string();
+        assert!(unknown.contains("did you mean `qemu-tcg`?"), "{unknown}");
+        let far = matrices
+            .pick(Choice::Named("nothing-like-it"), derived)
+            .unwrap_err()
+            .to_string();
+        assert!(!far.contains("did you mean"), "{far}");
     }
 }

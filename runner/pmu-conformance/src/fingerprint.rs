@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::cpu::{ArchitecturalPmu, CpuIdentity, CpuidReader};
+use crate::cpu::{ArchitecturalPmu, CpuIdentity, CpuidReader, Vendor};
 use crate::event_table::EventTable;
 
 #[derive(Clone, Debug, Serialize)]
@@ -217,15 +217,40 @@ impl Fingerprint {
         fingerprint
     }
 
-    /// `<hypervisor or bare>-<microarchitecture>[-nopmu]`, e.g. `kvm-amd-zen-nopmu`.
+    /// `<hypervisor or bare>-<microarchitecture><pmu>`, e.g.
+    /// `kvm-amd-zen-nopmu`: the environment id of this machine, and the host
+    /// class its expectations are recorded under. A CPU the event table does
+    /// not name is `<vendor>-<family>h-m<model>` in hex, as AMD writes
+    /// families (`amd-1ah-m02`).
+    ///
+    /// `<pmu>` comes from Linux where the fingerprint has Linux's view:
+    /// `-nopmu` when no core PMU event source exists. A guest or a model has
+    /// only CPUID, so there it is what CPUID describes: on Intel `-nopmu` for
+    /// CPUID.0AH version 0 (no architectural PMU: SDM Vol. 3B, "Architectural
+    /// Performance Monitoring") or
+    /// `-pmu-v<N>`; on AMD `-perfmon-v2` (CPUID 0x80000022 EAX[0]),
+    /// `-core6` (PerfCtrExtCore, 0x80000001 ECX[23]) or `-legacy` (only the
+    /// four K7 counters, which may or may not count: the probe kernel says).
     fn derive_id(&self) -> String {
         let host = self.hypervisor.as_ref().map_or("bare", |h| h.name.as_str());
-        let cpu = self.cpu.microarchitecture.clone().unwrap_or_else(|| {
-            let i = &self.cpu.identity;
-            format!("{}-f{:x}m{:x}", i.vendor.name(), i.family, i.model)
-        });
-        let no_pmu = self.linux.as_ref().is_some_and(|l| !l.has_core_pmu());
-        format!("{host}-{cpu}{}", if no_pmu { "-nopmu" } else { "" })
+        let i = &self.cpu.identity;
+        let cpu = self
+            .cpu
+            .microarchitecture
+            .clone()
+            .unwrap_or_else(|| format!("{}-{:02x}h-m{:02x}", i.vendor.name(), i.family, i.model));
+        let pmu = match (&self.linux, &i.vendor) {
+            (Some(linux), _) if !linux.has_core_pmu() => "-nopmu".to_owned(),
+            (Some(_), _) => String::new(),
+            (None, Vendor::Intel | Vendor::Other) => match self.pmu.architectural.version {
+                0 => "-nopmu".to_owned(),
+                v => format!("-pmu-v{v}"),
+            },
+            (None, Vendor::Amd | Vendor::Hygon) if self.pmu.amd_perfmon_v2 => "-perfmon-v2".to_owned(),
+            (None, Vendor::Amd | Vendor::Hygon) if self.pmu.amd_perfctr_ext_core => "-core6".to_owned(),
+            (None, Vendor::Amd | Vendor::Hygon) => "-legacy".to_owned(),
+        };
+        format!("{host}-{cpu}{pmu}")
     }
 
     /// The facts that explain a missing hardware PMU, for unsupported reasons:

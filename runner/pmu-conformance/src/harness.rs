@@ -23,7 +23,7 @@ use crate::case::{Case, Suite};
 use crate::environment::Environment;
 use crate::event_table::ResolvedEvent;
 use crate::executor::Executor;
-use crate::expectation::{Expectation, Gate, Recorded, Store, UpdateMode};
+use crate::expectation::{Expectation, Gate, Recorded, Store, TrialResult, UpdateMode};
 use crate::known_bugs::KnownBugs;
 use crate::outcome::Outcome;
 
@@ -40,7 +40,8 @@ pub struct Session {
     pub bless_command: String,
 }
 
-/// One case's result, for the reports.
+/// One case's result, computed once (run, then diagnose, then gate), for
+/// every reporter.
 #[derive(Clone, Debug)]
 pub struct Record {
     pub case: Arc<Case>,
@@ -49,6 +50,8 @@ pub struct Record {
     pub event: Option<ResolvedEvent>,
     pub outcome: Outcome,
     pub gate: Gate,
+    /// What the trial reported: passed, skipped with a reason, or failed.
+    pub trial: TrialResult,
 }
 
 /// Results in plan order, filled in as trials finish.
@@ -115,7 +118,7 @@ impl Session {
                 records: records.clone(),
                 bless: self.bless_command.replace("{case}", &name),
             };
-            let trial = Trial::ignorable_test(name, move || job.run()).with_ignored_flag(ignore);
+            let trial = Trial::ignorable_test(name.clone(), move || job.run()).with_ignored_flag(ignore);
             // An ignored trial's closure does not run, so record its outcome now.
             if let (true, Some(outcome)) = (ignore, unsupported)
                 && !args.is_filtered_out(&trial)
@@ -123,6 +126,7 @@ impl Session {
                 && !args.include_ignored
             {
                 let gate = self.store.gate(&case, &suite_path, &outcome);
+                let trial = gate.trial_result(&outcome, &self.bless_command.replace("{case}", &name));
                 records.put(
                     index,
                     Record {
@@ -131,6 +135,7 @@ impl Session {
                         event: None,
                         outcome,
                         gate,
+                        trial,
                     },
                 );
             }
@@ -170,7 +175,12 @@ impl TrialJob {
         };
         outcome.diagnosis = self.bugs.diagnose(&outcome, &self.case.catches);
         let gate = self.store.gate(&self.case, &self.suite_path, &outcome);
-        let result = gate.trial_result(&outcome, &self.bless);
+        let trial = gate.trial_result(&outcome, &self.bless);
+        let result = match &trial {
+            TrialResult::Passed => Ok(Completion::Completed),
+            TrialResult::Skipped(reason) => Ok(Completion::ignored_with(reason.clone())),
+            TrialResult::Failed(message) => Err(message.as_str().into()),
+        };
         self.records.put(
             self.index,
             Record {
@@ -179,13 +189,10 @@ impl TrialJob {
                 event: self.preflight.ok().flatten(),
                 outcome,
                 gate,
+                trial,
             },
         );
-        match result {
-            Ok(None) => Ok(Completion::Completed),
-            Ok(Some(reason)) => Ok(Completion::ignored_with(reason)),
-            Err(message) => Err(message.into()),
-        }
+        result
     }
 }
 

@@ -29,6 +29,7 @@ pub mod expectation;
 pub mod fingerprint;
 pub mod harness;
 pub mod input_error;
+pub mod input_file;
 pub mod kernel_case;
 pub mod known_bugs;
 pub mod outcome;

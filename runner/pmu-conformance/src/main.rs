@@ -21,11 +21,17 @@ use pmu_conformance::run::{self, Request, RunError};
 /// Without a subcommand, runs every suite on this machine: it prints the
 /// machine's fingerprint, one line per case as it runs, and a table of
 /// verdicts. Each outcome is compared with the expectations recorded for this
-/// environment under expected/<environment>/; where nothing is recorded, a
-/// case must pass. Unsupported cases are skipped with their reason.
+/// environment and host class under expected/<environment>/<host class>/;
+/// where nothing is recorded, a case must pass. Unsupported cases are skipped
+/// with their reason.
+///
+/// Expectations are read from --expected DIR, else $PMU_CONFORMANCE_EXPECTED,
+/// else the expected/ folder of the checkout the run starts in, else nowhere
+/// (then every case must pass on its own).
 ///
 /// Exit status: 0 when every case is as expected, 101 when any is not,
-/// 2 on bad input (suites, matrices, arguments).
+/// 2 on bad input (suites, matrices, arguments), 1 when the environment
+/// cannot be reached or a report cannot be written.
 #[derive(Parser)]
 #[command(name = "pmu-conformance", version, args_conflicts_with_subcommands = true)]
 struct Cli {
@@ -38,13 +44,18 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the suites (the default).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print this machine's fingerprint as YAML.
     Env {
         /// Print the raw CPUID leaves the fingerprint read instead, as a dump
         /// that tests can replay (`[leaf, subleaf, eax, ebx, ecx, edx]`).
         #[arg(long)]
         cpuid: bool,
+    },
+    /// List every environment the matrices define, with its kind.
+    Environments {
+        #[arg(long, value_name = "DIR")]
+        matrices: Option<PathBuf>,
     },
     /// Validate suites and matrices without running anything.
     Check {
@@ -79,17 +90,25 @@ struct RunArgs {
     /// Run unsupported cases too.
     #[arg(long)]
     include_ignored: bool,
-    /// The environment: an id from matrices/ or any label for this machine.
-    /// Default: the id this machine's fingerprint derives.
-    #[arg(long, value_name = "ID")]
+    /// The environment: an id from the matrices (`pmu-conformance
+    /// environments` lists them), or this machine's derived id. Default: this
+    /// machine, under the id its fingerprint derives.
+    #[arg(long, value_name = "ID", conflicts_with = "label")]
     env: Option<String>,
+    /// Run on this machine under NAME instead of its derived id, e.g. an
+    /// instance type (`aws-c7i.metal`): expectations are recorded under it.
+    /// Lower-case letters, digits and `._:-`, at most 64 characters.
+    #[arg(long, value_name = "NAME")]
+    label: Option<String>,
     /// Load suites from DIR instead of the ones built in.
     #[arg(long, value_name = "DIR")]
     suites: Option<PathBuf>,
     /// Load matrices from DIR instead of the ones built in.
     #[arg(long, value_name = "DIR")]
     matrices: Option<PathBuf>,
-    /// Where recorded expectations live. Default: the project's expected/.
+    /// Where recorded expectations live, relative to the working directory.
+    /// Default: $PMU_CONFORMANCE_EXPECTED, else the expected/ folder of the
+    /// checkout the run starts in, else none.
     #[arg(long, value_name = "DIR")]
     expected: Option<PathBuf>,
     /// Record every outcome as this environment's expectation (never on CI).
@@ -114,11 +133,16 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
+    // Output piped into `head` ends the run quietly, as for any Unix tool,
+    // rather than as a panic on a closed pipe.
+    // SAFETY: called first, before any other thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     let result = match cli.command {
         None => run_suites(cli.run),
-        Some(Command::Run(args)) => run_suites(args),
+        Some(Command::Run(args)) => run_suites(*args),
         Some(Command::Env { cpuid }) => Ok(print_env(cpuid)),
+        Some(Command::Environments { matrices }) => list_environments(matrices),
         Some(Command::Check { suites, matrices }) => check(suites, matrices),
         Some(Command::Events) => Ok(print_events()),
         Some(Command::DetectionMatrix) => print_detection_matrix(),
@@ -142,6 +166,7 @@ fn run_suites(args: RunArgs) -> Result<ExitCode, RunError> {
     };
     run::execute(Request {
         environment: args.env,
+        label: args.label,
         suites: args.suites,
         matrices: args.matrices,
         expected: args.expected,
@@ -184,6 +209,25 @@ fn check(suites: Option<PathBuf>, matrices: Option<PathBuf>) -> Result<ExitCode,
         loaded.len(),
         environments.environments.len()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list_environments(matrices: Option<PathBuf>) -> Result<ExitCode, RunError> {
+    let environments = match matrices {
+        Some(dir) => Matrices::from_dir(&dir)?,
+        None => Matrices::builtin()?,
+    };
+    let mut out = Table::new();
+    out.load_style(pmu_conformance::report::table::STYLE)
+        .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
+        .set_header(vec!["environment", "kind", "about"]);
+    if !out.is_tty() {
+        out.set_width(160);
+    }
+    for env in environments.environments.values() {
+        out.add_row(vec![env.id.as_str(), env.target.kind(), env.about.as_str()]);
+    }
+    println!("{out}");
     Ok(ExitCode::SUCCESS)
 }
 

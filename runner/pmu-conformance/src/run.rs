@@ -2,9 +2,10 @@
 //!
 //! Both front ends call [`execute`]: the `pmu-conformance` binary, and the
 //! `conformance` test target that puts the same trials under `cargo test`
-//! and cargo-nextest.
+//! and cargo-nextest. Everything that can be wrong with the request (the
+//! suites, the matrices, the environment's name, where expectations and
+//! reports go) is found before the first trial runs.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -13,25 +14,31 @@ use libtest_mimic::Arguments;
 
 use crate::case::{SuiteSources, load_suites};
 use crate::cpu::CpuidReader;
-use crate::environment::Matrices;
+use crate::environment::{Choice, Matrices};
 use crate::event_table::EventTable;
-use crate::expectation::{Store, UpdateMode};
+use crate::executor::StartError;
+use crate::expectation::location::VARIABLE;
+use crate::expectation::{Location, Store, UpdateMode};
 use crate::fingerprint::Fingerprint;
 use crate::harness::Session;
 use crate::input_error::InputErrors;
 use crate::known_bugs::KnownBugs;
 use crate::report;
+use crate::vocabulary::EnvironmentId;
 
 /// What to run and what to write.
 #[derive(Clone, Debug, Default)]
 pub struct Request {
-    /// The environment id; `None` derives it from this machine's fingerprint.
+    /// `--env`: a listed environment, or this machine's derived id; with
+    /// neither this nor `label`, this machine under its derived id.
     pub environment: Option<String>,
+    /// `--label`: this machine, under a name of the user's choosing.
+    pub label: Option<String>,
     /// Load suites from this folder instead of the built-in ones.
     pub suites: Option<PathBuf>,
     /// Load matrices from this folder instead of the built-in ones.
     pub matrices: Option<PathBuf>,
-    /// The `expected/` folder; `None` uses the project's.
+    /// `--expected`: the expectations folder (see `expectation::location`).
     pub expected: Option<PathBuf>,
     /// Record every outcome as this environment's expectation.
     pub accept: bool,
@@ -43,62 +50,58 @@ pub struct Request {
     pub junit: Option<PathBuf>,
     /// Print the fingerprint before the trials and the table after them.
     pub verbose_reports: bool,
-    /// Refuse a filter that matches no case (the binary does; a test target
-    /// shares its filter with every other test binary, so it must not).
+    /// Refuse a filter or skip that matches no case (the binary does; a test
+    /// target shares its filter with every other test binary, so it must not).
     pub reject_empty_selection: bool,
     /// Trial selection and output, as libtest understands them.
     pub libtest: Arguments,
 }
 
 /// Why a run did not happen.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// Bad input: suites, matrices or arguments. Exit status 2.
-    Input(InputErrors),
-    /// A usage problem, such as `--accept` on CI. Exit status 2.
+    /// Bad input: suites or matrices. Exit status 2.
+    #[error("{0}")]
+    Input(#[from] InputErrors),
+    /// A bad argument, or one that does not fit this run (`--accept` on
+    /// CI, an unknown environment, an `--expected` that is a file). Exit status 2.
+    #[error("error: {0}")]
     Usage(String),
-    /// Anything else (a report could not be written). Exit status 1.
-    Other(String),
+    /// The environment cannot be reached here: no QEMU, no image, a guest
+    /// that does not boot. Exit status 1.
+    #[error("error: {0}")]
+    Environment(String),
+    /// A report could not be written. Exit status 1.
+    #[error("error: {0}")]
+    Report(String),
 }
 
 impl RunError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             RunError::Input(_) | RunError::Usage(_) => ExitCode::from(2),
-            RunError::Other(_) => ExitCode::from(1),
+            RunError::Environment(_) | RunError::Report(_) => ExitCode::from(1),
         }
-    }
-}
-
-impl std::fmt::Display for RunError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RunError::Input(errors) => write!(f, "{errors}"),
-            RunError::Usage(message) | RunError::Other(message) => write!(f, "error: {message}"),
-        }
-    }
-}
-
-impl From<InputErrors> for RunError {
-    fn from(errors: InputErrors) -> RunError {
-        RunError::Input(errors)
-    }
-}
-
-/// The project's `expected/` folder when the binary runs from its checkout,
-/// else `./expected`.
-pub fn default_expected_dir() -> PathBuf {
-    let built_in = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../expected");
-    match built_in.canonicalize() {
-        Ok(path) => path,
-        Err(_) => PathBuf::from("expected"),
     }
 }
 
 /// Loads everything, runs the selected trials and writes the reports.
 /// Returns libtest's exit status: 0 when every trial is ok, 101 otherwise.
 pub fn execute(request: Request) -> Result<ExitCode, RunError> {
-    let mode = UpdateMode::from_env(request.accept).map_err(RunError::Usage)?;
+    let usage = |e: &dyn std::fmt::Display| RunError::Usage(e.to_string());
+    let mode = UpdateMode::from_env(request.accept).map_err(|e| usage(&e))?;
+    let cwd = std::env::current_dir().map_err(|e| RunError::Usage(format!("the working directory: {e}")))?;
+    let location = Location::find(
+        request.expected.as_deref(),
+        std::env::var_os(VARIABLE),
+        &cwd,
+        mode != UpdateMode::Compare,
+    )
+    .map_err(|e| usage(&e))?;
+    for path in [&request.json, &request.junit].into_iter().flatten() {
+        report::check_destination(path).map_err(|e| usage(&e))?;
+    }
+
     let table = EventTable::builtin();
     let bugs = KnownBugs::builtin();
     let sources = match &request.suites {
@@ -112,70 +115,58 @@ pub fn execute(request: Request) -> Result<ExitCode, RunError> {
     };
 
     let here = Fingerprint::here(&table, &CpuidReader::native());
-    let environment = matrices.pick(request.environment.as_deref(), &here.derived_id);
+    let choice = match (&request.environment, &request.label) {
+        (Some(_), Some(_)) => return Err(RunError::Usage("give --env or --label, not both".into())),
+        (Some(id), None) => Choice::Named(id),
+        (None, Some(label)) => Choice::Label(label),
+        (None, None) => Choice::Derived,
+    };
+    let environment = matrices.pick(choice, &here.derived_id).map_err(|e| usage(&e))?;
     let (executor, fingerprint) =
-        crate::executor::for_environment(&environment, table, here, request.kernel.as_deref())
-            .map_err(|why| RunError::Usage(format!("environment `{}`: {why}", environment.id)))?;
+        crate::executor::for_environment(&environment, table, here, request.kernel.as_deref()).map_err(
+            |e| match e {
+                StartError::Argument(why) => RunError::Usage(format!("environment `{}`: {why}", environment.id)),
+                StartError::Unavailable(why) => {
+                    RunError::Environment(format!("environment `{}`: {why}", environment.id))
+                }
+            },
+        )?;
     let probe_description = executor.describe();
-
-    let expected = request.expected.clone().unwrap_or_else(default_expected_dir);
-    if std::env::var_os("INSTA_WORKSPACE_ROOT").is_none() {
-        let root = expected.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-        // SAFETY: still single-threaded: no trial has started.
-        unsafe { std::env::set_var("INSTA_WORKSPACE_ROOT", root) };
-    }
-    let store = Store::new(&expected, &environment.expected_dir_name(), mode);
-    let via_cargo = std::env::var_os("CARGO").is_some();
-    let bless_command = format!(
-        "{} --env {} --accept --exact {{case}}",
-        if via_cargo {
-            "cargo run --release --"
-        } else {
-            "pmu-conformance"
-        },
-        environment.id
+    let host_class = EnvironmentId::parse(&fingerprint.derived_id).map_err(|e| {
+        RunError::Environment(format!(
+            "the fingerprint derives a host class that cannot name a folder: {e}"
+        ))
+    })?;
+    let store = Store::new(
+        location.root.as_deref(),
+        &environment.id.folder(),
+        host_class.as_str(),
+        mode,
     );
     let session = Session {
+        bless_command: bless_command(&request, &environment.id, choice),
         environment,
         suites,
         executor,
         store,
         bugs: Arc::new(bugs),
         runs_override: request.runs,
-        bless_command,
     };
-
-    // Like datatest-stable: a filter that matches nothing is a typo, not a pass.
-    if let Some(filter) = request
-        .libtest
-        .filter
-        .as_ref()
-        .filter(|_| request.reject_empty_selection)
-    {
-        let names: Vec<String> = session.selected().iter().map(|(c, _)| c.id.to_string()).collect();
-        let matches = |n: &String| {
-            if request.libtest.exact {
-                n == filter
-            } else {
-                n.contains(filter.as_str())
-            }
-        };
-        if !names.iter().any(matches) {
-            return Err(RunError::Usage(format!(
-                "no case in environment `{}` matches `{filter}`; `--list` shows them all",
-                session.environment.id
-            )));
-        }
+    if request.reject_empty_selection {
+        check_selection(&session, &request.libtest)?;
     }
 
-    if request.verbose_reports && !request.libtest.list {
-        println!(
-            "pmu-conformance {} — environment {} ({}), probe: {probe_description}",
-            env!("CARGO_PKG_VERSION"),
-            session.environment.id,
-            session.environment.about
-        );
-        println!("\n{}", fingerprint.to_yaml());
+    if !request.libtest.list {
+        if request.verbose_reports {
+            println!(
+                "pmu-conformance {} — environment {} ({}), probe: {probe_description}",
+                env!("CARGO_PKG_VERSION"),
+                session.environment.id,
+                session.environment.about
+            );
+            println!("\n{}", fingerprint.to_yaml());
+        }
+        println!("{}", expectations_line(&session.store, &location, &host_class));
     }
 
     let (conclusion, records) = session.run(&request.libtest);
@@ -183,21 +174,85 @@ pub fn execute(request: Request) -> Result<ExitCode, RunError> {
         return Ok(ExitCode::SUCCESS);
     }
     if request.verbose_reports {
-        println!("\n{}", report::table::render(&records, &session.environment.id));
+        println!("\n{}", report::table::render(&records, session.environment.id.as_str()));
     }
     if let Some(path) = &request.json {
         let value = report::json::render(&records, &session.environment, &probe_description, Some(&fingerprint));
         let text = serde_json::to_string_pretty(&value).expect("reports serialise");
-        write_report(path, &text)?;
+        report::write_atomically(path, &text).map_err(|e| RunError::Report(e.to_string()))?;
     }
     if let Some(path) = &request.junit {
-        write_report(path, &report::junit::render(&records, &session.environment.id))?;
+        let text = report::junit::render(&records, session.environment.id.as_str());
+        report::write_atomically(path, &text).map_err(|e| RunError::Report(e.to_string()))?;
     }
     Ok(conclusion.exit_code())
 }
 
-fn write_report(path: &Path, text: &str) -> Result<(), RunError> {
-    let mut file =
-        std::fs::File::create(path).map_err(|e| RunError::Other(format!("cannot write {}: {e}", path.display())))?;
-    writeln!(file, "{text}").map_err(|e| RunError::Other(format!("cannot write {}: {e}", path.display())))
+/// The command that records one case's outcome here; `{case}` stands for the case.
+fn bless_command(request: &Request, id: &EnvironmentId, choice: Choice<'_>) -> String {
+    let program = if std::env::var_os("CARGO").is_some() {
+        "cargo run --release --"
+    } else {
+        "pmu-conformance"
+    };
+    let named = match choice {
+        Choice::Label(_) => format!(" --label {id}"),
+        Choice::Named(_) | Choice::Derived => format!(" --env {id}"),
+    };
+    let expected = request
+        .expected
+        .as_deref()
+        .map_or_else(String::new, |dir| format!(" --expected {}", dir.display()));
+    format!("{program}{named}{expected} --accept --exact {{case}}")
+}
+
+/// Like datatest-stable: a filter, or a `--skip`, that matches no case is a
+/// typo, not a pass.
+fn check_selection(session: &Session, args: &Arguments) -> Result<(), RunError> {
+    let names: Vec<String> = session.selected().iter().map(|(c, _)| c.id.to_string()).collect();
+    let matches = |pattern: &str, exact: bool| {
+        names
+            .iter()
+            .any(|n| if exact { n == pattern } else { n.contains(pattern) })
+    };
+    let id = &session.environment.id;
+    if let Some(filter) = &args.filter
+        && !matches(filter, args.exact)
+    {
+        return Err(RunError::Usage(format!(
+            "no case in environment `{id}` matches `{filter}`; `--list` shows them all"
+        )));
+    }
+    for skip in &args.skip {
+        if !matches(skip, args.exact) {
+            return Err(RunError::Usage(format!(
+                "--skip {skip}: no case in environment `{id}` matches it; `--list` shows them all"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The header line that says what the gate compares with.
+fn expectations_line(store: &Store, location: &Location, class: &EnvironmentId) -> String {
+    let strict = "every case must pass on its own, and unsupported ones are skipped";
+    match &store.dir {
+        None => format!("expectations: none ({location}): {strict}"),
+        Some(dir) => match store.count() {
+            0 => format!(
+                "expectations: none recorded for host class {class} in {} (from {location}): {strict}",
+                shown(dir.parent().unwrap_or(dir))
+            ),
+            n => format!("expectations: {} ({n} recorded, from {location})", shown(dir)),
+        },
+    }
+}
+
+fn shown(path: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| path.to_path_buf())
+        .display()
+        .to_string()
 }

@@ -94,13 +94,25 @@ fn env_prints_the_fingerprint() {
     assert!(stdout.starts_with("- \"00000000.0: "), "{stdout}");
 }
 
+/// The one snapshot of `case` under `root/<environment folder>/`, whatever
+/// this machine's host class is: every run here has the same one.
+fn snapshot_of(root: &Path, environment_folder: &str, case: &str) -> std::path::PathBuf {
+    let dir = root.join(environment_folder);
+    let classes: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(classes.len(), 1, "one host class folder: {classes:?}");
+    classes[0].join(format!("{case}.snap"))
+}
+
 /// Record, match, then tamper: the gate's whole life on one case.
 #[test]
 fn accept_records_and_a_changed_expectation_fails_with_a_diff() {
     let expected = tempfile::tempdir().unwrap();
     let gated = || {
         let mut c = bin();
-        c.args(["--env", "cli-test", "--runs", "2", "--exact", ONE_CASE])
+        c.args(["--label", "cli-test", "--runs", "2", "--exact", ONE_CASE])
             .arg("--expected")
             .arg(expected.path());
         c
@@ -108,7 +120,7 @@ fn accept_records_and_a_changed_expectation_fails_with_a_diff() {
 
     let (code, _, stderr) = run(gated().arg("--accept"));
     assert_eq!(code, 0, "{stderr}");
-    let snapshot = expected.path().join("cli-test/selfcheck/breakpoint-exact-count.snap");
+    let snapshot = snapshot_of(expected.path(), "cli-test", ONE_CASE);
     let recorded = std::fs::read_to_string(&snapshot).expect("--accept wrote the expectation");
     assert!(
         recorded.contains("verdict: pass") && recorded.contains("expected: 1000"),
@@ -133,7 +145,8 @@ fn accept_records_and_a_changed_expectation_fails_with_a_diff() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("--env cli-test --accept --exact selfcheck/breakpoint-exact-count"),
+        stdout.contains("--label cli-test --expected ")
+            && stdout.contains("--accept --exact selfcheck/breakpoint-exact-count"),
         "{stdout}"
     );
     assert!(Path::new(&snapshot).exists());
@@ -144,11 +157,12 @@ fn accept_records_and_a_changed_expectation_fails_with_a_diff() {
 }
 
 /// A QEMU environment that cannot boot says why before anything runs: a
-/// missing image names the command that builds it; a file that is not a
-/// kernel shows QEMU's own complaint and the command line to reproduce it.
-/// (The second needs QEMU, which `cargo xtask test` installs.)
+/// `--kernel` that does not exist is a bad argument (exit 2) naming the
+/// command that builds one; a file that is not a kernel is an environment
+/// that cannot start (exit 1), with QEMU's own complaint and the command line
+/// to reproduce it. (The second needs QEMU, which `cargo xtask test` installs.)
 #[test]
-fn a_qemu_environment_that_cannot_boot_exits_2_and_says_why() {
+fn a_qemu_environment_that_cannot_boot_says_why_before_anything_runs() {
     let (code, stdout, stderr) = run(bin().args(["--env", "qemu-tcg", "--kernel", "/nonexistent/probe-kernel"]));
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("/nonexistent/probe-kernel does not exist"), "{stderr}");
@@ -156,8 +170,9 @@ fn a_qemu_environment_that_cannot_boot_exits_2_and_says_why() {
     assert!(stdout.is_empty(), "nothing may run: {stdout}");
 
     let not_a_kernel = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
-    let (code, _, stderr) = run(bin().args(["--env", "qemu-tcg", "--kernel"]).arg(&not_a_kernel));
-    assert_eq!(code, 2, "{stderr}");
+    let (code, stdout, stderr) = run(bin().args(["--env", "qemu-tcg", "--kernel"]).arg(&not_a_kernel));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stdout.is_empty(), "nothing may run: {stdout}");
     assert!(stderr.contains("did not say hello"), "{stderr}");
     assert!(stderr.contains("QEMU failed with status 1"), "{stderr}");
     assert!(
@@ -221,7 +236,7 @@ fn stray_debug_traps_become_the_cases_error_not_the_runs_death() {
     .unwrap();
     let json = dir.path().join("report.json");
     let mut child = bin()
-        .args(["--env", "trap-test", "--quiet"])
+        .args(["--label", "trap-test", "--quiet"])
         .arg("--suites")
         .arg(&suites)
         .arg("--expected")
@@ -261,4 +276,168 @@ fn stray_debug_traps_become_the_cases_error_not_the_runs_death() {
         reason.contains("a breakpoint trap the kernel did not claim") && reason.contains("sent by process"),
         "{reason}"
     );
+}
+
+/// `--env` names a listed environment or this machine's derived id; anything
+/// else is a usage error with the nearest match, never a green run of the
+/// local suite under a typo.
+#[test]
+fn an_unknown_environment_is_exit_2_with_the_nearest_match() {
+    let (code, stdout, stderr) = run(bin().args(["--env", "sim:xen-intell"]));
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("unknown environment `sim:xen-intell`; did you mean `sim:xen-intel`?"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("known: ") && stderr.contains("qemu-tcg"), "{stderr}");
+    assert!(stderr.contains("--label sim:xen-intell"), "{stderr}");
+    assert!(stdout.is_empty(), "nothing may run: {stdout}");
+    // A label cannot take a listed environment's name or folder either.
+    let (code, _, stderr) = run(bin().args(["--label", "sim:ideal"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("is the sim environment defined at"), "{stderr}");
+    let (code, _, stderr) = run(bin().args(["--label", "sim-ideal"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("would record into expected/sim-ideal/"), "{stderr}");
+}
+
+/// Ids and labels name one folder under the expectations folder and can
+/// never climb out of it, or write into its root.
+#[test]
+fn ids_that_would_leave_the_expectations_folder_are_refused() {
+    let top = tempfile::tempdir().unwrap();
+    let expected = top.path().join("expected");
+    std::fs::create_dir(&expected).unwrap();
+    for (flag, id, says) in [
+        ("--label", "../../x", "starts with `.`"),
+        ("--label", "a/../../x", "`/` (character 2) is not allowed"),
+        ("--label", "", "it is empty"),
+        ("--env", "", "it is empty"),
+        ("--env", "../x", "starts with `.`"),
+    ] {
+        let (code, stdout, stderr) = run(bin()
+            .args([flag, id, "--accept", "--exact", ONE_CASE])
+            .arg("--expected")
+            .arg(&expected));
+        assert_eq!(code, 2, "{flag} {id:?}: {stdout}{stderr}");
+        assert!(stderr.contains(says), "{flag} {id:?}: {stderr}");
+    }
+    let written: Vec<_> = walk(top.path());
+    assert_eq!(written, vec![expected.clone()], "nothing was written anywhere");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        out.push(path.clone());
+        if path.is_dir() {
+            out.extend(walk(&path));
+        }
+    }
+    out
+}
+
+/// A copied binary, run from a folder that is no checkout, records with a
+/// relative `--expected` exactly where the next run compares.
+#[test]
+fn a_relative_expected_folder_round_trips_from_anywhere() {
+    let work = tempfile::tempdir().unwrap();
+    let gated = || {
+        let mut c = bin();
+        c.current_dir(work.path()).args([
+            "--label",
+            "round-trip",
+            "--runs",
+            "1",
+            "--exact",
+            ONE_CASE,
+            "--expected",
+            "exp",
+        ]);
+        c
+    };
+    let (code, stdout, stderr) = run(gated().arg("--accept"));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let snapshot = snapshot_of(&work.path().join("exp"), "round-trip", ONE_CASE);
+    assert!(snapshot.is_file(), "{}", snapshot.display());
+    let (code, stdout, stderr) = run(&mut gated());
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("as recorded"), "{stdout}");
+    assert!(stdout.contains("expectations: exp/round-trip/"), "{stdout}");
+    assert_eq!(
+        walk(work.path()).iter().filter(|p| p.is_file()).count(),
+        1,
+        "one snapshot, nothing else"
+    );
+
+    // Outside a checkout and with no --expected, nothing is recorded: strict, and the header says so.
+    let (code, stdout, _) =
+        run(bin()
+            .current_dir(work.path())
+            .args(["--label", "round-trip", "--runs", "1", "--exact", ONE_CASE]));
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout.contains("expectations: none (no expectations folder"),
+        "{stdout}"
+    );
+    let (code, _, stderr) =
+        run(bin()
+            .current_dir(work.path())
+            .args(["--label", "round-trip", "--accept", "--exact", ONE_CASE]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--accept has nowhere to record"), "{stderr}");
+}
+
+/// Where expectations or reports cannot go is found before any case runs.
+#[test]
+fn bad_destinations_are_usage_errors_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let (code, stdout, stderr) = run(bin().arg("--expected").arg(&file).args(["--exact", ONE_CASE]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("it is a file, not a folder of expectations"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("error:").count(), 1, "said once: {stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    let (code, _, stderr) = run(bin()
+        .arg("--expected")
+        .arg(dir.path())
+        .arg("--expected")
+        .arg(dir.path())
+        .args(["--exact", ONE_CASE]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("cannot be used multiple times"), "{stderr}");
+    for (flag, path) in [
+        ("--json", dir.path().join("no/such/folder/r.json")),
+        ("--junit", dir.path().to_path_buf()),
+    ] {
+        let (code, stdout, stderr) = run(bin().arg(flag).arg(&path).args(["--exact", ONE_CASE]));
+        assert_eq!(code, 2, "{flag}: {stderr}");
+        assert!(stderr.contains("cannot write a report to"), "{flag}: {stderr}");
+        assert!(stdout.is_empty(), "{flag}: {stdout}");
+    }
+    let (code, _, stderr) = run(bin().args(["--skip", "no-such-case", "selfcheck/"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--skip no-such-case: no case"), "{stderr}");
+}
+
+#[test]
+fn environments_lists_every_environment_with_its_kind() {
+    let (code, stdout, stderr) = run(bin().arg("environments"));
+    assert_eq!(code, 0, "{stderr}");
+    for (id, kind) in [
+        ("sim:xen-intel", "sim"),
+        ("qemu-tcg-intel", "qemu"),
+        ("kvm-amd-zen-nopmu", "linux"),
+    ] {
+        let row = stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(id))
+            .unwrap_or_else(|| panic!("{id}: {stdout}"));
+        assert!(row.contains(&format!(" {kind} ")), "{row}");
+    }
 }

@@ -3,8 +3,9 @@
 //! Each file under `tests/cpuid/` holds a dump (as `pmu-conformance env
 //! --cpuid` prints it) and what the runner must conclude from it: the derived
 //! environment id, the hypervisor, the PMU version, and each listed event's
-//! encoding (or the start of its unsupported reason). One trial per file, so a
-//! user's dump from a new machine becomes a test by adding one file.
+//! encoding (or the start of its unsupported reason), and which environments
+//! have expectations recorded for the host class it derives. One trial per
+//! file, so a user's dump from a new machine becomes a test by adding one file.
 
 mod common;
 
@@ -35,6 +36,11 @@ struct Expect {
     #[serde(default)]
     amd_perfmon_v2: bool,
     events: BTreeMap<String, String>,
+    /// Environments whose guests on this machine derive this dump's host
+    /// class, so expected/<environment>/<derived id>/ must exist: what ties a
+    /// recorded set to the machines it was recorded on.
+    #[serde(default)]
+    recorded_in: Vec<String>,
 }
 
 fn check(path: &Path) -> Result<(), Failed> {
@@ -73,6 +79,17 @@ fn check(path: &Path) -> Result<(), Failed> {
         fingerprint.pmu.amd_perfmon_v2.to_string(),
         expect.amd_perfmon_v2.to_string(),
     );
+    let expected = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../expected");
+    for environment in &expect.recorded_in {
+        let folder = expected.join(environment.replace(':', "-")).join(&fingerprint.derived_id);
+        if !folder.is_dir() {
+            problems.push(format!(
+                "recorded_in: expected/{}/{} does not exist, so `{environment}` on this machine would run unrecorded",
+                environment.replace(':', "-"),
+                fingerprint.derived_id
+            ));
+        }
+    }
     for (event, want) in &expect.events {
         let got = match table.resolve(event, &fingerprint.cpu.identity, &fingerprint.pmu.architectural) {
             Ok(resolved) => resolved.encoding.to_string(),

@@ -25,8 +25,8 @@ fn main() -> ExitCode {
         .values()
         .filter(|env| !matches!(env.target, Target::Local))
         .map(|env| {
-            let id = env.id.clone();
-            let needs_kvm = matches!(env.target, Target::Qemu { accel: Accel::Kvm });
+            let id = env.id.to_string();
+            let needs_kvm = matches!(env.target, Target::Qemu { accel: Accel::Kvm, .. });
             Trial::ignorable_test(format!("env::{id}"), move || {
                 if needs_kvm && !launcher::kvm_usable() {
                     return Ok(Completion::ignored_with(

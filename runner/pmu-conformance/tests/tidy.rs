@@ -5,11 +5,15 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use pmu_conformance::case::{CheckKind, SuiteSources, load_suites};
 use pmu_conformance::environment::{Matrices, Target};
 use pmu_conformance::event_table::EventTable;
+use pmu_conformance::executor::sim::SimExecutor;
+use pmu_conformance::expectation::store::snapshot_path;
 use pmu_conformance::known_bugs::KnownBugs;
-use pmu_conformance::vocabulary::ProbeKind;
+use pmu_conformance::vocabulary::{EnvironmentId, ProbeKind};
 use pmu_conformance::workload::WorkloadKind;
 
 fn root() -> PathBuf {
@@ -70,8 +74,10 @@ fn every_crate_says_what_it_is() {
     assert!(missing.is_empty(), "\n{}", missing.join("\n"));
 }
 
-/// Every environment folder under expected/ is a listed environment; it holds
-/// an expectation for every case the environment selects and nothing else.
+/// Every environment folder under expected/ is a listed environment, and
+/// holds only host-class folders (each a valid id; for a sim environment,
+/// exactly the model's class). Each class folder holds an expectation for
+/// every case the environment selects, and nothing else.
 #[test]
 fn expectations_match_the_cases_their_environments_select() {
     let table = EventTable::builtin();
@@ -79,41 +85,95 @@ fn expectations_match_the_cases_their_environments_select() {
     let matrices = Matrices::builtin().unwrap();
     let expected = root().join("expected");
     let mut problems = Vec::new();
-    for dir in std::fs::read_dir(&expected)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-    {
+    let subfolders = |dir: &Path| -> Vec<PathBuf> {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        found.sort();
+        found
+    };
+    for dir in subfolders(&expected) {
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-        let Some(env) = matrices.environments.values().find(|e| e.expected_dir_name() == name) else {
+        if name == "src" {
+            continue;
+        }
+        let Some(env) = matrices.environments.values().find(|e| e.id.folder() == name) else {
             problems.push(format!(
                 "{}: no environment in matrices/ is named `{name}`; add it there or remove the folder",
                 relative(&dir)
             ));
             continue;
         };
-        let wanted: BTreeSet<PathBuf> = suites
-            .iter()
-            .flat_map(|s| &s.cases)
-            .filter(|c| env.selects(c))
-            .map(|c| dir.join(&c.id.suite).join(format!("{}.snap", c.id.name)))
-            .collect();
-        let present: BTreeSet<PathBuf> = files(&dir, ".snap").into_iter().collect();
-        for path in wanted.difference(&present) {
+        let model_class = match &env.target {
+            Target::Sim { preset, config } => Some(
+                SimExecutor::new(preset, config.clone(), Arc::new(table.clone()))
+                    .fingerprint()
+                    .derived_id
+                    .clone(),
+            ),
+            _ => None,
+        };
+        for stray in std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+        {
             problems.push(format!(
-                "{}: missing; record it with `cargo xtask bless --env {} --exact <suite/case>` on such a machine",
-                relative(path),
-                env.id
+                "{}: expectations live in a host-class folder, expected/{name}/<host class>/; move or remove it",
+                relative(&stray)
             ));
         }
-        for path in present.difference(&wanted) {
-            problems.push(format!("{}: no case produces it any more; remove it", relative(path)));
+        for class_dir in subfolders(&dir) {
+            let class = class_dir.file_name().unwrap().to_string_lossy().into_owned();
+            if let Err(e) = EnvironmentId::parse(&class) {
+                problems.push(format!("{}: not a host class: {e}", relative(&class_dir)));
+                continue;
+            }
+            if let Some(model) = &model_class
+                && *model != class
+            {
+                problems.push(format!(
+                    "{}: `{}` runs on a model whose host class is `{model}`; no run can compare with this folder",
+                    relative(&class_dir),
+                    env.id
+                ));
+                continue;
+            }
+            let wanted: BTreeSet<PathBuf> = suites
+                .iter()
+                .flat_map(|s| &s.cases)
+                .filter(|c| env.selects(c))
+                .map(|c| snapshot_path(&class_dir, &c.id))
+                .collect();
+            let present: BTreeSet<PathBuf> = files(&class_dir, ".snap").into_iter().collect();
+            for path in wanted.difference(&present) {
+                problems.push(format!(
+                    "{}: missing; record it with `cargo xtask bless --env {} --exact <suite/case>` on such a machine",
+                    relative(path),
+                    env.id
+                ));
+            }
+            for path in present.difference(&wanted) {
+                problems.push(format!("{}: no case produces it any more; remove it", relative(path)));
+            }
+            for path in files(&class_dir, ".snap.new") {
+                problems.push(format!(
+                    "{}: a pending snapshot; review it with `cargo insta review`",
+                    relative(&path)
+                ));
+            }
         }
-        for path in files(&dir, ".snap.new") {
+        if let Some(model) = model_class
+            && !dir.join(&model).is_dir()
+        {
             problems.push(format!(
-                "{}: a pending snapshot; review it with `cargo insta review`",
-                relative(&path)
+                "{}/{model}: missing; record it with `cargo xtask bless --env {}`",
+                relative(&dir),
+                env.id
             ));
         }
     }

@@ -41,29 +41,7 @@ impl SuiteSources {
 
     /// Every `*.yaml` file directly in `dir`, in name order.
     pub fn from_dir(dir: &Path) -> Result<SuiteSources, InputErrors> {
-        let shown = dir.display().to_string();
-        let entries = std::fs::read_dir(dir)
-            .map_err(|e| InputError::whole_file(&shown, format!("cannot read the suites folder: {e}")))?;
-        let mut paths: Vec<_> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-            .collect();
-        paths.sort();
-        let mut sources = Vec::new();
-        let mut errors = InputErrors::default();
-        for path in paths {
-            match std::fs::read_to_string(&path) {
-                Ok(text) => sources.push(SourceText::new(path.display().to_string(), text)),
-                Err(e) => errors.push(InputError::whole_file(
-                    path.display().to_string(),
-                    format!("cannot read: {e}"),
-                )),
-            }
-        }
-        if sources.is_empty() && errors.is_empty() {
-            errors.push(InputError::whole_file(&shown, "no suite files (*.yaml) in this folder"));
-        }
-        errors.or_ok(SuiteSources(sources))
+        crate::input_file::yaml_sources(dir, "suite").map(SuiteSources)
     }
 }
 

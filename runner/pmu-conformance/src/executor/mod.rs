@@ -59,6 +59,18 @@ pub(crate) fn resolve(
     Ok(event)
 }
 
+/// Why an environment's executor could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// An argument names something that is not there (`--kernel PATH`): a usage error.
+    #[error("{0}")]
+    Argument(String),
+    /// The environment cannot be reached here: no QEMU, no image, no KVM, a
+    /// guest that does not boot.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
 /// What runs `environment`'s cases, and the fingerprint of the machine they
 /// run on: this one's, the model's, or the guest's.
 pub fn for_environment(
@@ -66,19 +78,20 @@ pub fn for_environment(
     table: EventTable,
     here: Fingerprint,
     kernel: Option<&Path>,
-) -> Result<(Arc<dyn Executor>, Fingerprint), String> {
+) -> Result<(Arc<dyn Executor>, Fingerprint), StartError> {
     Ok(match &environment.target {
         Target::Local => {
             let machine = crate::probe::linux::Machine::new(table, &here);
-            (Arc::new(local::LocalExecutor::new(Arc::new(machine))?), here)
+            let executor = local::LocalExecutor::new(Arc::new(machine)).map_err(StartError::Unavailable)?;
+            (Arc::new(executor), here)
         }
         Target::Sim { preset, config } => {
             let sim = sim::SimExecutor::new(preset, config.clone(), Arc::new(table));
             let fingerprint = sim.fingerprint().clone();
             (Arc::new(sim), fingerprint)
         }
-        Target::Qemu { accel } => {
-            let qemu = qemu::QemuExecutor::new(*accel, kernel, &table)?;
+        Target::Qemu { accel, cpu } => {
+            let qemu = qemu::QemuExecutor::new(*accel, cpu.clone(), kernel, &table)?;
             let fingerprint = qemu.fingerprint().clone();
             (Arc::new(qemu), fingerprint)
         }

@@ -51,7 +51,7 @@ pub fn render(records: &[Record], environment: &Environment, probe: &str, finger
         "schema": SCHEMA,
         "tool": {"name": "pmu-conformance", "version": env!("CARGO_PKG_VERSION")},
         "environment": {
-            "id": environment.id,
+            "id": environment.id.as_str(),
             "about": environment.about,
             "probe": probe,
             "fingerprint": fingerprint,

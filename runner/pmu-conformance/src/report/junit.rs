@@ -4,6 +4,7 @@
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
+use crate::expectation::TrialResult;
 use crate::harness::Record;
 use crate::outcome::Verdict;
 
@@ -11,14 +12,14 @@ pub fn render(records: &[Record], environment: &str) -> String {
     let mut report = Report::new(format!("pmu-conformance {environment}"));
     let mut suites: Vec<TestSuite> = Vec::new();
     for r in records {
-        let status = match r.gate.trial_result(&r.outcome, "pmu-conformance --accept") {
-            Ok(None) => TestCaseStatus::success(),
-            Ok(Some(reason)) => {
+        let status = match &r.trial {
+            TrialResult::Passed => TestCaseStatus::success(),
+            TrialResult::Skipped(reason) => {
                 let mut s = TestCaseStatus::skipped();
-                s.set_message(reason);
+                s.set_message(reason.as_str());
                 s
             }
-            Err(message) => {
+            TrialResult::Failed(message) => {
                 let kind = if r.outcome.verdict == Verdict::Error {
                     NonSuccessKind::Error
                 } else {
@@ -26,7 +27,7 @@ pub fn render(records: &[Record], environment: &str) -> String {
                 };
                 let mut s = TestCaseStatus::non_success(kind);
                 s.set_message(r.outcome.explanation());
-                s.set_description(message);
+                s.set_description(message.as_str());
                 s
             }
         };

@@ -25,11 +25,14 @@ pub fn render(records: &[Record], environment: &str) -> String {
     for r in records {
         let gate = match (&r.gate, gate_failed(r)) {
             (_, true) if matches!(r.gate, Gate::Differs { .. }) => "DIFFERS",
+            (_, true) if matches!(r.gate, Gate::Unwritable { .. }) => "NOT RECORDED",
             (_, true) => "FAILS",
             (Gate::Matches, _) => "as recorded",
             (Gate::Recorded, _) => "recorded now",
             (Gate::Unrecorded, _) => "unrecorded",
-            (Gate::Differs { .. }, false) => unreachable!("a difference always fails the trial"),
+            (Gate::Differs { .. } | Gate::Unwritable { .. }, false) => {
+                unreachable!("a difference, or a failure to record, always fails the trial")
+            }
         };
         let mut explanation = r.outcome.explanation();
         for d in &r.outcome.diagnosis {

@@ -65,6 +65,9 @@ pub struct QemuConfig {
     pub image: PathBuf,
     pub accel: Accel,
     pub machine: Machine,
+    /// QEMU's `-cpu` model; `None` is TCG's default or, under KVM, the host's
+    /// CPU (`host,-arch-capabilities`).
+    pub cpu: Option<String>,
     /// The guest's command line: the plan (`pmuc=…`) and `pmuc.watchdog=`.
     pub cmdline: String,
     /// How long QEMU may run before it is killed.
@@ -84,6 +87,7 @@ impl QemuConfig {
                 Accel::Kvm => Machine::Microvm,
                 Accel::Tcg => Machine::Pc,
             },
+            cpu: None,
             cmdline: cmdline.into(),
             timeout: Duration::from_secs(60),
             memory_mib: 128,
@@ -97,13 +101,15 @@ impl QemuConfig {
         push("-M");
         push(self.machine.name());
         push("-accel");
-        match self.accel {
-            Accel::Tcg => push("tcg"),
-            Accel::Kvm => {
-                push("kvm");
-                push("-cpu");
-                push("host,-arch-capabilities");
-            }
+        push(self.accel.name());
+        let cpu = match (self.accel, &self.cpu) {
+            (_, Some(cpu)) => Some(cpu.as_str()),
+            (Accel::Kvm, None) => Some("host,-arch-capabilities"),
+            (Accel::Tcg, None) => None,
+        };
+        if let Some(cpu) = cpu {
+            push("-cpu");
+            push(cpu);
         }
         push("-m");
         push(&format!("{}M", self.memory_mib));

@@ -21,7 +21,7 @@ use self::launcher::{Boot, BootError, Exit, QemuConfig};
 use crate::case::Case;
 use crate::cpu::{CpuidDump, CpuidReader};
 use crate::event_table::{EventTable, ResolvedEvent};
-use crate::executor::Executor;
+use crate::executor::{Executor, StartError};
 use crate::fingerprint::Fingerprint;
 use crate::kernel_case::{self, Transcript};
 use crate::outcome::{Outcome, Verdict};
@@ -32,6 +32,8 @@ pub const IMAGE_VARIABLE: &str = "PMUC_PROBE_KERNEL";
 
 pub struct QemuExecutor {
     accel: Accel,
+    /// QEMU's `-cpu` model, where the environment names one.
+    cpu: Option<String>,
     image: PathBuf,
     fingerprint: Fingerprint,
 }
@@ -40,28 +42,38 @@ impl QemuExecutor {
     /// Finds the image, boots it once to read the guest's CPUID, and is
     /// ready to run cases. Fails, saying what to do, where QEMU, the image
     /// or KVM is missing, or where the guest does not say hello.
-    pub fn new(accel: Accel, image: Option<&Path>, table: &EventTable) -> Result<QemuExecutor, String> {
+    pub fn new(
+        accel: Accel,
+        cpu: Option<String>,
+        image: Option<&Path>,
+        table: &EventTable,
+    ) -> Result<QemuExecutor, StartError> {
         let image = find_image(image)?;
-        let config = QemuConfig::new(&image, accel, format!("pmuc= {}", pmu_kernel_checks::CPUID_WORD));
-        let boot = launcher::boot(&config).map_err(|e| e.to_string())?;
+        let config = QemuConfig {
+            cpu: cpu.clone(),
+            ..QemuConfig::new(&image, accel, format!("pmuc= {}", pmu_kernel_checks::CPUID_WORD))
+        };
+        let boot = launcher::boot(&config).map_err(|e| StartError::Unavailable(e.to_string()))?;
         let transcript = Transcript::read(boot.lines.iter().map(String::as_str));
         let Some(hello) = transcript.hello.as_ref() else {
-            return Err(format!(
+            return Err(StartError::Unavailable(format!(
                 "the probe kernel did not say hello under QEMU ({}): {}\n  command: {}",
                 accel.name(),
                 failure(&boot, &config),
                 config.command_line()
-            ));
+            )));
         };
         let cpuid = hello.iter().find(|(k, _)| k == "cpuid").map_or("", |(_, v)| v.as_str());
-        let leaves = cpuid_leaves::decode(cpuid)
-            .ok_or_else(|| format!("the probe kernel's hello has a malformed cpuid field: {cpuid}"))?;
+        let leaves = cpuid_leaves::decode(cpuid).ok_or_else(|| {
+            StartError::Unavailable(format!("the probe kernel's hello has a malformed cpuid field: {cpuid}"))
+        })?;
         let dump = CpuidDump {
             leaves: leaves.into_iter().collect(),
         };
         let fingerprint = Fingerprint::from_parts(table, &CpuidReader::replay(dump), None);
         Ok(QemuExecutor {
             accel,
+            cpu,
             image,
             fingerprint,
         })
@@ -83,7 +95,10 @@ impl QemuExecutor {
             Err(why) => return Outcome::error(why),
         };
         // QemuConfig's timeout: twice the probe kernel's own watchdog.
-        let config = QemuConfig::new(&self.image, self.accel, cmdline);
+        let config = QemuConfig {
+            cpu: self.cpu.clone(),
+            ..QemuConfig::new(&self.image, self.accel, cmdline)
+        };
         let boot = match launcher::boot(&config) {
             Ok(boot) => boot,
             Err(e) => return Outcome::error(e.to_string()),
@@ -154,7 +169,7 @@ fn truncate(s: &str, max: usize) -> &str {
 /// The probe kernel image: `explicit` (from `--kernel`), else
 /// `$PMUC_PROBE_KERNEL`, else where `cargo xtask kernel` leaves it in the
 /// target directory beside this executable or `$CARGO_TARGET_DIR`.
-pub fn find_image(explicit: Option<&Path>) -> Result<PathBuf, String> {
+pub fn find_image(explicit: Option<&Path>) -> Result<PathBuf, StartError> {
     if let Some(path) = explicit
         .map(Path::to_path_buf)
         .or_else(|| std::env::var_os(IMAGE_VARIABLE).map(PathBuf::from))
@@ -162,7 +177,7 @@ pub fn find_image(explicit: Option<&Path>) -> Result<PathBuf, String> {
         return if path.is_file() {
             Ok(path)
         } else {
-            Err(BootError::ImageMissing(path).to_string())
+            Err(StartError::Argument(BootError::ImageMissing(path).to_string()))
         };
     }
     let mut target_dirs: Vec<PathBuf> = std::env::var_os("CARGO_TARGET_DIR")
@@ -179,10 +194,10 @@ pub fn find_image(explicit: Option<&Path>) -> Result<PathBuf, String> {
         .map(|dir| dir.join(launcher::IMAGE_IN_TARGET_DIR))
         .collect();
     candidates.iter().find(|path| path.is_file()).cloned().ok_or_else(|| {
-        format!(
+        StartError::Unavailable(format!(
             "the probe kernel image is not built: `cargo xtask kernel` builds it (looked for {}; \
              --kernel PATH or ${IMAGE_VARIABLE} names another)",
             candidates[candidates.len() - 1].display()
-        )
+        ))
     })
 }
