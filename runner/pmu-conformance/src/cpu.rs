@@ -110,7 +110,7 @@ impl<'de> Deserialize<'de> for CpuidDump {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Vendor {
     Intel,
@@ -131,20 +131,20 @@ impl Vendor {
 }
 
 /// The CPU's identity as the event table keys it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CpuIdentity {
     pub vendor: Vendor,
     /// The 12-character vendor string, e.g. `GenuineIntel`.
     pub vendor_string: String,
     /// Display family: the base family plus the extended family where the base is 0xF.
-    #[serde(serialize_with = "hex")]
+    #[serde(serialize_with = "hex", deserialize_with = "from_hex")]
     pub family: u32,
     /// Display model: with the extended model where the vendor's rule says so.
-    #[serde(serialize_with = "hex")]
+    #[serde(serialize_with = "hex", deserialize_with = "from_hex")]
     pub model: u32,
     pub stepping: u32,
     /// CPUID.1:EAX, the raw signature.
-    #[serde(serialize_with = "hex")]
+    #[serde(serialize_with = "hex", deserialize_with = "from_hex")]
     pub signature: u32,
     pub brand: Option<String>,
 }
@@ -152,6 +152,14 @@ pub struct CpuIdentity {
 /// CPUID values read best in hex, as the vendors' documents write them.
 fn hex<S: serde::Serializer>(value: &u32, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format!("{value:#x}"))
+}
+
+/// `"0x6"` back to 6.
+fn from_hex<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let text = String::deserialize(d)?;
+    text.strip_prefix("0x")
+        .and_then(|digits| u32::from_str_radix(digits, 16).ok())
+        .ok_or_else(|| serde::de::Error::custom(format!("`{text}` is not a hex number such as 0x6")))
 }
 
 impl CpuIdentity {
@@ -215,7 +223,7 @@ impl fmt::Display for CpuIdentity {
 
 /// CPUID leaf 0xA: the architectural PMU as the CPU (or hypervisor) describes it.
 /// AMD leaves 0xA reserved, so there it reads as version 0.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArchitecturalPmu {
     pub version: u8,
     pub gp_counters: u8,

@@ -9,23 +9,23 @@
 use std::fs;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cpu::{ArchitecturalPmu, CpuIdentity, CpuidReader, Vendor};
 use crate::event_table::EventTable;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fingerprint {
     /// The environment id derived from this fingerprint (`--env` overrides it for runs).
     pub derived_id: String,
     pub cpu: CpuFacts,
     pub hypervisor: Option<Hypervisor>,
     pub pmu: PmuFacts,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub linux: Option<LinuxFacts>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CpuFacts {
     #[serde(flatten)]
     pub identity: CpuIdentity,
@@ -33,21 +33,21 @@ pub struct CpuFacts {
     pub microarchitecture: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hypervisor {
     /// kvm, xen, hyper-v, vmware, tcg, … or `unknown`.
     pub name: String,
     pub signature: String,
     /// The CPUID leaf the signature was found at (Xen moves to 0x40000100 under Viridian).
     pub leaf: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub xen_version: Option<String>,
     /// Every signature found, when there is more than one.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub also: Vec<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PmuFacts {
     /// CPUID leaf 0xA.
     pub architectural: ArchitecturalPmu,
@@ -56,11 +56,11 @@ pub struct PmuFacts {
     /// CPUID 0x80000022 EAX[0].
     pub amd_perfmon_v2: bool,
     /// CPUID 0x80000022 EBX[3:0], where PerfMonV2 is present.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amd_core_counters: Option<u8>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinuxFacts {
     pub kernel: String,
     /// /sys/bus/event_source/devices: `cpu` (or `cpu_core`/`cpu_atom` on hybrids) is the core PMU.
@@ -68,7 +68,7 @@ pub struct LinuxFacts {
     pub perf_event_paranoid: Option<i64>,
     pub nmi_watchdog: Option<i64>,
     /// /sys/hypervisor/pmu/pmu_mode on Xen guests: off, self, hv or all.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub xen_pmu_mode: Option<String>,
     /// /sys/bus/event_source/devices/cpu/rdpmc: 0 never, 1 while a counter is mmapped, 2 always.
     pub rdpmc: String,

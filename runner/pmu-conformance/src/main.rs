@@ -52,6 +52,13 @@ enum Command {
         #[arg(long)]
         cpuid: bool,
     },
+    /// Print the table of a JSON report written by `--json`, here or on
+    /// another machine. Exit status as for the run it reports: 0 when every
+    /// trial was ok, 101 when any failed.
+    Show {
+        /// The report (schema pmu-conformance/report/v1).
+        report: PathBuf,
+    },
     /// List every environment the matrices define, with its kind.
     Environments {
         #[arg(long, value_name = "DIR")]
@@ -142,6 +149,7 @@ fn main() -> ExitCode {
         None => run_suites(cli.run),
         Some(Command::Run(args)) => run_suites(*args),
         Some(Command::Env { cpuid }) => Ok(print_env(cpuid)),
+        Some(Command::Show { report }) => show(&report),
         Some(Command::Environments { matrices }) => list_environments(matrices),
         Some(Command::Check { suites, matrices }) => check(suites, matrices),
         Some(Command::Events) => Ok(print_events()),
@@ -210,6 +218,21 @@ fn check(suites: Option<PathBuf>, matrices: Option<PathBuf>) -> Result<ExitCode,
         environments.environments.len()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn show(path: &std::path::Path) -> Result<ExitCode, RunError> {
+    let report = pmu_conformance::report::json::read(path).map_err(|e| RunError::Usage(e.to_string()))?;
+    let environment = &report.environment;
+    println!(
+        "pmu-conformance {} report — environment {} ({}), probe: {}\n{}",
+        report.tool.version, environment.id, environment.about, environment.probe, environment.expectations
+    );
+    println!("\n{}", pmu_conformance::report::table::render(&report));
+    Ok(if report.summary.gate_failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(101)
+    })
 }
 
 fn list_environments(matrices: Option<PathBuf>) -> Result<ExitCode, RunError> {

@@ -23,7 +23,7 @@ use crate::fingerprint::Fingerprint;
 use crate::harness::Session;
 use crate::input_error::InputErrors;
 use crate::known_bugs::KnownBugs;
-use crate::report;
+use crate::report::{self, Report};
 use crate::vocabulary::EnvironmentId;
 
 /// What to run and what to write.
@@ -156,6 +156,7 @@ pub fn execute(request: Request) -> Result<ExitCode, RunError> {
         check_selection(&session, &request.libtest)?;
     }
 
+    let expectations = expectations_line(&session.store, &location, &host_class);
     if !request.libtest.list {
         if request.verbose_reports {
             println!(
@@ -166,26 +167,39 @@ pub fn execute(request: Request) -> Result<ExitCode, RunError> {
             );
             println!("\n{}", fingerprint.to_yaml());
         }
-        println!("{}", expectations_line(&session.store, &location, &host_class));
+        println!("{expectations}");
     }
 
     let (conclusion, records) = session.run(&request.libtest);
     if request.libtest.list {
         return Ok(ExitCode::SUCCESS);
     }
+    let report = Report::new(
+        &records,
+        &session.environment,
+        &probe_description,
+        host_class.as_str(),
+        &expectations,
+        Some(&fingerprint),
+    );
     if request.verbose_reports {
-        println!("\n{}", report::table::render(&records, session.environment.id.as_str()));
+        println!("\n{}", report::table::render(&report));
     }
+    write_reports(&report, &request)?;
+    Ok(conclusion.exit_code())
+}
+
+/// Writes the JSON and JUnit reports the request asks for.
+fn write_reports(report: &Report, request: &Request) -> Result<(), RunError> {
+    let failed = |e: report::DestinationError| RunError::Report(e.to_string());
     if let Some(path) = &request.json {
-        let value = report::json::render(&records, &session.environment, &probe_description, Some(&fingerprint));
-        let text = serde_json::to_string_pretty(&value).expect("reports serialise");
-        report::write_atomically(path, &text).map_err(|e| RunError::Report(e.to_string()))?;
+        report::write_atomically(path, |out| report::json::write(report, out)).map_err(failed)?;
     }
     if let Some(path) = &request.junit {
-        let text = report::junit::render(&records, session.environment.id.as_str());
-        report::write_atomically(path, &text).map_err(|e| RunError::Report(e.to_string()))?;
+        let text = report::junit::render(report);
+        report::write_atomically(path, |out| writeln!(out, "{text}")).map_err(failed)?;
     }
-    Ok(conclusion.exit_code())
+    Ok(())
 }
 
 /// The command that records one case's outcome here; `{case}` stands for the case.

@@ -81,7 +81,9 @@ fn check(path: &Path) -> Result<(), Failed> {
     );
     let expected = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../expected");
     for environment in &expect.recorded_in {
-        let folder = expected.join(environment.replace(':', "-")).join(&fingerprint.derived_id);
+        let folder = expected
+            .join(environment.replace(':', "-"))
+            .join(&fingerprint.derived_id);
         if !folder.is_dir() {
             problems.push(format!(
                 "recorded_in: expected/{}/{} does not exist, so `{environment}` on this machine would run unrecorded",

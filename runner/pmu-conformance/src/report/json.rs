@@ -1,62 +1,73 @@
-//! The JSON report (`--json PATH`). Its schema, `pmu-conformance/report/v1`,
-//! is documented in README.md ("JSON report"); change both together.
+//! The JSON report (`--json PATH`): a [`Report`] as JSON, and back. Its
+//! schema, `pmu-conformance/report/v1`, is documented in README.md ("JSON
+//! report"), and a test holds the two together; change both at once.
 
-use serde_json::{Value, json};
+use std::io::{self, Write};
+use std::path::Path;
 
-use super::Tally;
-use crate::environment::Environment;
-use crate::fingerprint::Fingerprint;
-use crate::harness::Record;
+use super::{Report, SCHEMA};
+use crate::input_file::{self, ReadError};
 
-pub const SCHEMA: &str = "pmu-conformance/report/v1";
+/// The largest report [`read`] accepts: thousands of cases, with diffs.
+pub const REPORT_LIMIT: u64 = 64 << 20;
 
-pub fn render(records: &[Record], environment: &Environment, probe: &str, fingerprint: Option<&Fingerprint>) -> Value {
-    let cases: Vec<Value> = records
-        .iter()
-        .map(|r| {
-            let c = &r.case;
-            let o = &r.outcome;
-            let gate = match &r.gate {
-                crate::expectation::Gate::Differs { diff } => {
-                    json!({"status": r.gate.name(), "passed": false, "diff": diff})
-                }
-                g => json!({"status": g.name(), "passed": !super::gate_failed(r)}),
-            };
-            json!({
-                "id": c.id.to_string(),
-                "suite": c.id.suite,
-                "about": c.about,
-                "check": c.check.name(),
-                "event": c.event.to_string(),
-                "encoding": r.event.as_ref().map(|e| e.encoding.to_string()),
-                "workload": {"kind": c.workload.kind.name(), c.workload.kind.size_parameter(): c.workload.size},
-                "period": c.period,
-                "runs": c.runs,
-                "budget": c.budget.map(|b| json!({"catch": b.rate, "probability": b.probability})),
-                "catches": c.catches,
-                "location": c.location,
-                "verdict": o.verdict,
-                "signature": o.signature,
-                "reason": o.reason,
-                "summary": o.summary,
-                "facts": o.facts,
-                "figures": o.figures,
-                "proves": o.proves,
-                "diagnosis": o.diagnosis,
-                "gate": gate,
-            })
-        })
-        .collect();
-    json!({
-        "schema": SCHEMA,
-        "tool": {"name": "pmu-conformance", "version": env!("CARGO_PKG_VERSION")},
-        "environment": {
-            "id": environment.id.as_str(),
-            "about": environment.about,
-            "probe": probe,
-            "fingerprint": fingerprint,
-        },
-        "summary": Tally::of(records),
-        "cases": cases,
-    })
+/// Writes `report` as pretty JSON with a final newline.
+pub fn write(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, report)?;
+    out.write_all(b"\n")
+}
+
+/// Why a report could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadReportError {
+    #[error("{}: {error}", .path)]
+    File {
+        path: String,
+        #[source]
+        error: ReadError,
+    },
+    #[error("{path}:{line}:{column}: not a pmu-conformance report: {message}")]
+    Json {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: its schema is `{found}`; this pmu-conformance reads `{SCHEMA}`")]
+    Schema { path: String, found: String },
+}
+
+/// Reads a report written by this version's [`write`], from a file at most
+/// [`REPORT_LIMIT`] bytes.
+pub fn read(path: &Path) -> Result<Report, ReadReportError> {
+    let shown = path.display().to_string();
+    let text = input_file::read(path, REPORT_LIMIT).map_err(|error| ReadReportError::File {
+        path: shown.clone(),
+        error,
+    })?;
+    parse(&shown, &text)
+}
+
+/// Parses a report's text; `shown` names it in errors.
+pub fn parse(shown: &str, text: &str) -> Result<Report, ReadReportError> {
+    // The schema first, so a report of another version says so rather than
+    // failing on the first field it does not know.
+    #[derive(serde::Deserialize)]
+    struct Versioned {
+        schema: String,
+    }
+    let json_error = |e: serde_json::Error| ReadReportError::Json {
+        path: shown.to_owned(),
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    };
+    let versioned: Versioned = serde_json::from_str(text).map_err(json_error)?;
+    if versioned.schema != SCHEMA {
+        return Err(ReadReportError::Schema {
+            path: shown.to_owned(),
+            found: versioned.schema,
+        });
+    }
+    serde_json::from_str(text).map_err(json_error)
 }

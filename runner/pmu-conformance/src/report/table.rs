@@ -3,16 +3,26 @@
 
 use comfy_table::{Cell, ContentArrangement, LineStyle, Table, TableStyle};
 
-use super::{Tally, gate_failed};
-use crate::expectation::Gate;
-use crate::harness::Record;
+use super::{CaseReport, Report};
 
 /// A rule under the header and one under the last row; nothing between rows.
 pub const STYLE: TableStyle = TableStyle::new()
     .header_separator(LineStyle::none().fill('─').junction('─'))
     .bottom_border(LineStyle::none().fill('─').junction('─'));
 
-pub fn render(records: &[Record], environment: &str) -> String {
+/// What the gate made of a case, as the table's `gate` column says it.
+fn gate_column(c: &CaseReport) -> &'static str {
+    match (c.gate.status.as_str(), c.gate.passed) {
+        ("differs", _) => "DIFFERS",
+        ("unwritable", _) => "NOT RECORDED",
+        (_, false) => "FAILS",
+        ("matches", true) => "as recorded",
+        ("recorded", true) => "recorded now",
+        _ => "unrecorded",
+    }
+}
+
+pub fn render(report: &Report) -> String {
     let mut table = Table::new();
     table
         .load_style(STYLE)
@@ -22,39 +32,32 @@ pub fn render(records: &[Record], environment: &str) -> String {
     if !table.is_tty() {
         table.set_width(160);
     }
-    for r in records {
-        let gate = match (&r.gate, gate_failed(r)) {
-            (_, true) if matches!(r.gate, Gate::Differs { .. }) => "DIFFERS",
-            (_, true) if matches!(r.gate, Gate::Unwritable { .. }) => "NOT RECORDED",
-            (_, true) => "FAILS",
-            (Gate::Matches, _) => "as recorded",
-            (Gate::Recorded, _) => "recorded now",
-            (Gate::Unrecorded, _) => "unrecorded",
-            (Gate::Differs { .. } | Gate::Unwritable { .. }, false) => {
-                unreachable!("a difference, or a failure to record, always fails the trial")
-            }
-        };
-        let mut explanation = r.outcome.explanation();
-        for d in &r.outcome.diagnosis {
+    for c in &report.cases {
+        let mut explanation = c.explanation();
+        for d in &c.diagnosis {
             explanation.push_str("; ");
             explanation.push_str(d);
         }
         table.add_row(vec![
-            Cell::new(r.case.id.to_string()),
-            Cell::new(r.outcome.verdict.name()),
-            Cell::new(gate),
-            Cell::new(&r.outcome.summary),
+            Cell::new(&c.id),
+            Cell::new(c.verdict.name()),
+            Cell::new(gate_column(c)),
+            Cell::new(&c.summary),
             Cell::new(explanation),
         ]);
     }
-    let t = Tally::of(records);
+    let t = &report.summary;
+    let interrupted = report.interrupted.as_ref().map_or_else(String::new, |why| {
+        format!("\ninterrupted: {why}; the cases above are those that finished")
+    });
     format!(
-        "{table}\n{environment}: {} pass, {} fail, {} unsupported, {} error; {} of {} trials failed the gate\n",
+        "{table}\n{}: {} pass, {} fail, {} unsupported, {} error; {} of {} trials failed the gate{interrupted}\n",
+        report.environment.id,
         t.pass,
         t.fail,
         t.unsupported,
         t.error,
         t.gate_failures,
-        records.len()
+        report.cases.len()
     )
 }

@@ -1,0 +1,189 @@
+//! The JSON report as a user and a remote reader meet it: it documents itself
+//! truthfully in README.md, reads back exactly as it was written, refuses
+//! what is not a report of this version, and survives a run killed while
+//! writing it.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+use pmu_conformance::report::json::{self, ReadReportError};
+use pmu_conformance::report::{self, Report};
+use serde_json::Value;
+
+/// A real report: the model of Xen's PMC quirk, where cases pass, fail and
+/// are diagnosed, written by the binary.
+fn sim_report(dir: &Path) -> (std::path::PathBuf, String) {
+    let path = dir.join("report.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_pmu-conformance"))
+        .args(["--env", "sim:xen-pmc-quirk", "--quiet", "--json"])
+        .arg(&path)
+        .env_remove("CI")
+        .env_remove("INSTA_UPDATE")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    (path, text)
+}
+
+/// The field names README.md's "JSON report" block documents: the top-level
+/// ones, the nested ones written `{a, b}` or `{a: …, b: …}` beside them, and
+/// the case fields under `cases[]`.
+fn documented() -> (BTreeSet<String>, BTreeSet<String>, BTreeSet<(String, String)>) {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap();
+    let section = &readme[readme.find("## JSON report").expect("README has a JSON report section")..];
+    let block = section
+        .split("```text\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("the section has a text block");
+    let (mut top, mut case, mut nested) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+    let mut lines = block.lines().peekable();
+    while let Some(line) = lines.next() {
+        let indent = line.len() - line.trim_start().len();
+        let (names, rest) = match line.trim_start().split_once("  ") {
+            Some((names, rest)) => (names.trim(), rest.trim()),
+            None => (line.trim(), ""),
+        };
+        let names: Vec<String> = names.split(", ").map(|n| n.trim_end_matches("[]").to_owned()).collect();
+        match indent {
+            0 => top.extend(names.iter().cloned()),
+            2 => case.extend(names.iter().cloned()),
+            _ => continue,
+        }
+        if let Some(braced) = rest.strip_prefix('{') {
+            let mut inner = braced.to_owned();
+            while !inner.contains('}') {
+                inner.push(' ');
+                inner.push_str(lines.next().expect("a closing brace").trim());
+            }
+            let inner = inner.split('}').next().unwrap();
+            let keys: Vec<String> = if inner.contains(':') {
+                inner
+                    .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+                    .filter_map(|w| w.strip_suffix(':'))
+                    .filter(|w| !w.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            } else {
+                inner.split(',').map(|k| k.trim().to_owned()).collect()
+            };
+            for key in keys {
+                nested.insert((names[0].clone(), key));
+            }
+        }
+    }
+    (top, case, nested)
+}
+
+fn keys(value: &Value) -> BTreeSet<String> {
+    value.as_object().unwrap().keys().cloned().collect()
+}
+
+#[test]
+fn the_readme_documents_exactly_the_fields_a_report_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, text) = sim_report(dir.path());
+    let mut report = json::parse("report.json", &text).unwrap();
+    // Every optional field present, so each must be documented.
+    report.interrupted = Some("SIGINT".into());
+    let value = serde_json::to_value(&report).unwrap();
+    let (top, case, nested) = documented();
+    assert_eq!(top, keys(&value), "README's top-level fields");
+    assert_eq!(case, keys(&value["cases"][0]), "README's fields of cases[]");
+    for (parent, key) in &nested {
+        if parent == "workload" {
+            continue; // `{kind, <size parameter>: N}`: the size's key is the workload's own.
+        }
+        let object = if value.get(parent).is_some() {
+            &value[parent]
+        } else {
+            &value["cases"][0][parent]
+        };
+        assert!(
+            object.get(key).is_some(),
+            "README documents {parent}.{key}, which reports lack"
+        );
+    }
+    for parent in ["tool", "environment", "summary"] {
+        for key in keys(&value[parent]) {
+            assert!(
+                nested.contains(&(parent.to_owned(), key.clone())),
+                "reports have {parent}.{key}, which README does not document"
+            );
+        }
+    }
+    for key in keys(&value["cases"][0]["gate"]) {
+        assert!(
+            nested.contains(&("gate".to_owned(), key.clone())),
+            "gate.{key} is undocumented"
+        );
+    }
+}
+
+#[test]
+fn a_report_reads_back_exactly_as_it_was_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, text) = sim_report(dir.path());
+    let report: Report = json::read(&path).unwrap();
+    assert_eq!(report.cases.len(), 36);
+    assert!(
+        report.cases.iter().any(|c| !c.diagnosis.is_empty()),
+        "a diagnosed failure crossed"
+    );
+    let mut again = Vec::new();
+    json::write(&report, &mut again).unwrap();
+    assert_eq!(
+        String::from_utf8(again).unwrap(),
+        text,
+        "written, read and written again, byte for byte"
+    );
+    let table = report::table::render(&report);
+    assert!(table.contains("overflow/rr-xen-probe"), "{table}");
+    assert!(table.contains("0 of 36 trials failed the gate"), "{table}");
+
+    let err = json::parse(
+        "old.json",
+        &text.replace("pmu-conformance/report/v1", "pmu-conformance/report/v0"),
+    )
+    .unwrap_err();
+    assert!(matches!(err, ReadReportError::Schema { .. }), "{err}");
+    let extra = text.replacen("\"schema\"", "\"surprise\": 1,\n  \"schema\"", 1);
+    let err = json::parse("extra.json", &extra).unwrap_err().to_string();
+    assert!(
+        err.starts_with("extra.json:2:") && err.contains("unknown field `surprise`"),
+        "{err}"
+    );
+    let err = json::read(&dir.path().join("none.json")).unwrap_err().to_string();
+    assert!(err.contains("does not exist"), "{err}");
+}
+
+/// A child writes half a report over an existing one and dies as a SIGKILL
+/// would leave it: no destructor, no rename. The old report must stand.
+#[test]
+fn a_run_killed_while_writing_leaves_the_previous_report_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.json");
+    std::fs::write(&path, "{\"the\": \"previous report\"}\n").unwrap();
+    // SAFETY: the child only writes a file and calls _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let _ = report::write_atomically(&path, |out| {
+            out.write_all(b"{\"half of\": ")?;
+            out.flush()?;
+            // SAFETY: ends the child at once, as a kill would.
+            unsafe { libc::_exit(9) }
+        });
+        unsafe { libc::_exit(0) }
+    }
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert_eq!(libc::WEXITSTATUS(status), 9, "the child died mid-write");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "{\"the\": \"previous report\"}\n"
+    );
+}
