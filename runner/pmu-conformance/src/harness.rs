@@ -7,15 +7,25 @@
 //! trial and nextest shows it as SKIP, never as PASS.
 //!
 //! A trial runs its check on a fresh thread with a fresh probe and waits at
-//! most the case's timeout, so a hung or crashed window becomes an `error`
-//! verdict and every other case goes on. Trials run one at a time: PMU work
-//! must not share the machine with itself.
+//! most the case's deadline (and [`GRACE`] for the executor to say why), so a
+//! hung or crashed window becomes an `error` verdict and every other case
+//! goes on. Trials run one at a time: PMU work must not share the machine
+//! with itself.
+//!
+//! One deadline per case: the case's `timeout` (60 s unless it says), for the
+//! run budget it states. `--runs N` scales it by N over that budget (never
+//! below [`MIN_DEADLINE`]), and `--timeout S` replaces it. A QEMU executor
+//! kills its guest at the deadline; a linux window cannot be interrupted, so
+//! its thread is left to finish, and the next case waits for it (for at most
+//! its own deadline) before it runs: that thread still holds the
+//! notification slots and the measuring CPU.
 
 use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Completion, Conclusion, Failed, Trial};
 
@@ -36,8 +46,12 @@ pub struct Session {
     pub bugs: Arc<KnownBugs>,
     /// Replaces every case's run budget, for quick runs and soak tests.
     pub runs_override: Option<u32>,
+    /// Replaces every case's deadline.
+    pub timeout_override: Option<Duration>,
     /// The command that records one case's outcome here; `{case}` is replaced.
     pub bless_command: String,
+    /// A case's measuring thread that outlived its deadline, if one did.
+    pub straggler: Straggler,
 }
 
 /// One case's result, computed once (run, then diagnose, then gate), for
@@ -60,13 +74,21 @@ pub struct Records(Arc<Mutex<BTreeMap<usize, Record>>>);
 
 impl Records {
     fn put(&self, index: usize, record: Record) {
-        self.0.lock().expect("records lock").insert(index, record);
+        self.lock().insert(index, record);
     }
 
     pub fn take(&self) -> Vec<Record> {
-        std::mem::take(&mut *self.0.lock().expect("records lock"))
-            .into_values()
-            .collect()
+        std::mem::take(&mut *self.lock()).into_values().collect()
+    }
+
+    /// The records so far, leaving them in place (for a partial report).
+    pub fn snapshot(&self) -> Vec<Record> {
+        self.lock().values().cloned().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<usize, Record>> {
+        // A trial that panicked while holding the lock left whole records behind.
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -77,9 +99,8 @@ impl Session {
         for suite in &self.suites {
             for case in suite.cases.iter().filter(|c| self.environment.selects(c)) {
                 let mut case = case.clone();
-                if let Some(runs) = self.runs_override {
-                    case.runs = runs;
-                }
+                case.timeout = deadline(&case, self.runs_override, self.timeout_override);
+                case.runs = self.runs_override.unwrap_or(case.runs);
                 out.push((Arc::new(case), suite.path.clone()));
             }
         }
@@ -109,6 +130,7 @@ impl Session {
                     });
             let job = TrialJob {
                 index,
+                straggler: self.straggler.clone(),
                 case: case.clone(),
                 suite_path: suite_path.clone(),
                 preflight,
@@ -144,19 +166,18 @@ impl Session {
         (trials, records)
     }
 
-    /// Runs the trials one at a time and returns libtest's conclusion and every record.
-    pub fn run(&self, args: &Arguments) -> (Conclusion, Vec<Record>) {
-        let (trials, records) = self.trials(args);
+    /// Runs `trials` one at a time and returns libtest's conclusion.
+    pub fn run(trials: Vec<Trial>, args: &Arguments) -> Conclusion {
         let mut args = args.clone();
         args.test_threads = Some(1);
-        let conclusion = libtest_mimic::run(&args, trials);
-        (conclusion, records.take())
+        libtest_mimic::run(&args, trials)
     }
 }
 
 /// What one trial owns.
 struct TrialJob {
     index: usize,
+    straggler: Straggler,
     case: Arc<Case>,
     suite_path: String,
     preflight: Result<Option<ResolvedEvent>, String>,
@@ -170,7 +191,10 @@ struct TrialJob {
 impl TrialJob {
     fn run(self) -> Result<Completion, Failed> {
         let mut outcome = match &self.preflight {
-            Ok(event) => run_case(self.case.clone(), event.clone(), self.executor.clone()),
+            Ok(event) => match self.straggler.wait(self.case.timeout) {
+                Ok(()) => run_case(self.case.clone(), event.clone(), self.executor.clone(), &self.straggler),
+                Err(why) => Outcome::error(why),
+            },
             Err(reason) => Outcome::unsupported(reason.clone()),
         };
         outcome.diagnosis = self.bugs.diagnose(&outcome, &self.case.catches);
@@ -196,8 +220,71 @@ impl TrialJob {
     }
 }
 
-/// Runs the case on its own thread, giving up after the case's timeout.
-fn run_case(case: Arc<Case>, event: Option<ResolvedEvent>, executor: Arc<dyn Executor>) -> Outcome {
+/// How long after a case's deadline the harness still waits for its
+/// executor's own account of it (a QEMU executor kills its guest at the
+/// deadline and then says what the guest did).
+pub const GRACE: Duration = Duration::from_secs(1);
+
+/// The shortest deadline `--runs` scales a case's down to.
+pub const MIN_DEADLINE: Duration = Duration::from_secs(5);
+
+/// A case that ran past its deadline, and its measuring thread.
+type Abandoned = (String, thread::JoinHandle<()>);
+
+/// A case's deadline: its own `timeout`, scaled by `--runs` over its budget
+/// (never below [`MIN_DEADLINE`]), or `--timeout`.
+fn deadline(case: &Case, runs: Option<u32>, timeout: Option<Duration>) -> Duration {
+    match (timeout, runs) {
+        (Some(timeout), _) => timeout,
+        (None, Some(runs)) => case
+            .timeout
+            .mul_f64(f64::from(runs) / f64::from(case.runs.max(1)))
+            .max(MIN_DEADLINE),
+        (None, None) => case.timeout,
+    }
+}
+
+/// The measuring thread of a case that ran past its deadline, while it lives.
+#[derive(Clone, Default)]
+pub struct Straggler(Arc<Mutex<Option<Abandoned>>>);
+
+impl Straggler {
+    /// Waits up to `timeout` for a straggling thread to finish; says why the
+    /// next case cannot run if it does not.
+    fn wait(&self, timeout: Duration) -> Result<(), String> {
+        let mut slot = self.0.lock().expect("straggler lock");
+        let Some((case, handle)) = slot.as_ref() else {
+            return Ok(());
+        };
+        let deadline = Instant::now() + timeout;
+        while !handle.is_finished() {
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "not run: `{case}` ran past its deadline and its measuring thread is still running, \
+                     holding the notification slots and the measuring CPU; waited {} s for it. Cases after a \
+                     window that never ends cannot be measured in this process: rerun the rest with --skip {case}",
+                    timeout.as_secs()
+                ));
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        let (_, handle) = slot.take().expect("checked above");
+        let _ = handle.join();
+        Ok(())
+    }
+
+    fn leave(&self, case: String, handle: thread::JoinHandle<()>) {
+        *self.0.lock().expect("straggler lock") = Some((case, handle));
+    }
+}
+
+/// Runs the case on its own thread, giving up after the case's deadline and [`GRACE`].
+fn run_case(
+    case: Arc<Case>,
+    event: Option<ResolvedEvent>,
+    executor: Arc<dyn Executor>,
+    straggler: &Straggler,
+) -> Outcome {
     let (done, outcome) = mpsc::channel();
     let timeout = case.timeout;
     let worker = {
@@ -219,16 +306,42 @@ fn run_case(case: Arc<Case>, event: Option<ResolvedEvent>, executor: Arc<dyn Exe
         Ok(handle) => handle,
         Err(e) => return Outcome::error(format!("cannot start the measuring thread: {e}")),
     };
-    match outcome.recv_timeout(timeout) {
+    match outcome.recv_timeout(timeout + GRACE) {
         Ok(outcome) => {
             let _ = worker.join();
             outcome
         }
-        // The thread is left behind: a window cannot be interrupted safely.
-        Err(RecvTimeoutError::Timeout) => Outcome::error(format!(
-            "timed out after {} s; the case was abandoned",
-            timeout.as_secs()
-        )),
+        Err(RecvTimeoutError::Timeout) => {
+            // A window cannot be interrupted safely: the thread is left to
+            // finish, and the next case waits for it.
+            straggler.leave(case.id.to_string(), worker);
+            Outcome::error(format!(
+                "ran past its deadline of {} s and was abandoned",
+                timeout.as_secs_f64()
+            ))
+        }
         Err(RecvTimeoutError::Disconnected) => Outcome::error("the measuring thread ended without an outcome"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vocabulary::CaseId;
+
+    #[test]
+    fn runs_scale_the_deadline_and_timeout_replaces_it() {
+        let mut case = crate::case::tests::case_named(CaseId {
+            suite: "s".into(),
+            name: "c".into(),
+        });
+        case.runs = 100;
+        case.timeout = Duration::from_secs(60);
+        assert_eq!(deadline(&case, None, None), Duration::from_secs(60));
+        assert_eq!(deadline(&case, Some(1000), None), Duration::from_secs(600));
+        assert_eq!(deadline(&case, Some(50), None), Duration::from_secs(30));
+        assert_eq!(deadline(&case, Some(1), None), MIN_DEADLINE, "never below the floor");
+        let given = Some(Duration::from_secs(2));
+        assert_eq!(deadline(&case, Some(1000), given), Duration::from_secs(2));
     }
 }

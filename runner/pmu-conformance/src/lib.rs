@@ -30,6 +30,7 @@ pub mod fingerprint;
 pub mod harness;
 pub mod input_error;
 pub mod input_file;
+pub mod interrupt;
 pub mod kernel_case;
 pub mod known_bugs;
 pub mod outcome;

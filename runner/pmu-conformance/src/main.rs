@@ -125,9 +125,15 @@ struct RunArgs {
     /// $PMUC_PROBE_KERNEL, else where `cargo xtask kernel` builds it.
     #[arg(long, value_name = "PATH")]
     kernel: Option<PathBuf>,
-    /// Run each case N times instead of its own run budget.
+    /// Run each case N times instead of its own run budget; its deadline
+    /// scales to match (never below 5 s).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     runs: Option<u32>,
+    /// Give every case SECS seconds instead of its own deadline (a case's
+    /// `timeout`, 60 s unless it says). A guest still running at its
+    /// deadline is killed, and the case is an error that says so.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..86_400))]
+    timeout: Option<u64>,
     /// Write the JSON report to PATH (schema in README.md).
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
@@ -180,6 +186,7 @@ fn run_suites(args: RunArgs) -> Result<ExitCode, RunError> {
         expected: args.expected,
         accept: args.accept,
         runs: args.runs,
+        timeout: args.timeout.map(std::time::Duration::from_secs),
         kernel: args.kernel,
         json: args.json,
         junit: args.junit,

@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use libtest_mimic::Arguments;
 
@@ -17,11 +18,13 @@ use crate::cpu::CpuidReader;
 use crate::environment::{Choice, Matrices};
 use crate::event_table::EventTable;
 use crate::executor::StartError;
+use crate::executor::qemu::launcher;
 use crate::expectation::location::VARIABLE;
 use crate::expectation::{Location, Store, UpdateMode};
 use crate::fingerprint::Fingerprint;
-use crate::harness::Session;
+use crate::harness::{Session, Straggler};
 use crate::input_error::InputErrors;
+use crate::interrupt::{self, Watch};
 use crate::known_bugs::KnownBugs;
 use crate::report::{self, Report};
 use crate::vocabulary::EnvironmentId;
@@ -44,8 +47,10 @@ pub struct Request {
     pub accept: bool,
     /// The probe kernel image for `qemu` environments; `None` searches for it.
     pub kernel: Option<PathBuf>,
-    /// Replace every case's run budget.
+    /// Replace every case's run budget (and scale its deadline to match).
     pub runs: Option<u32>,
+    /// Replace every case's deadline.
+    pub timeout: Option<Duration>,
     pub json: Option<PathBuf>,
     pub junit: Option<PathBuf>,
     /// Print the fingerprint before the trials and the table after them.
@@ -151,6 +156,8 @@ pub fn execute(request: Request) -> Result<ExitCode, RunError> {
         store,
         bugs: Arc::new(bugs),
         runs_override: request.runs,
+        timeout_override: request.timeout,
+        straggler: Straggler::default(),
     };
     if request.reject_empty_selection {
         check_selection(&session, &request.libtest)?;
@@ -170,23 +177,84 @@ pub fn execute(request: Request) -> Result<ExitCode, RunError> {
         println!("{expectations}");
     }
 
-    let (conclusion, records) = session.run(&request.libtest);
+    let (trials, records) = session.trials(&request.libtest);
+    let total = trials.len();
+    let partial = Partial {
+        environment: session.environment.clone(),
+        probe: probe_description.clone(),
+        host_class: host_class.to_string(),
+        expectations: expectations.clone(),
+        fingerprint: fingerprint.clone(),
+    };
+    let watch = match request.libtest.list {
+        true => None,
+        false => {
+            let (partial, records, request) = (partial.clone(), records.clone(), request.clone());
+            let on_signal = move |signal| partial.end_interrupted(signal, &records.snapshot(), total, &request);
+            Some(
+                Watch::start(on_signal)
+                    .map_err(|e| RunError::Environment(format!("watching SIGINT and SIGTERM: {e}")))?,
+            )
+        }
+    };
+    let conclusion = Session::run(trials, &request.libtest);
+    drop(watch);
     if request.libtest.list {
         return Ok(ExitCode::SUCCESS);
     }
-    let report = Report::new(
-        &records,
-        &session.environment,
-        &probe_description,
-        host_class.as_str(),
-        &expectations,
-        Some(&fingerprint),
-    );
+    let report = partial.report(&records.take());
     if request.verbose_reports {
         println!("\n{}", report::table::render(&report));
     }
     write_reports(&report, &request)?;
     Ok(conclusion.exit_code())
+}
+
+/// What a report needs besides the records, kept so that an interrupted
+/// run can write one from whatever finished.
+#[derive(Clone)]
+struct Partial {
+    environment: crate::environment::Environment,
+    probe: String,
+    host_class: String,
+    expectations: String,
+    fingerprint: Fingerprint,
+}
+
+impl Partial {
+    fn report(&self, records: &[crate::harness::Record]) -> Report {
+        Report::new(
+            records,
+            &self.environment,
+            &self.probe,
+            &self.host_class,
+            &self.expectations,
+            Some(&self.fingerprint),
+        )
+    }
+
+    /// On SIGINT or SIGTERM: kill the guests, write what finished as a
+    /// partial report, and exit with 128 + the signal.
+    fn end_interrupted(&self, signal: i32, records: &[crate::harness::Record], total: usize, request: &Request) -> ! {
+        launcher::kill_every_guest();
+        let mut report = self.report(records);
+        let why = format!(
+            "{} after {} of {total} cases; the rest did not run",
+            interrupt::name(signal),
+            records.len()
+        );
+        report.interrupted = Some(why.clone());
+        let written = match write_reports(&report, request) {
+            Ok(()) if request.json.is_some() || request.junit.is_some() => "; the partial report is written",
+            Ok(()) => "",
+            Err(e) => {
+                eprintln!("{e}");
+                ""
+            }
+        };
+        eprintln!("\npmu-conformance: interrupted by {why}{written}");
+        std::process::exit(128 + signal)
+    }
 }
 
 /// Writes the JSON and JUnit reports the request asks for.

@@ -441,3 +441,44 @@ fn environments_lists_every_environment_with_its_kind() {
         assert!(row.contains(&format!(" {kind} ")), "{row}");
     }
 }
+
+/// A linux window cannot be interrupted: a case past its deadline is an
+/// error at once, its thread runs on, and the next case, which needs the
+/// notification slots and the CPU that thread holds, waits for it and then
+/// runs normally (it once failed with "another window already owns the
+/// notification slots").
+#[test]
+fn a_linux_case_past_its_deadline_does_not_spoil_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let suites = dir.path().join("suites");
+    std::fs::create_dir(&suites).unwrap();
+    std::fs::write(
+        suites.join("slow.yaml"),
+        "about: x\ncases:\n  - id: outlives-its-deadline\n    about: x\n    probe: linux\n    check: pmi-delivery\n    \
+         event: task-clock\n    workload: {kind: branch-loop, iterations: 20000000000}\n    period: 100000000\n    \
+         runs: 1\n    timeout: 1\n  - id: needs-the-slots\n    about: x\n    probe: linux\n    check: pmi-delivery\n    \
+         event: breakpoint-marker\n    workload: {kind: branch-loop, iterations: 1000}\n    period: 100\n    runs: 1\n",
+    )
+    .unwrap();
+    let json = dir.path().join("report.json");
+    let (code, stdout, stderr) = run(bin()
+        .args(["--label", "slow", "--quiet"])
+        .arg("--suites")
+        .arg(&suites)
+        .arg("--expected")
+        .arg(dir.path())
+        .arg("--json")
+        .arg(&json));
+    assert_eq!(code, 101, "{stdout}{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let (slow, next) = (&report["cases"][0], &report["cases"][1]);
+    assert_eq!(slow["verdict"], "error", "{slow}");
+    assert!(
+        slow["reason"]
+            .as_str()
+            .unwrap()
+            .contains("ran past its deadline of 1 s and was abandoned"),
+        "{slow}"
+    );
+    assert_eq!(next["verdict"], "pass", "{next}");
+}

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use pmu_conformance::executor::qemu::launcher::{self, Boot, Exit, Machine, QemuConfig};
+use pmu_conformance::executor::qemu::launcher::{self, Boot, Ending, Exit, Machine, QemuConfig};
 use pmu_conformance::vocabulary::Accel;
 use pmu_kernel_checks::protocol::{self, Frame};
 use pmu_kernel_checks::record::Verdict;
@@ -65,7 +65,7 @@ fn boot(config: &QemuConfig) -> Boot {
         config.accel,
         boot.exit,
         boot.wall,
-        if boot.timed_out { ", timed out" } else { "" },
+        if boot.ending == Ending::Exited { "" } else { ", killed" },
         boot.lines.join("\n  ")
     );
     boot
@@ -102,7 +102,11 @@ fn session(boot: &Boot) -> (Vec<(String, String)>, Vec<pmu_kernel_checks::record
 /// The plan ran to its end: a banner, a hello without a plan error, one
 /// record per case in order, `end cases=2`, and guest exit code 0.
 fn assert_plan_ran(boot: &Boot) -> Vec<pmu_kernel_checks::record::Record> {
-    assert!(!boot.timed_out, "the guest timed out:\n{boot:#?}");
+    assert_eq!(
+        boot.ending,
+        Ending::Exited,
+        "the guest did not end by itself:\n{boot:#?}"
+    );
     assert_eq!(boot.exit, Exit::Guest(0), "{boot:#?}");
     assert!(
         boot.lines.iter().any(|l| l.starts_with("probe-kernel: booted (")),
@@ -170,7 +174,7 @@ fn the_watchdog_ends_the_guest_with_code_1_and_says_so() {
         ..QemuConfig::new(image(), Accel::Tcg, format!("{PLAN} pmuc.watchdog=0"))
     });
     assert_eq!(boot.exit, Exit::Guest(1), "{boot:#?}");
-    assert!(!boot.timed_out);
+    assert_eq!(boot.ending, Ending::Exited);
     assert!(
         boot.lines
             .last()
@@ -187,7 +191,7 @@ fn a_guest_past_the_timeout_is_killed_and_reported() {
         timeout: Duration::from_millis(10),
         ..QemuConfig::new(image(), Accel::Tcg, PLAN)
     });
-    assert!(boot.timed_out, "{boot:#?}");
+    assert_eq!(boot.ending, Ending::Deadline, "{boot:#?}");
     assert_eq!(boot.exit, Exit::Signal(9), "{boot:#?}");
 }
 

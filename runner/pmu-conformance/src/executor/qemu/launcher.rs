@@ -1,11 +1,12 @@
-//! Booting the probe kernel under QEMU, and what came back: the console
-//! lines, how the guest exited, whether it had to be killed, how long it took.
+//! Booting the probe kernel under QEMU, supervised, and what came back: the
+//! console lines, how the guest exited, how the boot ended, how long it took.
 //!
-//! [`boot`] runs `qemu-system-x86_64` with the flags verified for the probe
-//! kernel on QEMU 7.2 (Debian bookworm's), TCG and nested KVM:
+//! [`boot`] runs `qemu-system-x86_64` (or `$PMUC_QEMU`) with the flags
+//! verified for the probe kernel on QEMU 7.2 (Debian bookworm's), TCG and
+//! nested KVM:
 //!
 //! ```text
-//! -M microvm -accel kvm -cpu host,-arch-capabilities   (or -M pc -accel tcg)
+//! -M microvm -accel kvm -cpu host,-arch-capabilities   (or -M pc -accel tcg [-cpu MODEL])
 //! -m 128M -display none -no-reboot -nodefaults
 //! -debugcon stdio -device isa-debug-exit,iobase=0xf4,iosize=0x04
 //! -kernel <image> -append <cmdline>
@@ -20,14 +21,29 @@
 //! - isa-debug-exit makes QEMU exit with `(code << 1) | 1`; exit status 0
 //!   means the guest never wrote it (under `-no-reboot`, a triple fault or a
 //!   shutdown ends QEMU with 0). See [`Exit`].
-//! - Nothing waits forever: past [`QemuConfig::timeout`] QEMU is killed and
-//!   the [`Boot`] says `timed_out`, with whatever the guest printed.
+//!
+//! Supervision: nothing outlives its deadline or the runner, and no guest
+//! can make the runner wait or grow without bound.
+//!
+//! - QEMU runs in a process group of its own, with `PR_SET_PDEATHSIG`, so
+//!   the runner's death (even `kill -9`) kills it, and killing the group
+//!   kills whatever it started. [`kill_every_guest`] ends every live one (the
+//!   runner's SIGINT and SIGTERM handling calls it).
+//! - One thread polls both pipes and the child. At the deadline the group is
+//!   killed; the console is capped at [`CONSOLE_LIMIT`] bytes (a guest that
+//!   floods it is killed) and stderr at [`STDERR_LIMIT`]; a process that keeps
+//!   the console open after QEMU exits (a wrapper's child) gets
+//!   [`PIPE_GRACE`], then the group is killed. Each way of ending is an
+//!   [`Ending`] that failure messages name.
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, Read};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::thread;
+use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::vocabulary::Accel;
@@ -35,8 +51,28 @@ use crate::vocabulary::Accel;
 /// The QEMU binary, found on PATH.
 pub const QEMU: &str = "qemu-system-x86_64";
 
+/// The environment variable that names another QEMU binary (a wrapper, say).
+pub const QEMU_VARIABLE: &str = "PMUC_QEMU";
+
 /// Where `cargo xtask kernel` leaves the image, relative to the target directory.
 pub const IMAGE_IN_TARGET_DIR: &str = "x86_64-unknown-none/release/probe-kernel";
+
+/// The most console output one boot may produce: a plan's records take a
+/// few kilobytes; a guest past this is flooding, and is killed.
+pub const CONSOLE_LIMIT: usize = 4 << 20;
+
+/// The longest console line kept whole; the rest of a longer one is dropped.
+pub const LINE_LIMIT: usize = 64 << 10;
+
+/// How much of QEMU's stderr is kept.
+pub const STDERR_LIMIT: usize = 64 << 10;
+
+/// How long the console may stay open after QEMU exits before whatever holds
+/// it is killed.
+pub const PIPE_GRACE: Duration = Duration::from_millis(300);
+
+/// How often supervision looks at the child and the clock.
+const POLL: Duration = Duration::from_millis(10);
 
 /// The QEMU machine type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -45,8 +81,6 @@ pub enum Machine {
     Microvm,
     /// i440FX with SeaBIOS: the classic PC, with a PIT the kernel can calibrate against.
     Pc,
-    /// Q35 with SeaBIOS.
-    Q35,
 }
 
 impl Machine {
@@ -54,13 +88,14 @@ impl Machine {
         match self {
             Machine::Microvm => "microvm",
             Machine::Pc => "pc",
-            Machine::Q35 => "q35",
         }
     }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QemuConfig {
+    /// The QEMU binary: `$PMUC_QEMU`, else [`QEMU`] on PATH.
+    pub program: OsString,
     /// The probe kernel's ELF (see [`IMAGE_IN_TARGET_DIR`]).
     pub image: PathBuf,
     pub accel: Accel,
@@ -70,7 +105,7 @@ pub struct QemuConfig {
     pub cpu: Option<String>,
     /// The guest's command line: the plan (`pmuc=…`) and `pmuc.watchdog=`.
     pub cmdline: String,
-    /// How long QEMU may run before it is killed.
+    /// How long QEMU may run before its process group is killed.
     pub timeout: Duration,
     /// Guest memory, MiB.
     pub memory_mib: u32,
@@ -81,6 +116,9 @@ impl QemuConfig {
     /// TCG, 128 MiB, and a 60 s timeout (twice the kernel's default watchdog).
     pub fn new(image: impl Into<PathBuf>, accel: Accel, cmdline: impl Into<String>) -> QemuConfig {
         QemuConfig {
+            program: std::env::var_os(QEMU_VARIABLE)
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| QEMU.into()),
             image: image.into(),
             accel,
             machine: match accel {
@@ -142,7 +180,7 @@ impl QemuConfig {
                 a.into_owned()
             }
         };
-        std::iter::once(QEMU.to_string())
+        std::iter::once(quote(&self.program))
             .chain(self.args().iter().map(quote))
             .collect::<Vec<_>>()
             .join(" ")
@@ -155,14 +193,31 @@ pub enum Exit {
     /// The guest wrote this code to isa-debug-exit (QEMU status `(code << 1) | 1`).
     /// The probe kernel writes 0 after its last record and 1 on every fatal path.
     Guest(u32),
-    /// QEMU exited 0: the guest stopped without reaching isa-debug-exit (a
-    /// triple fault or a shutdown under `-no-reboot`). Never a pass.
+    /// QEMU exited 0 after the guest spoke: the guest stopped without
+    /// reaching isa-debug-exit (a triple fault or a shutdown under
+    /// `-no-reboot`). Never a pass.
     NoDebugExit,
-    /// QEMU failed on its own: an even status, or status 1 with an error
-    /// (not a warning) on its stderr, as kvm-unit-tests tells them apart.
+    /// QEMU failed on its own: an even status, status 1 with an error (not a
+    /// warning) on its stderr, as kvm-unit-tests tells them apart, or any
+    /// status before the guest printed anything (only a running guest can
+    /// write isa-debug-exit, and the probe kernel speaks first).
     Qemu(i32),
-    /// Killed by this signal: by us at the timeout, or by something else.
+    /// Killed by this signal: by us (see [`Ending`]), or by something else.
     Signal(i32),
+}
+
+/// Why supervision stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// QEMU exited and its console closed.
+    Exited,
+    /// The deadline passed; QEMU's process group was killed.
+    Deadline,
+    /// The guest wrote more than [`CONSOLE_LIMIT`] bytes; the group was killed.
+    Flooded,
+    /// QEMU exited but something kept its console open past [`PIPE_GRACE`];
+    /// the group was killed.
+    ConsoleHeld,
 }
 
 /// One boot's results.
@@ -171,12 +226,13 @@ pub struct Boot {
     /// The console (port 0xE9) line by line, without line endings.
     pub lines: Vec<String>,
     pub exit: Exit,
-    /// QEMU ran past the timeout and was killed.
-    pub timed_out: bool,
+    pub ending: Ending,
     /// From spawning QEMU to the last console line (to its exit, where the
     /// guest printed nothing).
     pub wall: Duration,
-    /// What QEMU wrote to stderr: its warnings and errors.
+    /// From spawning QEMU to the end of supervision.
+    pub elapsed: Duration,
+    /// What QEMU wrote to stderr (its warnings and errors), up to [`STDERR_LIMIT`].
     pub stderr: String,
 }
 
@@ -202,9 +258,13 @@ pub enum BootError {
     ImageMissing(PathBuf),
     #[error("KVM was asked for, but /dev/kvm is missing or not accessible to this user: boot with TCG")]
     KvmUnusable,
-    #[error("could not start {QEMU}: {0}")]
-    Spawn(#[source] io::Error),
-    #[error("lost track of {QEMU}: {0}")]
+    #[error("could not start {}: {error}", .program.to_string_lossy())]
+    Spawn {
+        program: OsString,
+        #[source]
+        error: io::Error,
+    },
+    #[error("lost track of QEMU: {0}")]
     Wait(#[source] io::Error),
 }
 
@@ -217,11 +277,26 @@ pub fn kvm_usable() -> bool {
         .is_ok()
 }
 
-/// How often the wait for QEMU looks at the clock.
-const POLL: Duration = Duration::from_millis(1);
+/// The process groups of every QEMU this process is supervising.
+static LIVE: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
 
-/// Boots the image and collects the console until QEMU exits or the
-/// timeout kills it.
+/// Kills every QEMU (and all it started) that a boot in this process is
+/// supervising. Their supervisors then see them die and end their boots.
+pub fn kill_every_guest() {
+    let live = LIVE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    for &group in live.iter() {
+        // SAFETY: a plain kill of a process group we created.
+        unsafe { libc::kill(-group, libc::SIGKILL) };
+    }
+}
+
+/// How many boots are being supervised right now.
+pub fn live_guests() -> usize {
+    LIVE.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).len()
+}
+
+/// Boots the image and supervises QEMU until it exits, floods, outlives its
+/// console or reaches `config.timeout`.
 pub fn boot(config: &QemuConfig) -> Result<Boot, BootError> {
     if !config.image.is_file() {
         return Err(BootError::ImageMissing(config.image.clone()));
@@ -230,77 +305,208 @@ pub fn boot(config: &QemuConfig) -> Result<Boot, BootError> {
         return Err(BootError::KvmUnusable);
     }
     let start = Instant::now();
-    let mut child = Command::new(QEMU)
+    let parent = std::process::id() as i32;
+    let mut command = Command::new(&config.program);
+    command
         .args(config.args())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => BootError::QemuNotFound,
-            _ => BootError::Spawn(e),
-        })?;
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let mut stderr = child.stderr.take().expect("stderr is piped");
-    let console = thread::spawn(move || read_lines(stdout));
-    let errors = thread::spawn(move || {
-        let mut text = Vec::new();
-        let _ = stderr.read_to_end(&mut text);
-        String::from_utf8_lossy(&text).into_owned()
-    });
-    let (status, timed_out) = wait(&mut child, start + config.timeout)?;
+        .process_group(0);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            // Die with the runner, even one killed with SIGKILL.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The runner may have died before the line above took effect.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            // QEMU starts with no signal blocked, whatever the runner's threads block.
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound && config.program == QEMU {
+            BootError::QemuNotFound
+        } else {
+            BootError::Spawn {
+                program: config.program.clone(),
+                error: e,
+            }
+        }
+    })?;
+    let group = child.id() as i32;
+    LIVE.lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .insert(group);
+    let result = supervise(&mut child, start, start + config.timeout);
+    // Whatever QEMU left behind in its group goes with it.
+    // SAFETY: a plain kill of the process group we created.
+    unsafe { libc::kill(-group, libc::SIGKILL) };
+    let _ = child.wait();
+    LIVE.lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .remove(&group);
+    result
+}
+
+/// The console, split into timed lines, within [`CONSOLE_LIMIT`] and [`LINE_LIMIT`].
+#[derive(Debug, Default)]
+struct Console {
+    lines: Vec<(Instant, String)>,
+    partial: Vec<u8>,
+    total: usize,
+}
+
+impl Console {
+    /// Takes `bytes` as they arrived; false once the guest has flooded.
+    fn take(&mut self, bytes: &[u8], at: Instant) -> bool {
+        self.total += bytes.len();
+        for &b in bytes {
+            if b == b'\n' {
+                self.end_line(at);
+            } else if self.partial.len() < LINE_LIMIT {
+                self.partial.push(b);
+            }
+        }
+        self.total <= CONSOLE_LIMIT
+    }
+
+    fn end_line(&mut self, at: Instant) {
+        let line = String::from_utf8_lossy(&self.partial);
+        self.lines.push((at, line.trim_end_matches('\r').to_owned()));
+        self.partial.clear();
+    }
+
+    /// The lines, a last unterminated one included.
+    fn finish(mut self, at: Instant) -> Vec<(Instant, String)> {
+        if !self.partial.is_empty() {
+            self.end_line(at);
+        }
+        self.lines
+    }
+}
+
+/// One pipe being read without blocking.
+struct Pipe<R: Read + AsRawFd> {
+    reader: Option<R>,
+}
+
+impl<R: Read + AsRawFd> Pipe<R> {
+    fn new(reader: Option<R>) -> Pipe<R> {
+        if let Some(r) = &reader {
+            // SAFETY: fcntl on a pipe we own.
+            unsafe {
+                let flags = libc::fcntl(r.as_raw_fd(), libc::F_GETFL);
+                libc::fcntl(r.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
+            }
+        }
+        Pipe { reader }
+    }
+
+    fn open(&self) -> bool {
+        self.reader.is_some()
+    }
+
+    fn pollfd(&self) -> libc::pollfd {
+        libc::pollfd {
+            fd: self.reader.as_ref().map_or(-1, |r| r.as_raw_fd()),
+            events: libc::POLLIN,
+            revents: 0,
+        }
+    }
+
+    /// Reads what is there now into `each`; closes the pipe at end of file.
+    fn drain(&mut self, mut each: impl FnMut(&[u8])) {
+        let mut buf = [0u8; 16 * 1024];
+        while let Some(reader) = &mut self.reader {
+            match reader.read(&mut buf) {
+                Ok(0) => self.reader = None,
+                Ok(n) => each(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => self.reader = None,
+            }
+        }
+    }
+}
+
+/// Watches `child` and its two pipes until it ends, one way or another.
+fn supervise(child: &mut Child, start: Instant, deadline: Instant) -> Result<Boot, BootError> {
+    let mut stdout: Pipe<ChildStdout> = Pipe::new(child.stdout.take());
+    let mut stderr: Pipe<ChildStderr> = Pipe::new(child.stderr.take());
+    let mut console = Console::default();
+    let mut errors: Vec<u8> = Vec::new();
+    let mut status: Option<(ExitStatus, Instant)> = None;
+    let kill_group = |child: &Child| {
+        // SAFETY: a plain kill of the process group we created.
+        unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+    };
+    let ending = loop {
+        let mut fds = [stdout.pollfd(), stderr.pollfd()];
+        // SAFETY: polls two descriptors (-1 entries are ignored).
+        unsafe { libc::poll(fds.as_mut_ptr(), 2, POLL.as_millis() as i32) };
+        let now = Instant::now();
+        let mut flooded = false;
+        stdout.drain(|bytes| flooded |= !console.take(bytes, now));
+        stderr.drain(|bytes| {
+            let room = STDERR_LIMIT.saturating_sub(errors.len());
+            errors.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        });
+        if flooded {
+            kill_group(child);
+            break Ending::Flooded;
+        }
+        if status.is_none()
+            && let Some(s) = child.try_wait().map_err(BootError::Wait)?
+        {
+            status = Some((s, now));
+        }
+        match status {
+            Some(_) if !stdout.open() && !stderr.open() => break Ending::Exited,
+            Some((_, exited)) if now >= exited + PIPE_GRACE => {
+                kill_group(child);
+                break Ending::ConsoleHeld;
+            }
+            _ if now >= deadline => {
+                kill_group(child);
+                break Ending::Deadline;
+            }
+            _ => {}
+        }
+    };
+    let status = match status {
+        Some((s, _)) => s,
+        None => child.wait().map_err(BootError::Wait)?,
+    };
     let ended = Instant::now();
-    // QEMU has exited, so both pipes are at end of file.
-    let timed_lines = console.join().unwrap_or_default();
-    let stderr = errors.join().unwrap_or_default();
-    let wall = timed_lines.last().map_or(ended, |(at, _)| *at) - start;
+    let lines = console.finish(ended);
+    let stderr = String::from_utf8_lossy(&errors).into_owned();
+    let spoke = lines
+        .iter()
+        .any(|(_, l)| l.starts_with("probe-kernel:") || l.starts_with("@pmuc"));
+    let wall = lines.last().map_or(ended, |(at, _)| *at) - start;
     Ok(Boot {
-        lines: timed_lines.into_iter().map(|(_, line)| line).collect(),
-        exit: decode(status, &stderr),
-        timed_out,
+        lines: lines.into_iter().map(|(_, line)| line).collect(),
+        exit: decode(status, &stderr, spoke),
+        ending,
         wall,
+        elapsed: ended - start,
         stderr,
     })
 }
 
-/// Waits for QEMU until `deadline`, then kills it. Returns its status and
-/// whether it was killed.
-fn wait(child: &mut Child, deadline: Instant) -> Result<(ExitStatus, bool), BootError> {
-    loop {
-        if let Some(status) = child.try_wait().map_err(BootError::Wait)? {
-            return Ok((status, false));
-        }
-        if Instant::now() >= deadline {
-            // It may have exited in between; either way, wait reaps it.
-            let _ = child.kill();
-            return Ok((child.wait().map_err(BootError::Wait)?, true));
-        }
-        thread::sleep(POLL);
-    }
-}
-
-/// Reads the console to end of file, each line with the moment it arrived.
-/// Bytes that are not UTF-8 are replaced rather than lost.
-fn read_lines(stdout: impl Read) -> Vec<(Instant, String)> {
-    let mut reader = BufReader::new(stdout);
-    let mut lines = Vec::new();
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {
-                let line = String::from_utf8_lossy(&buf);
-                lines.push((Instant::now(), line.trim_end_matches(['\n', '\r']).to_string()));
-            }
-        }
-    }
-    lines
-}
-
-fn decode(status: ExitStatus, stderr: &str) -> Exit {
-    use std::os::unix::process::ExitStatusExt;
+/// How QEMU's exit status reads, given what it said on stderr and whether
+/// the guest printed anything at all.
+fn decode(status: ExitStatus, stderr: &str, guest_spoke: bool) -> Exit {
     match (status.code(), status.signal()) {
+        (Some(code), _) if !guest_spoke => Exit::Qemu(code),
         (Some(0), _) => Exit::NoDebugExit,
         (Some(1), _) if qemu_error(stderr) => Exit::Qemu(1),
         (Some(code), _) if code & 1 == 1 => Exit::Guest((code >> 1) as u32),
@@ -323,8 +529,6 @@ fn qemu_error(stderr: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::process::ExitStatusExt;
-
     use super::*;
 
     fn status(code: i32) -> ExitStatus {
@@ -333,38 +537,56 @@ mod tests {
 
     #[test]
     fn exit_statuses_decode_as_kvm_unit_tests_reads_them() {
-        assert_eq!(decode(status(1), ""), Exit::Guest(0));
-        assert_eq!(decode(status(3), ""), Exit::Guest(1));
-        assert_eq!(decode(status(0), ""), Exit::NoDebugExit);
-        assert_eq!(decode(status(2), ""), Exit::Qemu(2));
-        assert_eq!(decode(ExitStatus::from_raw(9), ""), Exit::Signal(9));
+        assert_eq!(decode(status(1), "", true), Exit::Guest(0));
+        assert_eq!(decode(status(3), "", true), Exit::Guest(1));
+        assert_eq!(decode(status(0), "", true), Exit::NoDebugExit);
+        assert_eq!(decode(status(2), "", true), Exit::Qemu(2));
+        assert_eq!(decode(ExitStatus::from_raw(9), "", true), Exit::Signal(9));
+    }
+
+    #[test]
+    fn an_exit_before_the_guest_spoke_is_qemus_own() {
+        // A wrapper that fails, or a QEMU that never started the guest,
+        // exits 1 without a word from the guest: that is not "guest code 0".
+        assert_eq!(decode(status(1), "", false), Exit::Qemu(1));
+        assert_eq!(decode(status(3), "", false), Exit::Qemu(3));
+        assert_eq!(decode(ExitStatus::from_raw(9), "", false), Exit::Signal(9));
     }
 
     #[test]
     fn status_1_is_qemu_failing_when_qemu_said_so() {
         let kvm = "qemu-system-x86_64: -accel kvm: Could not access KVM kernel module: Permission denied\n";
-        assert_eq!(decode(status(1), kvm), Exit::Qemu(1));
+        assert_eq!(decode(status(1), kvm, true), Exit::Qemu(1));
         let warning = "qemu-system-x86_64: warning: host doesn't support requested feature: CPUID.80000001H:ECX.svm\n";
-        assert_eq!(decode(status(1), warning), Exit::Guest(0));
+        assert_eq!(decode(status(1), warning, true), Exit::Guest(0));
         let option_warning = "qemu-system-x86_64: -cpu host: warning: something\n";
-        assert_eq!(decode(status(1), option_warning), Exit::Guest(0));
+        assert_eq!(decode(status(1), option_warning, true), Exit::Guest(0));
         // What QEMU 7.2 says when -kernel is not a kernel.
-        assert_eq!(decode(status(1), "qemu: invalid kernel header\n"), Exit::Qemu(1));
+        assert_eq!(decode(status(1), "qemu: invalid kernel header\n", true), Exit::Qemu(1));
     }
 
     #[test]
     fn the_command_line_has_the_verified_flags() {
-        let config = QemuConfig::new("/tmp/probe-kernel", Accel::Kvm, "pmuc=k/a,ovf-ack pmuc.watchdog=5");
+        let config = QemuConfig {
+            program: QEMU.into(),
+            ..QemuConfig::new("/tmp/probe-kernel", Accel::Kvm, "pmuc=k/a,ovf-ack pmuc.watchdog=5")
+        };
         assert_eq!(
             config.command_line(),
             "qemu-system-x86_64 -M microvm -accel kvm -cpu host,-arch-capabilities -m 128M -display none \
              -no-reboot -nodefaults -debugcon stdio -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
              -kernel /tmp/probe-kernel -append 'pmuc=k/a,ovf-ack pmuc.watchdog=5'"
         );
-        let tcg = QemuConfig::new("/tmp/probe-kernel", Accel::Tcg, "pmuc=k/a,ovf-ack");
+        let tcg = QemuConfig {
+            program: QEMU.into(),
+            cpu: Some("Skylake-Client".into()),
+            ..QemuConfig::new("/tmp/probe-kernel", Accel::Tcg, "pmuc=k/a,ovf-ack")
+        };
         assert!(
             tcg.command_line()
-                .starts_with("qemu-system-x86_64 -M pc -accel tcg -m 128M ")
+                .starts_with("qemu-system-x86_64 -M pc -accel tcg -cpu Skylake-Client -m 128M "),
+            "{}",
+            tcg.command_line()
         );
     }
 
@@ -377,9 +599,27 @@ mod tests {
     }
 
     #[test]
-    fn console_lines_lose_their_endings_and_keep_bad_bytes_visible() {
-        let lines = read_lines(&b"one\r\ntwo\n\xffthree"[..]);
-        let text: Vec<&str> = lines.iter().map(|(_, l)| l.as_str()).collect();
+    fn console_lines_lose_their_endings_keep_bad_bytes_visible_and_are_bounded() {
+        let now = Instant::now();
+        let mut console = Console::default();
+        assert!(console.take(b"one\r\ntwo\n\xffthree", now));
+        let text: Vec<String> = console.finish(now).into_iter().map(|(_, l)| l).collect();
         assert_eq!(text, ["one", "two", "\u{fffd}three"]);
+
+        let mut console = Console::default();
+        assert!(console.take(&vec![b'x'; LINE_LIMIT + 10], now));
+        assert!(console.take(b"\n", now));
+        assert_eq!(
+            console.lines[0].1.len(),
+            LINE_LIMIT,
+            "a long line is cut, not kept whole"
+        );
+        let chunk = vec![b'y'; 1 << 20];
+        let floods = (0..8).map(|_| console.take(&chunk, now)).any(|ok| !ok);
+        assert!(floods, "past CONSOLE_LIMIT the console reports a flood");
+        assert!(
+            console.lines.len() < 2 && console.partial.len() <= LINE_LIMIT,
+            "and keeps nothing more"
+        );
     }
 }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use pmu_kernel_checks::cpuid_leaves;
 use pmu_kernel_checks::plan::Plan;
 
-use self::launcher::{Boot, BootError, Exit, QemuConfig};
+use self::launcher::{Boot, BootError, Ending, Exit, QemuConfig};
 use crate::case::Case;
 use crate::cpu::{CpuidDump, CpuidReader};
 use crate::event_table::{EventTable, ResolvedEvent};
@@ -26,6 +26,9 @@ use crate::fingerprint::Fingerprint;
 use crate::kernel_case::{self, Transcript};
 use crate::outcome::{Outcome, Verdict};
 use crate::vocabulary::Accel;
+
+/// How long the first boot, which only reads the guest's CPUID, may take.
+const HELLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The environment variable that names the probe kernel image, ahead of the search.
 pub const IMAGE_VARIABLE: &str = "PMUC_PROBE_KERNEL";
@@ -51,7 +54,16 @@ impl QemuExecutor {
         let image = find_image(image)?;
         let config = QemuConfig {
             cpu: cpu.clone(),
-            ..QemuConfig::new(&image, accel, format!("pmuc= {}", pmu_kernel_checks::CPUID_WORD))
+            timeout: HELLO_TIMEOUT,
+            ..QemuConfig::new(
+                &image,
+                accel,
+                format!(
+                    "pmuc= {} pmuc.watchdog={}",
+                    pmu_kernel_checks::CPUID_WORD,
+                    HELLO_TIMEOUT.as_secs() - 1
+                ),
+            )
         };
         let boot = launcher::boot(&config).map_err(|e| StartError::Unavailable(e.to_string()))?;
         let transcript = Transcript::read(boot.lines.iter().map(String::as_str));
@@ -84,7 +96,8 @@ impl QemuExecutor {
         &self.fingerprint
     }
 
-    /// One boot for `case`, as its outcome.
+    /// One boot for `case`, as its outcome, within the case's deadline: the
+    /// guest's own watchdog is set a second short of it, and QEMU is killed at it.
     fn boot(&self, case: &Case) -> Outcome {
         let id = case.id.to_string();
         let plan = Plan {
@@ -94,10 +107,11 @@ impl QemuExecutor {
             Ok(cmdline) => cmdline,
             Err(why) => return Outcome::error(why),
         };
-        // QemuConfig's timeout: twice the probe kernel's own watchdog.
+        let watchdog = case.timeout.as_secs().saturating_sub(1).max(1);
         let config = QemuConfig {
             cpu: self.cpu.clone(),
-            ..QemuConfig::new(&self.image, self.accel, cmdline)
+            timeout: case.timeout,
+            ..QemuConfig::new(&self.image, self.accel, format!("{cmdline} pmuc.watchdog={watchdog}"))
         };
         let boot = match launcher::boot(&config) {
             Ok(boot) => boot,
@@ -105,17 +119,23 @@ impl QemuExecutor {
         };
         let transcript = Transcript::read(boot.lines.iter().map(String::as_str));
         let outcome = transcript.outcome(&id);
-        let outcome = if outcome.verdict == Verdict::Error && !transcript.reported(&id) {
-            // The transcript says what is missing; the boot says why.
-            Outcome::error(format!(
-                "{} ({})",
-                outcome.reason.unwrap_or_default(),
-                failure(&boot, &config)
-            ))
-        } else {
-            outcome
-        };
-        outcome.figure("boot_ms", boot.wall.as_millis() as u64)
+        let outcome =
+            if (outcome.verdict == Verdict::Error && !transcript.reported(&id)) || boot.ending != Ending::Exited {
+                // The transcript says what is missing; the boot says why.
+                Outcome::error(format!(
+                    "{} ({})",
+                    outcome
+                        .reason
+                        .filter(|_| !transcript.reported(&id))
+                        .unwrap_or_else(|| "the guest's record cannot be trusted".into()),
+                    failure(&boot, &config)
+                ))
+            } else {
+                outcome
+            };
+        outcome
+            .figure("boot_ms", boot.wall.as_millis() as u64)
+            .figure("ended_ms", boot.elapsed.as_millis() as u64)
     }
 }
 
@@ -135,25 +155,52 @@ impl Executor for QemuExecutor {
     }
 }
 
-/// How a boot ended, for a case that has no record: the exit, the last
-/// thing the guest printed, and what QEMU said.
+/// How a boot ended, for a case that has no record: how supervision ended,
+/// the exit, the last thing the guest printed, and what QEMU said.
 fn failure(boot: &Boot, config: &QemuConfig) -> String {
-    let how = match boot.exit {
-        _ if boot.timed_out => format!("the guest ran past {}s and was killed", config.timeout.as_secs()),
+    let ending = match boot.ending {
+        Ending::Exited => None,
+        Ending::Deadline => Some(format!(
+            "the guest was still running at its deadline of {} s, so its QEMU was killed",
+            config.timeout.as_secs_f64()
+        )),
+        Ending::Flooded => Some(format!(
+            "the guest wrote more than {} MiB to its console, so its QEMU was killed",
+            launcher::CONSOLE_LIMIT >> 20
+        )),
+        Ending::ConsoleHeld => Some(format!(
+            "QEMU exited but another process kept its console open for {} ms, so that process group was killed",
+            launcher::PIPE_GRACE.as_millis()
+        )),
+    };
+    let exit = match boot.exit {
         Exit::Guest(0) => "the guest exited normally".to_owned(),
         Exit::Guest(code) => format!("the guest exited with code {code}"),
         Exit::NoDebugExit => {
             "the guest stopped without reaching its exit port (a triple fault or a shutdown)".to_owned()
         }
+        Exit::Qemu(code) if boot.lines.is_empty() => format!(
+            "QEMU exited with status {code} before the guest printed anything (QEMU failed, or {} is not QEMU)",
+            config.program.to_string_lossy()
+        ),
         Exit::Qemu(code) => format!("QEMU failed with status {code}"),
-        Exit::Signal(signal) => format!("QEMU was killed by signal {signal}"),
+        Exit::Signal(signal) => format!("QEMU ended by signal {signal}"),
+    };
+    let how = match ending {
+        Some(ending) if matches!(boot.exit, Exit::Signal(libc::SIGKILL)) => ending,
+        Some(ending) => format!("{ending}; {exit}"),
+        None => exit,
     };
     let last = boot.lines.iter().rev().find(|l| !l.trim().is_empty());
     let mut text = match last {
         Some(line) => format!("{how}; last console line: {:?}", truncate(line, 160)),
         None => format!("{how}; the console stayed empty"),
     };
-    if let Some(error) = boot.stderr.lines().find(|l| !l.trim().is_empty()) {
+    if let Some(error) = boot
+        .stderr
+        .lines()
+        .find(|l| !l.trim().is_empty() && !l.contains("warning:"))
+    {
         text.push_str(&format!("; QEMU said: {}", truncate(error, 200)));
     }
     text
