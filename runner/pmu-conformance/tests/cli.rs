@@ -174,7 +174,11 @@ fn a_qemu_environment_that_cannot_boot_says_why_before_anything_runs() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stdout.is_empty(), "nothing may run: {stdout}");
     assert!(stderr.contains("did not say hello"), "{stderr}");
-    assert!(stderr.contains("QEMU failed with status 1"), "{stderr}");
+    assert!(
+        stderr.contains("QEMU exited with status 1 before the guest printed anything"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("QEMU said: qemu: invalid kernel header"), "{stderr}");
     assert!(
         stderr.contains("command: qemu-system-x86_64 -M pc -accel tcg"),
         "{stderr}"

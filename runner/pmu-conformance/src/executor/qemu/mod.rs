@@ -179,10 +179,9 @@ fn failure(boot: &Boot, config: &QemuConfig) -> String {
         Exit::NoDebugExit => {
             "the guest stopped without reaching its exit port (a triple fault or a shutdown)".to_owned()
         }
-        Exit::Qemu(code) if boot.lines.is_empty() => format!(
-            "QEMU exited with status {code} before the guest printed anything (QEMU failed, or {} is not QEMU)",
-            config.program.to_string_lossy()
-        ),
+        Exit::Qemu(code) if boot.lines.is_empty() => {
+            format!("QEMU exited with status {code} before the guest printed anything: QEMU itself failed")
+        }
         Exit::Qemu(code) => format!("QEMU failed with status {code}"),
         Exit::Signal(signal) => format!("QEMU ended by signal {signal}"),
     };
