@@ -28,6 +28,14 @@ use serde_saphyr::Spanned;
 use crate::case::Case;
 use crate::input_error::{InputErrors, SourceText};
 use crate::vocabulary::{Accel, EnvironmentId, IdError, ProbeKind};
+use crate::yaml_number::{Meaning, Whole};
+
+/// A model's seed: any 64-bit number.
+struct Seed;
+
+impl Meaning for Seed {
+    const NAME: &'static str = "seed";
+}
 
 /// What runs an environment's cases.
 #[derive(Clone, Debug)]
@@ -150,7 +158,7 @@ struct EnvironmentEntry {
     /// sim: faults, by known-bug id, with an optional rate.
     faults: Option<Spanned<Vec<Spanned<FaultEntry>>>>,
     /// sim: the seed.
-    seed: Option<Spanned<u64>>,
+    seed: Option<Spanned<Whole<Seed>>>,
     /// qemu: `tcg` or `kvm`.
     accel: Option<Spanned<String>>,
     /// qemu: QEMU's `-cpu` model.
@@ -435,7 +443,7 @@ fn target(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -
             }
             config.faults = Faults(faults);
             if let Some(seed) = &e.seed {
-                config.seed = seed.value;
+                config.seed = seed.value.get();
             }
             Some(Target::Sim {
                 preset: model.value.clone(),

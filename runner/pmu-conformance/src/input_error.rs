@@ -31,9 +31,13 @@ impl SourceText {
     }
 
     /// Parses the whole file as `T` with the suite's YAML rules: strict booleans
-    /// (`yes` is an error, not `true`) and duplicate keys rejected.
+    /// (`yes` is an error, not `true`), duplicate keys rejected, and the YAML
+    /// budget: [`YAML_MAX_NODES`], [`YAML_MAX_DEPTH`], [`YAML_MAX_ALIASES`].
     pub fn parse_yaml<T: DeserializeOwned>(&self) -> Result<T, InputError> {
-        let options = serde_saphyr::options! { strict_booleans: true };
+        let options = serde_saphyr::options! {
+            strict_booleans: true,
+            budget: Some(yaml_budget()),
+        };
         serde_saphyr::from_str_with_options(&self.text, options).map_err(|e| self.yaml_error(&e))
     }
 
@@ -61,10 +65,96 @@ impl SourceText {
 
     fn yaml_error(&self, error: &serde_saphyr::Error) -> InputError {
         let message = core_message(error);
-        match error.location() {
-            Some(at) if at.line() > 0 => self.error_at_position(at.line(), at.column(), message),
+        let (line, column) = match error.location() {
+            Some(at) if at.line() > 0 => (at.line(), at.column()),
             // An empty document has no position; point at its start.
-            _ => self.error_at_position(1, 1, message),
+            _ => (1, 1),
+        };
+        // serde reports a missing field where the mapping ends; the author
+        // looks for it where the mapping (a case, say) starts.
+        let (line, column) = if message.starts_with("this entry has no `") {
+            self.start_of_entry(line, column)
+        } else {
+            (line, column)
+        };
+        self.error_at_position(line, column, message)
+    }
+
+    /// Where the list entry holding `line`, `column` starts: its first key,
+    /// just after the nearest `- ` above it at the entry's indentation. The
+    /// file's start if there is none (the file's own top-level mapping).
+    fn start_of_entry(&self, line: u64, column: u64) -> (u64, u64) {
+        let lines: Vec<&str> = self.text.lines().collect();
+        // Columns are 1-based: the key is at index column - 1, its `- ` two before.
+        let dash_column = column.saturating_sub(3) as usize;
+        (1..=line.min(lines.len() as u64))
+            .rev()
+            .find(|&l| {
+                let text = lines[l as usize - 1];
+                text.len() > dash_column + 1
+                    && text[..dash_column].chars().all(|c| c == ' ')
+                    && text[dash_column..].starts_with("- ")
+            })
+            .map_or((1, 1), |l| (l, column))
+    }
+}
+
+// The YAML budget every suite and matrix file is parsed under: far above
+// what a hand-written file needs, far below what would make a bad one costly.
+// suites/README.md ("Limits") documents it.
+
+/// Sequences, mappings and scalars in one file.
+pub const YAML_MAX_NODES: usize = 100_000;
+/// Nesting of sequences and mappings.
+pub const YAML_MAX_DEPTH: usize = 32;
+/// `*alias` references in one file.
+pub const YAML_MAX_ALIASES: usize = 1_000;
+
+fn yaml_budget() -> serde_saphyr::Budget {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = YAML_MAX_NODES;
+    budget.max_depth = YAML_MAX_DEPTH;
+    budget.max_aliases = YAML_MAX_ALIASES;
+    budget.max_events = 4 * YAML_MAX_NODES;
+    budget
+}
+
+/// serde-saphyr's messages, reworded for a case author where they speak to a
+/// Rust programmer, or say less than the author needs.
+struct ForAuthors;
+
+impl MessageFormatter for ForAuthors {
+    fn format_message<'a>(&self, err: &'a serde_saphyr::Error) -> Cow<'a, str> {
+        use serde_saphyr::Error;
+        use serde_saphyr::budget::BudgetBreach;
+        let limits = "suites/README.md (\"Limits\") gives the limits; split the file in two";
+        match err {
+            Error::DuplicateMappingKey { key: Some(key), .. } => {
+                Cow::Owned(format!("`{key}` is given twice in this mapping; give each key once"))
+            }
+            Error::DuplicateMappingKey { key: None, .. } => {
+                Cow::Borrowed("a key is given twice in this mapping; give each key once")
+            }
+            Error::SerdeMissingField { field, .. } => {
+                Cow::Owned(format!("this entry has no `{field}`, which it needs"))
+            }
+            Error::NullIntoString { .. } => Cow::Borrowed("a value is missing here"),
+            Error::Budget {
+                breach: BudgetBreach::Nodes { .. },
+                ..
+            } => Cow::Owned(format!("this file has more than {YAML_MAX_NODES} YAML nodes; {limits}")),
+            Error::Budget {
+                breach: BudgetBreach::Depth { .. },
+                ..
+            } => Cow::Owned(format!(
+                "this nests more than {YAML_MAX_DEPTH} lists and mappings deep; {limits}"
+            )),
+            Error::Budget {
+                breach: BudgetBreach::Aliases { .. } | BudgetBreach::AliasAnchorRatio { .. },
+                ..
+            } => Cow::Owned(format!("this file uses more than {YAML_MAX_ALIASES} aliases; {limits}")),
+            Error::Budget { .. } => Cow::Owned(format!("this file is too large or too complex to read; {limits}")),
+            _ => serde_saphyr::DefaultMessageFormatter.format_message(err),
         }
     }
 }
@@ -75,7 +165,7 @@ fn core_message(error: &serde_saphyr::Error) -> String {
     struct Capture(RefCell<Option<String>>);
     impl MessageFormatter for Capture {
         fn format_message<'a>(&self, err: &'a serde_saphyr::Error) -> Cow<'a, str> {
-            let message = serde_saphyr::DefaultMessageFormatter.format_message(err);
+            let message = ForAuthors.format_message(err);
             *self.0.borrow_mut() = Some(message.to_string());
             message
         }
@@ -87,6 +177,9 @@ fn core_message(error: &serde_saphyr::Error) -> String {
     });
     capture.0.into_inner().unwrap_or(rendered)
 }
+
+/// The most characters of the offending line an error quotes.
+const QUOTE_WIDTH: usize = 120;
 
 /// One problem in an input file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,14 +224,24 @@ impl fmt::Display for InputError {
         if let Some(quoted) = &self.quoted {
             let number = self.line.to_string();
             let gutter = " ".repeat(number.len());
+            // A long line is quoted as a window around the column, marked with `…`.
+            let chars: Vec<char> = quoted.chars().collect();
+            let at = (self.column.saturating_sub(1) as usize).min(chars.len());
+            let start = at
+                .saturating_sub(QUOTE_WIDTH / 2)
+                .min(chars.len().saturating_sub(QUOTE_WIDTH));
+            let end = (start + QUOTE_WIDTH).min(chars.len());
+            let before = if start > 0 { "…" } else { "" };
+            let after = if end < chars.len() { "…" } else { "" };
+            let shown: String = chars[start..end].iter().collect();
             // Columns count characters; tabs keep their width so the caret lines up.
-            let lead: String = quoted
+            let lead: String = before
                 .chars()
-                .take(self.column.saturating_sub(1) as usize)
+                .chain(chars[start..at].iter().copied())
                 .map(|c| if c == '\t' { '\t' } else { ' ' })
                 .collect();
             writeln!(f, "{gutter} |")?;
-            writeln!(f, "{number} | {quoted}")?;
+            writeln!(f, "{number} | {before}{shown}{after}")?;
             writeln!(f, "{gutter} | {lead}^")?;
         }
         if let Some(help) = &self.help {
@@ -186,3 +289,48 @@ impl fmt::Display for InputErrors {
 }
 
 impl std::error::Error for InputErrors {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Doc {
+        #[allow(dead_code, reason = "only parsed")]
+        items: Vec<String>,
+    }
+
+    #[test]
+    fn yaml_past_the_budget_is_refused_with_the_limit_and_what_to_do() {
+        let text = format!("items: [{}]\n", vec!["a"; YAML_MAX_NODES + 1].join(", "));
+        let err = SourceText::new("suites/big.yaml", text)
+            .parse_yaml::<Doc>()
+            .unwrap_err();
+        assert_eq!(err.line, 1);
+        assert!(
+            err.message
+                .starts_with("this file has more than 100000 YAML nodes; suites/README.md (\"Limits\")"),
+            "{}",
+            err.message
+        );
+        let fine = format!("items: [{}]\n", vec!["a"; 1000].join(", "));
+        assert!(SourceText::new("suites/fine.yaml", fine).parse_yaml::<Doc>().is_ok());
+    }
+
+    #[test]
+    fn a_long_line_is_quoted_as_a_window_around_the_column() {
+        let line = format!("{}X{}", "a".repeat(500), "b".repeat(500));
+        let err = SourceText::new("f.yaml", line).error_at_position(1, 501, "here");
+        let shown = err.to_string();
+        let quoted = shown.lines().nth(2).unwrap();
+        let caret = shown.lines().nth(3).unwrap();
+        assert!(quoted.starts_with("1 | …") && quoted.ends_with('…'), "{quoted}");
+        assert!(quoted.chars().count() < 140, "{quoted}");
+        let at = caret.chars().position(|c| c == '^').unwrap();
+        assert_eq!(
+            quoted.chars().nth(at),
+            Some('X'),
+            "the caret is under the column:\n{shown}"
+        );
+    }
+}

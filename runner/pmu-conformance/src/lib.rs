@@ -40,3 +40,4 @@ pub mod run;
 pub mod statistics;
 pub mod vocabulary;
 pub mod workload;
+pub mod yaml_number;

@@ -179,6 +179,12 @@ impl Workload {
         self.kind.listing(probe).map(|l| l.total(self.iterations()))
     }
 
+    /// [`Workload::counts`], or `None` where a count would overflow 64 bits
+    /// (or the probe has no such window): what validation checks first.
+    pub fn checked_counts(&self, probe: ProbeKind) -> Option<Counts> {
+        self.kind.listing(probe)?.checked_total(self.iterations())
+    }
+
     /// The value of a formula variable under `probe`: a [`Quantity`],
     /// `iterations`, or the kind's size parameter.
     pub fn variable(&self, name: &str, probe: ProbeKind) -> Option<u64> {

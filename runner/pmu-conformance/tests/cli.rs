@@ -486,3 +486,35 @@ fn a_linux_case_past_its_deadline_does_not_spoil_the_next() {
     );
     assert_eq!(next["verdict"], "pass", "{next}");
 }
+
+/// A FIFO named like a suite would block a plain read forever, and a link to
+/// /dev/zero would grow without end: both are refused at once, located.
+#[test]
+fn special_files_among_the_suites_are_refused_at_once() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../suites/selfcheck.yaml"),
+        dir.path().join("selfcheck.yaml"),
+    )
+    .unwrap();
+    let fifo = std::ffi::CString::new(dir.path().join("x.yaml").as_os_str().as_bytes()).unwrap();
+    // SAFETY: mkfifo on a path in our own temporary folder.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.yaml")).unwrap();
+    let started = std::time::Instant::now();
+    let (code, stdout, stderr) = run(bin().arg("check").arg("--suites").arg(dir.path()));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "it did not block"
+    );
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("x.yaml:1:1: error: cannot read this suite file: it is a FIFO"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("zero.yaml:1:1: error: cannot read this suite file: it is a character device"),
+        "{stderr}"
+    );
+}

@@ -35,6 +35,35 @@ impl Counts {
         vm_exits: 0,
         branches_between_cpuids: 0,
     };
+
+    /// Each count of `self` and `o` combined by `f`, or `None` where any is.
+    fn combine(self, o: Counts, f: impl Fn(u64, u64) -> Option<u64>) -> Option<Counts> {
+        Some(Counts {
+            instructions: f(self.instructions, o.instructions)?,
+            conditional_branches: f(self.conditional_branches, o.conditional_branches)?,
+            branches: f(self.branches, o.branches)?,
+            marker_hits: f(self.marker_hits, o.marker_hits)?,
+            page_faults: f(self.page_faults, o.page_faults)?,
+            vm_exits: f(self.vm_exits, o.vm_exits)?,
+            branches_between_cpuids: f(self.branches_between_cpuids, o.branches_between_cpuids)?,
+        })
+    }
+
+    /// The largest of the counts.
+    pub fn largest(&self) -> u64 {
+        [
+            self.instructions,
+            self.conditional_branches,
+            self.branches,
+            self.marker_hits,
+            self.page_faults,
+            self.vm_exits,
+            self.branches_between_cpuids,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0)
+    }
 }
 
 impl Add for Counts {
@@ -76,8 +105,17 @@ pub struct Listing {
 }
 
 impl Listing {
-    /// Everything a window of `iterations` passes retires.
+    /// Everything a window of `iterations` passes retires. Validation bounds
+    /// every workload (see [`Listing::checked_total`]), so this cannot overflow.
     pub fn total(&self, iterations: u64) -> Counts {
         self.before + self.body * iterations + self.after
+    }
+
+    /// [`Listing::total`], or `None` where a count would overflow 64 bits.
+    pub fn checked_total(&self, iterations: u64) -> Option<Counts> {
+        let body = self.body.combine(Counts::ZERO, |b, _| b.checked_mul(iterations))?;
+        self.before
+            .combine(body, u64::checked_add)?
+            .combine(self.after, u64::checked_add)
     }
 }

@@ -5,9 +5,17 @@
 //! number a case expects is derived from the workload rather than copied.
 //! Grammar: `expr = term (("+" | "-") term)*`, `term = atom ("*" atom)*`,
 //! `atom = integer | name | "(" expr ")"`. Integers may be written in hex (`0x1f4`)
-//! and with `_` separators.
+//! and with `_` separators. A formula is at most [`MAX_LENGTH`] characters
+//! and nests at most [`MAX_NESTING`] parentheses deep, so parsing, evaluating
+//! and dropping one never runs deep enough to exhaust the stack.
 
 use std::fmt;
+
+/// The longest formula, in characters.
+pub const MAX_LENGTH: usize = 512;
+
+/// The deepest nesting of parentheses.
+pub const MAX_NESTING: usize = 32;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Formula {
@@ -28,7 +36,17 @@ pub struct FormulaError {
 
 impl Formula {
     pub fn parse(text: &str) -> Result<Formula, FormulaError> {
-        let mut parser = Parser { text, pos: 0 };
+        let length = text.chars().count();
+        if length > MAX_LENGTH {
+            return Err(FormulaError {
+                column: 1,
+                message: format!(
+                    "this formula is {length} characters long; a formula is at most {MAX_LENGTH}: \
+                     write the count it stands for"
+                ),
+            });
+        }
+        let mut parser = Parser { text, pos: 0, depth: 0 };
         let formula = parser.expr()?;
         parser.skip_space();
         if parser.pos < text.len() {
@@ -103,6 +121,8 @@ impl fmt::Display for Formula {
 struct Parser<'a> {
     text: &'a str,
     pos: usize,
+    /// Parentheses open at `pos`.
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -138,8 +158,13 @@ impl Parser<'_> {
         let Some(c) = self.peek() else {
             return Err(self.error("expected a number, a variable or `(`, found the end".into()));
         };
+        if self.peek() == Some('(') && self.depth == MAX_NESTING {
+            return Err(self.error(format!("parentheses nest more than {MAX_NESTING} deep here")));
+        }
         if self.eat('(') {
+            self.depth += 1;
             let inner = self.expr()?;
+            self.depth -= 1;
             self.skip_space();
             if !self.eat(')') {
                 return Err(self.error("expected `)`".into()));
@@ -249,6 +274,24 @@ mod tests {
             eval("%"),
             Err("1: expected a number, a variable or `(`, found `%`".into())
         );
+    }
+
+    #[test]
+    fn deep_and_long_formulas_are_errors_not_stack_overflows() {
+        let deep = format!("{}marker_hits{}", "(".repeat(15_000), ")".repeat(15_000));
+        let err = Formula::parse(&deep).unwrap_err();
+        assert_eq!(err.column, 1);
+        assert!(err.message.contains("30011 characters long"), "{}", err.message);
+        let nested = format!("{}1{}", "(".repeat(40), ")".repeat(40));
+        let err = Formula::parse(&nested).unwrap_err();
+        assert_eq!(
+            (err.column, err.message.as_str()),
+            (33, "parentheses nest more than 32 deep here")
+        );
+        let fine = format!("{}1{}", "(".repeat(32), ")".repeat(32));
+        assert_eq!(Formula::parse(&fine), Ok(Formula::Number(1)));
+        let long_sum = vec!["1"; 256].join("+");
+        assert_eq!(Formula::parse(&long_sum).unwrap().evaluate(&|_| None), Ok(256));
     }
 
     #[test]

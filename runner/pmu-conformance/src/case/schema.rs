@@ -11,6 +11,36 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_saphyr::Spanned;
 
+use crate::yaml_number::{Meaning, Whole};
+
+/// The numbers a case writes, and what each must be.
+macro_rules! meanings {
+    ($($(#[$doc:meta])* $name:ident: $text:literal, $min:expr, $max:expr;)*) => {$(
+        $(#[$doc])*
+        pub struct $name;
+        impl Meaning for $name {
+            const NAME: &'static str = $text;
+            const MIN: u64 = $min;
+            const MAX: u64 = $max;
+        }
+    )*};
+}
+
+meanings! {
+    /// Events per overflow notification.
+    Period: "period", 1, u64::MAX;
+    /// IOC_REFRESH's budget, an int in the kernel's ABI.
+    Refresh: "refresh budget", 0, i32::MAX as u64;
+    /// A case's deadline: a second to a day.
+    Timeout: "timeout in seconds", 1, 86_400;
+    Iterations: "number of iterations", 0, u64::MAX;
+    Branches: "number of branches", 0, u64::MAX;
+    Pages: "number of pages", 0, u64::MAX;
+    Above: "tolerance above", 0, u64::MAX;
+    Below: "tolerance below", 0, u64::MAX;
+    RawConfig: "raw perf config", 0, u64::MAX;
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SuiteFile {
@@ -29,15 +59,15 @@ pub struct CaseEntry {
     pub event: Option<Spanned<EventEntry>>,
     /// Required by the linux probe; the kernel probe defaults to a branch loop of 1000.
     pub workload: Option<WorkloadEntry>,
-    pub period: Option<Spanned<u64>>,
-    pub refresh: Option<Spanned<u32>>,
+    pub period: Option<Spanned<Whole<Period>>>,
+    pub refresh: Option<Spanned<Whole<Refresh>>>,
     pub runs: Spanned<RunsEntry>,
     pub expect: Option<ExpectEntry>,
     pub tolerance: Option<Spanned<ToleranceEntry>>,
     #[serde(default)]
     pub catches: Vec<Spanned<String>>,
     /// Seconds.
-    pub timeout: Option<Spanned<u64>>,
+    pub timeout: Option<Spanned<Whole<Timeout>>>,
     /// `read` (the default) or `rdpmc`.
     pub read_with: Option<Spanned<String>>,
     /// Kernel probe: the counter, `gp<n>` or `fixed<n>` (default `gp0`).
@@ -70,7 +100,7 @@ impl<'de> Deserialize<'de> for EventEntry {
                 let mut raw = None;
                 while let Some(key) = map.next_key::<String>()? {
                     match key.as_str() {
-                        "raw" if raw.is_none() => raw = Some(map.next_value::<u64>()?),
+                        "raw" if raw.is_none() => raw = Some(map.next_value::<Whole<RawConfig>>()?.get()),
                         "raw" => return Err(de::Error::duplicate_field("raw")),
                         other => return Err(de::Error::unknown_field(other, &["raw"])),
                     }
@@ -103,7 +133,17 @@ impl<'de> Deserialize<'de> for RunsEntry {
                 Ok(RunsEntry::Count(v))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<RunsEntry, E> {
-                Err(E::custom(format!("a number of runs cannot be negative ({v})")))
+                Err(E::custom(format!(
+                    "`{v}` is not a valid number of runs: it cannot be negative; write a count (`runs: 100`)"
+                )))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<RunsEntry, E> {
+                // YAML reads a number too large for 64 bits as a float; say so without showing one.
+                Err(E::custom(if v.fract() == 0.0 {
+                    "this number is too large to be a number of runs; write a count (`runs: 100`)".to_owned()
+                } else {
+                    format!("`{v}` is not a valid number of runs: it is a whole number")
+                }))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<RunsEntry, E> {
                 Err(E::custom(format!(
@@ -134,9 +174,9 @@ impl<'de> Deserialize<'de> for RunsEntry {
 #[serde(deny_unknown_fields)]
 pub struct WorkloadEntry {
     pub kind: Spanned<String>,
-    pub iterations: Option<Spanned<u64>>,
-    pub branches: Option<Spanned<u64>>,
-    pub pages: Option<Spanned<u64>>,
+    pub iterations: Option<Spanned<Whole<Iterations>>>,
+    pub branches: Option<Spanned<Whole<Branches>>>,
+    pub pages: Option<Spanned<Whole<Pages>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -176,10 +216,8 @@ impl<'de> Deserialize<'de> for FormulaText {
 #[serde(deny_unknown_fields)]
 pub struct ToleranceEntry {
     /// Events above the expected count that still pass.
-    #[serde(default)]
-    pub above: u64,
+    pub above: Option<Whole<Above>>,
     /// Events below the expected count that still pass.
-    #[serde(default)]
-    pub below: u64,
+    pub below: Option<Whole<Below>>,
     pub reason: Option<String>,
 }

@@ -20,6 +20,7 @@ use crate::known_bugs::KnownBugs;
 use crate::statistics;
 use crate::vocabulary::{CaseId, NOTIFICATION_CAPACITY, ProbeKind, ReadWith};
 use crate::workload::{Quantity, Workload, WorkloadKind};
+use crate::yaml_number::Whole;
 
 /// How long a case may run before it becomes an `error`, unless it says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -103,6 +104,22 @@ pub fn load_suites(sources: &SuiteSources, table: &EventTable, bugs: &KnownBugs)
     errors.or_ok(suites)
 }
 
+/// The most events one window may retire under `probe`, as (limit, how it
+/// reads, why). A linux counter is 48 bits wide on every x86 PMU (Intel SDM
+/// Vol. 3B and AMD APM Vol. 2 give the width; 48 on all current parts), and
+/// the probe kernel presets counters through the legacy alias, whose writes
+/// sign-extend bit 31 (SDM: IA32_PMCx), so its counts stay below 2^31.
+fn count_limit(probe: ProbeKind) -> (u64, &'static str, &'static str) {
+    match probe {
+        ProbeKind::Linux => (1 << 48, "2^48 events", "a 48-bit counter counts without wrapping"),
+        ProbeKind::Kernel => (
+            1 << 31,
+            "2^31 events",
+            "the probe kernel's 32-bit counter presets allow",
+        ),
+    }
+}
+
 fn is_identifier(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
@@ -170,11 +187,6 @@ impl Validator<'_> {
             found
         });
 
-        if let Some(t) = &e.timeout
-            && t.value == 0
-        {
-            errors.push(self.at(t, "`timeout` is in seconds and must be at least 1"));
-        }
         for bug in &e.catches {
             if self.bugs.get(&bug.value).is_none() {
                 let known: Vec<_> = self.bugs.ids().collect();
@@ -209,8 +221,8 @@ impl Validator<'_> {
             check,
             event: parts.event,
             workload: parts.workload,
-            period: e.period.as_ref().map(|p| p.value),
-            refresh: e.refresh.as_ref().map(|r| r.value),
+            period: e.period.as_ref().map(|p| p.value.get()),
+            refresh: e.refresh.as_ref().map(|r| r.value.get() as u32),
             runs,
             budget,
             expect: parts.expect,
@@ -219,7 +231,7 @@ impl Validator<'_> {
             timeout: e
                 .timeout
                 .as_ref()
-                .map_or(DEFAULT_TIMEOUT, |t| Duration::from_secs(t.value)),
+                .map_or(DEFAULT_TIMEOUT, |t| Duration::from_secs(t.value.get())),
             read_with: parts.read_with,
             kernel: parts.kernel,
             location: format!(
@@ -271,13 +283,12 @@ impl Validator<'_> {
                 (Some(p), false) => {
                     errors.push(self.at(p, format!("`{kind}` counts without overflow; remove `period`")))
                 }
-                (Some(p), true) if p.value == 0 => errors.push(self.at(p, "`period` must be at least 1")),
                 _ => {}
             }
             if let Some(r) = &e.refresh {
                 if kind != CheckKind::PmiDelivery {
                     errors.push(self.at(r, "`refresh` arms notifications; only `pmi-delivery` uses it"));
-                } else if r.value == 0 {
+                } else if r.value.get() == 0 {
                     errors.push(self.at(
                         r,
                         "`refresh` is the number of notifications to allow and must be at least 1 (REFRESH 0 is undefined)",
@@ -303,24 +314,24 @@ impl Validator<'_> {
         let counted = self.counted(&event, workload, probe);
         let expected_events = expect.as_ref().map(|x| x.count).or(counted);
         if let (Some(p), Some(events)) = (&e.period, expected_events)
-            && p.value > 0
+            && p.value.get() > 0
             && kind.is_some_and(CheckKind::samples)
         {
-            if p.value > events {
+            if p.value.get() > events {
                 errors.push(self.at(
                     p,
                     format!(
                         "period {} never overflows: the workload retires only {events} of these events",
-                        p.value
+                        p.value.get()
                     ),
                 ));
-            } else if events / p.value > NOTIFICATION_CAPACITY as u64 {
+            } else if events / p.value.get() > NOTIFICATION_CAPACITY as u64 {
                 errors.push(self.at(
                     p,
                     format!(
                         "period {} raises {} notifications per run; the probe records at most {NOTIFICATION_CAPACITY}: raise the period",
-                        p.value,
-                        events / p.value
+                        p.value.get(),
+                        events / p.value.get()
                     ),
                 ));
             }
@@ -463,7 +474,9 @@ impl Validator<'_> {
                     Some(CheckKind::PmiDelivery) => {
                         let counted = self.counted(&Some(parts.event.clone()), Some(parts.workload), probe);
                         match (counted, e.period.as_ref()) {
-                            (Some(events), Some(p)) if p.value > 0 && events >= p.value => events / p.value,
+                            (Some(events), Some(p)) if p.value.get() > 0 && events >= p.value.get() => {
+                                events / p.value.get()
+                            }
                             _ => {
                                 return Err(self.at(
                                     &e.runs,
@@ -522,26 +535,37 @@ impl Validator<'_> {
         if kind.listing(probe).is_none() {
             return Err(self.at(&w.kind, format!("the {} probe has no `{kind}` window", probe.name())));
         }
-        let given = [
-            ("iterations", &w.iterations),
-            ("branches", &w.branches),
-            ("pages", &w.pages),
+        /// Where a size was written (line, column), and its value.
+        type Given = Option<((u64, u64), u64)>;
+        fn at<M>(v: &Spanned<Whole<M>>) -> ((u64, u64), u64) {
+            ((v.referenced.line(), v.referenced.column()), v.value.get())
+        }
+        let given: [(&str, Given); 3] = [
+            ("iterations", w.iterations.as_ref().map(at)),
+            ("branches", w.branches.as_ref().map(at)),
+            ("pages", w.pages.as_ref().map(at)),
         ];
+        let here = |(line, column): (u64, u64), message: String| self.source.error_at_position(line, column, message);
         for (name, value) in given {
-            if let Some(v) = value
+            if let Some((position, _)) = value
                 && name != kind.size_parameter()
             {
-                return Err(self.at(v, format!("`{kind}` takes `{}`, not `{name}`", kind.size_parameter())));
+                return Err(here(
+                    position,
+                    format!("`{kind}` takes `{}`, not `{name}`", kind.size_parameter()),
+                ));
             }
         }
-        let size = given
+        let Some((position, size)) = given
             .iter()
             .find(|(name, _)| *name == kind.size_parameter())
-            .and_then(|(_, v)| v.as_ref())
-            .ok_or_else(|| self.at(&w.kind, format!("`{kind}` needs `{}`", kind.size_parameter())))?;
-        if size.value < kind.minimum_size() {
-            return Err(self.at(
-                size,
+            .and_then(|(_, v)| *v)
+        else {
+            return Err(self.at(&w.kind, format!("`{kind}` needs `{}`", kind.size_parameter())));
+        };
+        if size < kind.minimum_size() {
+            return Err(here(
+                position,
                 format!(
                     "`{}` must be at least {} for `{kind}`",
                     kind.size_parameter(),
@@ -549,7 +573,20 @@ impl Validator<'_> {
                 ),
             ));
         }
-        Ok(Workload { kind, size: size.value })
+        let workload = Workload { kind, size };
+        let limit = count_limit(probe);
+        match workload.checked_counts(probe) {
+            Some(counts) if counts.largest() < limit.0 => Ok(workload),
+            _ => Err(here(
+                position,
+                format!(
+                    "`{}: {size}` makes one window retire more than {}, more than {}: make it smaller",
+                    kind.size_parameter(),
+                    limit.1,
+                    limit.2
+                ),
+            )),
+        }
     }
 
     fn event(&self, e: &Spanned<EventEntry>) -> Result<EventRef, InputError> {
@@ -639,12 +676,16 @@ impl Validator<'_> {
         let Some(reason) = t.value.reason.clone().filter(|r| !r.trim().is_empty()) else {
             return Err(self.at(t, "a tolerance needs its `reason`"));
         };
-        if t.value.above == 0 && t.value.below == 0 {
+        let (above, below) = (
+            t.value.above.as_ref().map_or(0, |a| a.get()),
+            t.value.below.as_ref().map_or(0, |b| b.get()),
+        );
+        if above == 0 && below == 0 {
             return Err(self.at(t, "a tolerance of zero is no tolerance; give `above` or `below`"));
         }
         Ok(Tolerance {
-            above: t.value.above,
-            below: t.value.below,
+            above,
+            below,
             reason: Some(reason),
         })
     }
