@@ -92,7 +92,10 @@ impl Store {
         let observed = Expectation::from(outcome);
         let recorded = self.recorded(&case.id);
         let gate = match &recorded {
-            Recorded::Expectation(r) if *r == observed => return Gate::Matches,
+            // A pending snapshot only where something changed; an accepted one
+            // always, so its header (the case's description) stays current.
+            Recorded::Expectation(r) if *r == observed && self.mode != UpdateMode::Accept => return Gate::Matches,
+            Recorded::Expectation(r) if *r == observed => Gate::Matches,
             Recorded::Expectation(r) => Gate::Differs {
                 diff: diff(&r.to_yaml(), &observed.to_yaml()),
             },
