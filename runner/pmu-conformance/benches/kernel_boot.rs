@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use pmu_conformance::executor::qemu::find_image;
+use pmu_conformance::executor::qemu::image;
 use pmu_conformance::executor::qemu::launcher::{self, Machine, QemuConfig};
 use pmu_conformance::vocabulary::Accel;
 
@@ -41,7 +41,7 @@ fn time(config: &QemuConfig) -> Result<Duration, String> {
 }
 
 fn main() {
-    let image = match find_image(None) {
+    let image = match image::find(None) {
         Ok(image) => image,
         Err(why) => {
             println!("kernel_boot: skipped: {why}");

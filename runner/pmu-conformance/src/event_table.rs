@@ -142,12 +142,6 @@ pub enum Encoding {
     Software(SoftwareEvent),
 }
 
-impl Encoding {
-    pub fn is_hardware(&self) -> bool {
-        matches!(self, Encoding::Raw(_))
-    }
-}
-
 impl fmt::Display for Encoding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -114,10 +114,6 @@ impl Tolerance {
     pub fn admits(&self, deviation: i128) -> bool {
         -(self.below as i128) <= deviation && deviation <= self.above as i128
     }
-
-    pub fn is_exact(&self) -> bool {
-        self.above == 0 && self.below == 0
-    }
 }
 
 /// A run budget sized to catch, with `probability`, a fault that strikes

@@ -54,9 +54,6 @@ pub const QEMU: &str = "qemu-system-x86_64";
 /// The environment variable that names another QEMU binary (a wrapper, say).
 pub const QEMU_VARIABLE: &str = "PMUC_QEMU";
 
-/// Where `cargo xtask kernel` leaves the image, relative to the target directory.
-pub const IMAGE_IN_TARGET_DIR: &str = "x86_64-unknown-none/release/probe-kernel";
-
 /// The most console output one boot may produce: a plan's records take a
 /// few kilobytes; a guest past this is flooding, and is killed.
 pub const CONSOLE_LIMIT: usize = 4 << 20;
@@ -96,7 +93,7 @@ impl Machine {
 pub struct QemuConfig {
     /// The QEMU binary: `$PMUC_QEMU`, else [`QEMU`] on PATH.
     pub program: OsString,
-    /// The probe kernel's ELF (see [`IMAGE_IN_TARGET_DIR`]).
+    /// The probe kernel's ELF (see `image::find`).
     pub image: PathBuf,
     pub accel: Accel,
     pub machine: Machine,

@@ -10,6 +10,7 @@
 //! CPUID (the hello's `cpuid` field), so the environment's fingerprint is
 //! the guest's, not the host's.
 
+pub mod image;
 pub mod launcher;
 
 use std::path::{Path, PathBuf};
@@ -17,7 +18,7 @@ use std::path::{Path, PathBuf};
 use pmu_kernel_checks::cpuid_leaves;
 use pmu_kernel_checks::plan::Plan;
 
-use self::launcher::{Boot, BootError, Ending, Exit, QemuConfig};
+use self::launcher::{Boot, Ending, Exit, QemuConfig};
 use crate::case::Case;
 use crate::cpu::{CpuidDump, CpuidReader};
 use crate::event_table::{EventTable, ResolvedEvent};
@@ -29,9 +30,6 @@ use crate::vocabulary::Accel;
 
 /// How long the first boot, which only reads the guest's CPUID, may take.
 const HELLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// The environment variable that names the probe kernel image, ahead of the search.
-pub const IMAGE_VARIABLE: &str = "PMUC_PROBE_KERNEL";
 
 pub struct QemuExecutor {
     accel: Accel,
@@ -51,7 +49,7 @@ impl QemuExecutor {
         image: Option<&Path>,
         table: &EventTable,
     ) -> Result<QemuExecutor, StartError> {
-        let image = find_image(image)?;
+        let image = image::find(image)?;
         let config = QemuConfig {
             cpu: cpu.clone(),
             timeout: HELLO_TIMEOUT,
@@ -210,40 +208,4 @@ fn truncate(s: &str, max: usize) -> &str {
         Some((at, _)) => &s[..at],
         None => s,
     }
-}
-
-/// The probe kernel image: `explicit` (from `--kernel`), else
-/// `$PMUC_PROBE_KERNEL`, else where `cargo xtask kernel` leaves it in the
-/// target directory beside this executable or `$CARGO_TARGET_DIR`.
-pub fn find_image(explicit: Option<&Path>) -> Result<PathBuf, StartError> {
-    if let Some(path) = explicit
-        .map(Path::to_path_buf)
-        .or_else(|| std::env::var_os(IMAGE_VARIABLE).map(PathBuf::from))
-    {
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(StartError::Argument(BootError::ImageMissing(path).to_string()))
-        };
-    }
-    let mut target_dirs: Vec<PathBuf> = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .into_iter()
-        .collect();
-    if let Ok(exe) = std::env::current_exe() {
-        // target/release/pmu-conformance, or target/debug/deps/<test> under cargo test.
-        target_dirs.extend(exe.ancestors().skip(1).take(3).map(Path::to_path_buf));
-    }
-    target_dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    let candidates: Vec<PathBuf> = target_dirs
-        .iter()
-        .map(|dir| dir.join(launcher::IMAGE_IN_TARGET_DIR))
-        .collect();
-    candidates.iter().find(|path| path.is_file()).cloned().ok_or_else(|| {
-        StartError::Unavailable(format!(
-            "the probe kernel image is not built: `cargo xtask kernel` builds it (looked for {}; \
-             --kernel PATH or ${IMAGE_VARIABLE} names another)",
-            candidates[candidates.len() - 1].display()
-        ))
-    })
 }
