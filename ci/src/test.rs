@@ -1,16 +1,27 @@
 //! `cargo xtask test`: everything CI runs, on a fresh machine of this kind.
 //!
-//! Sets up what the tests need (QEMU, the x86_64-unknown-none target and the
-//! probe kernel image, for the boot tests), then checks formatting and runs
-//! every test target of the workspace: unit tests, the bad-input and
-//! CPUID-dump tables, the CLI tests, the conformance suites against
-//! expected/, the soak test and the probe kernel's boots.
-//! CI sets `CI=true`, so nothing under expected/ can be written.
+//! Checks formatting, builds every test target, then runs the soak test (a
+//! thousand rounds of the self-check suite: minutes, nearly all in the
+//! kernel's breakpoint handling) in the background while it sets up what the
+//! boot tests need (QEMU, the x86_64-unknown-none target and the probe
+//! kernel image) and runs every other test target of the workspace: unit
+//! tests, the bad-input and CPUID-dump tables, the CLI, guest and report
+//! tests, the conformance suites against expected/ and the probe kernel's
+//! boots. CI sets `CI=true`, so nothing under expected/ can be written.
 
-use anyhow::Result;
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::Child;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
 use xshell::{Shell, cmd};
 
+/// The soak test, which runs beside the others.
+const SOAK: &str = "selfcheck_suite_1000_times_leaves_no_trace";
+
 pub fn run(sh: &Shell, args: &[String]) -> Result<()> {
+    let started = Instant::now();
     step("formatting");
     if cmd!(sh, "cargo fmt --version")
         .quiet()
@@ -24,20 +35,78 @@ pub fn run(sh: &Shell, args: &[String]) -> Result<()> {
         println!("xtask: rustfmt is not installed; formatting not checked");
     }
 
+    step("building the tests");
+    cmd!(sh, "cargo test --workspace --all-targets --locked --no-run").run()?;
+
+    step("the soak test, in the background");
+    let soak = Background::start(sh, "soak")?;
+
     step("guest tools");
     guest_tools(sh)?;
 
     step("tests");
-    cmd!(sh, "cargo test --workspace --all-targets --locked {args...}").run()?;
-    cmd!(sh, "cargo test --workspace --doc --locked").run()?;
-    step("all tests passed");
+    let rest = cmd!(
+        sh,
+        "cargo test --workspace --all-targets --locked {args...} -- --skip {SOAK}"
+    )
+    .run();
+    let doc = cmd!(sh, "cargo test --workspace --doc --locked").run();
+    step("the soak test");
+    let soak = soak.finish();
+    rest?;
+    doc?;
+    soak?;
+    step(&format!("all tests passed in {:.0} s", started.elapsed().as_secs_f64()));
     Ok(())
 }
 
-/// QEMU and the probe kernel image, for `runner/probe-kernel/tests/boot.rs`.
-/// Where QEMU or the target cannot be installed (CI may reach only package
-/// registries) this says so and goes on: the boot tests then fail, naming
-/// what is missing. A kernel that does not compile fails here.
+/// The soak test, running with its output in a log under target/.
+struct Background {
+    child: Child,
+    log: PathBuf,
+    started: Instant,
+}
+
+impl Background {
+    fn start(sh: &Shell, name: &str) -> Result<Background> {
+        let log = sh.current_dir().join("target").join(format!("xtask-{name}.log"));
+        let out = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        // xshell runs commands to completion; this one runs beside the others.
+        let mut command = std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        command
+            .args(["test", "--locked", "-p", "pmu-conformance", "--test", "soak"])
+            .current_dir(sh.current_dir())
+            .stdout(out.try_clone()?)
+            .stderr(out);
+        let child = command.spawn().context("starting the soak test")?;
+        println!("xtask: its output goes to {}", log.display());
+        Ok(Background {
+            child,
+            log,
+            started: Instant::now(),
+        })
+    }
+
+    /// Waits for it, prints its output, and says whether it passed.
+    fn finish(mut self) -> Result<()> {
+        let status = self.child.wait().context("waiting for the soak test")?;
+        let output = std::fs::read_to_string(&self.log).unwrap_or_default();
+        print!("{output}");
+        println!(
+            "xtask: the soak test took {:.0} s",
+            self.started.elapsed().as_secs_f64()
+        );
+        if !status.success() {
+            bail!("the soak test failed ({status}); its output is above");
+        }
+        Ok(())
+    }
+}
+
+/// QEMU and the probe kernel image, for the boot tests. Where QEMU or the
+/// target cannot be installed (CI may reach only package registries) this
+/// says so and goes on: the boot tests then fail, naming what is missing. A
+/// kernel that does not compile fails here.
 fn guest_tools(sh: &Shell) -> Result<()> {
     if !crate::have(sh, "qemu-system-x86_64")
         && let Err(e) = crate::apt_install(sh, &["qemu-system-x86"])

@@ -148,27 +148,34 @@ fn every_misbehaving_guest_is_an_error_within_its_deadline_and_the_next_case_goe
     assert_no_sleepers_left(&mark, "after the run");
 }
 
+/// Starts the runner on `ids` with a long deadline, and returns once one of
+/// its guests hangs (its marked `sleep` runs).
+fn until_a_guest_hangs(dir: &Path, ids: &[&str], mark: &str) -> std::process::Child {
+    let child = runner(dir, ids, mark)
+        .arg("--timeout")
+        .arg("60")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while marked_sleepers(mark).is_empty() {
+        assert!(Instant::now() < deadline, "the hanging guest never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
 /// SIGINT while a guest hangs: the guest is killed, the finished cases are
 /// written as a partial report, and the runner exits 130.
 #[test]
 fn sigint_kills_the_guests_and_writes_a_partial_report() {
     let dir = tempfile::tempdir().unwrap();
     let mark = mark(2);
-    let mut child = runner(dir.path(), &["qemu-fails", "hangs-after-hello"], &mark)
-        .arg("--timeout")
-        .arg("60")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
     // The second case's QEMU hanging means the first has finished.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while marked_sleepers(&mark).is_empty() {
-        assert!(Instant::now() < deadline, "the hanging guest never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let child = until_a_guest_hangs(dir.path(), &["qemu-fails", "hangs-after-hello"], &mark);
     // SAFETY: signals our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let status = child.wait().unwrap();
+    let status = child.wait_with_output().unwrap().status;
     assert_eq!(status.code(), Some(130), "{status:?}");
     let report = report(dir.path());
     assert_eq!(report["interrupted"], "SIGINT after 1 of 2 cases; the rest did not run");
@@ -183,17 +190,7 @@ fn sigint_kills_the_guests_and_writes_a_partial_report() {
 fn no_guest_outlives_a_runner_killed_with_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let mark = mark(3);
-    let mut child = runner(dir.path(), &["hangs-after-hello"], &mark)
-        .arg("--timeout")
-        .arg("60")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while marked_sleepers(&mark).is_empty() {
-        assert!(Instant::now() < deadline, "the hanging guest never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut child = until_a_guest_hangs(dir.path(), &["hangs-after-hello"], &mark);
     child.kill().unwrap();
     child.wait().unwrap();
     assert_no_sleepers_left(&mark, "after the runner was killed");

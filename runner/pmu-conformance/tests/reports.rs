@@ -142,7 +142,10 @@ fn a_report_reads_back_exactly_as_it_was_written() {
     );
     let table = report::table::render(&report);
     assert!(table.contains("overflow/rr-xen-probe"), "{table}");
-    assert!(table.contains(&format!("0 of {cases} trials failed the gate")), "{table}");
+    assert!(
+        table.contains(&format!("0 of {cases} trials failed the gate")),
+        "{table}"
+    );
 
     let err = json::parse(
         "old.json",
