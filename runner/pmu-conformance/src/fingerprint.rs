@@ -51,11 +51,11 @@ pub struct Hypervisor {
 pub struct PmuFacts {
     /// CPUID leaf 0xA.
     pub architectural: ArchitecturalPmu,
-    /// CPUID 0x80000001 ECX[23]: six core counters.
+    /// CPUID 0x80000001 ECX bit 23: six core counters.
     pub amd_perfctr_ext_core: bool,
-    /// CPUID 0x80000022 EAX[0].
+    /// CPUID 0x80000022 EAX bit 0.
     pub amd_perfmon_v2: bool,
-    /// CPUID 0x80000022 EBX[3:0], where PerfMonV2 is present.
+    /// CPUID 0x80000022 EBX bits 3:0, where PerfMonV2 is present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amd_core_counters: Option<u8>,
 }
@@ -128,7 +128,7 @@ const SIGNATURES: [(&str, &str); 10] = [
 
 impl Hypervisor {
     /// Scans 0x40000000–0x40010000 in steps of 0x100, as Linux does, when
-    /// CPUID.1:ECX[31] says a hypervisor is present.
+    /// CPUID.1:ECX bit 31 says a hypervisor is present.
     pub fn detect(cpuid: &CpuidReader) -> Option<Hypervisor> {
         if cpuid.leaf(1, 0)[2] & (1 << 31) == 0 {
             return None;

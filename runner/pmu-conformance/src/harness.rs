@@ -114,6 +114,7 @@ impl Session {
         for (index, (case, suite_path)) in self.selected().into_iter().enumerate() {
             let preflight = self.executor.preflight(&case);
             let name = case.id.to_string();
+            let bless = self.bless_command.replace("{case}", &name);
             // Ignore it statically only when running it could change nothing:
             // unsupported, with nothing else recorded, and nothing to record.
             let unsupported = preflight
@@ -138,7 +139,7 @@ impl Session {
                 store: self.store.clone(),
                 bugs: self.bugs.clone(),
                 records: records.clone(),
-                bless: self.bless_command.replace("{case}", &name),
+                bless: bless.clone(),
             };
             let trial = Trial::ignorable_test(name.clone(), move || job.run()).with_ignored_flag(ignore);
             // An ignored trial's closure does not run, so record its outcome now.
@@ -148,7 +149,7 @@ impl Session {
                 && !args.include_ignored
             {
                 let gate = self.store.gate(&case, &suite_path, &outcome);
-                let trial = gate.trial_result(&outcome, &self.bless_command.replace("{case}", &name));
+                let trial = gate.trial_result(&outcome, &bless);
                 records.put(
                     index,
                     Record {

@@ -178,7 +178,8 @@ pub fn execute(request: Request) -> Result<ExitCode, RunError> {
     }
 
     let (trials, records) = session.trials(&request.libtest);
-    let total = trials.len();
+    // The trials that will run (or be skipped), not those a filter leaves out.
+    let total = trials.iter().filter(|t| !request.libtest.is_filtered_out(t)).count();
     let partial = Partial {
         environment: session.environment.clone(),
         probe: probe_description.clone(),
@@ -186,16 +187,14 @@ pub fn execute(request: Request) -> Result<ExitCode, RunError> {
         expectations: expectations.clone(),
         fingerprint: fingerprint.clone(),
     };
-    let watch = match request.libtest.list {
-        true => None,
-        false => {
-            let (partial, records, request) = (partial.clone(), records.clone(), request.clone());
-            let on_signal = move |signal| partial.end_interrupted(signal, &records.snapshot(), total, &request);
-            Some(
-                Watch::start(on_signal)
-                    .map_err(|e| RunError::Environment(format!("watching SIGINT and SIGTERM: {e}")))?,
-            )
-        }
+    let watch = if request.libtest.list {
+        None
+    } else {
+        let (partial, records, request) = (partial.clone(), records.clone(), request.clone());
+        let on_signal = move |signal| partial.end_interrupted(signal, &records.snapshot(), total, &request);
+        let watch =
+            Watch::start(on_signal).map_err(|e| RunError::Environment(format!("watching SIGINT and SIGTERM: {e}")))?;
+        Some(watch)
     };
     let conclusion = Session::run(trials, &request.libtest);
     drop(watch);

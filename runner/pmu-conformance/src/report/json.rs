@@ -37,7 +37,7 @@ pub enum ReadReportError {
     Schema { path: String, found: String },
 }
 
-/// Reads a report written by this version's [`write`], from a file at most
+/// Reads a report written by this version's [`write()`], from a file at most
 /// [`REPORT_LIMIT`] bytes.
 pub fn read(path: &Path) -> Result<Report, ReadReportError> {
     let shown = path.display().to_string();

@@ -1,10 +1,11 @@
-//! The kernel probe: boots the probe kernel under QEMU, one boot per case,
-//! and reads its records.
+//! The `qemu` environments' executor: boots the probe kernel under QEMU, one
+//! boot per case, and reads its records.
 //!
 //! One boot per case keeps cases apart: a case that wedges or kills the
 //! guest ends as that case's `error`, and the next case boots a fresh guest.
-//! A boot costs about 0.1–0.2 s (see [`qemu`]), far less than any PMU check
-//! is worth.
+//! A boot costs about 0.1–0.2 s (see [`launcher`]), far less than any PMU
+//! check is worth. Each boot lasts at most its case's deadline: the guest's
+//! own watchdog is set a second short of it, and QEMU is killed at it.
 //!
 //! Before any case runs, one boot with an empty plan reads the guest's
 //! CPUID (the hello's `cpuid` field), so the environment's fingerprint is
@@ -14,6 +15,7 @@ pub mod image;
 pub mod launcher;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use pmu_kernel_checks::cpuid_leaves;
 use pmu_kernel_checks::plan::Plan;
@@ -29,7 +31,7 @@ use crate::outcome::{Outcome, Verdict};
 use crate::vocabulary::Accel;
 
 /// How long the first boot, which only reads the guest's CPUID, may take.
-const HELLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct QemuExecutor {
     accel: Accel,
@@ -50,19 +52,13 @@ impl QemuExecutor {
         table: &EventTable,
     ) -> Result<QemuExecutor, StartError> {
         let image = image::find(image)?;
-        let config = QemuConfig {
-            cpu: cpu.clone(),
-            timeout: HELLO_TIMEOUT,
-            ..QemuConfig::new(
-                &image,
-                accel,
-                format!(
-                    "pmuc= {} pmuc.watchdog={}",
-                    pmu_kernel_checks::CPUID_WORD,
-                    HELLO_TIMEOUT.as_secs() - 1
-                ),
-            )
-        };
+        let config = config(
+            &image,
+            accel,
+            &cpu,
+            &format!("pmuc= {}", pmu_kernel_checks::CPUID_WORD),
+            HELLO_TIMEOUT,
+        );
         let boot = launcher::boot(&config).map_err(|e| StartError::Unavailable(e.to_string()))?;
         let transcript = Transcript::read(boot.lines.iter().map(String::as_str));
         let Some(hello) = transcript.hello.as_ref() else {
@@ -94,8 +90,7 @@ impl QemuExecutor {
         &self.fingerprint
     }
 
-    /// One boot for `case`, as its outcome, within the case's deadline: the
-    /// guest's own watchdog is set a second short of it, and QEMU is killed at it.
+    /// One boot for `case`, as its outcome, within the case's deadline.
     fn boot(&self, case: &Case) -> Outcome {
         let id = case.id.to_string();
         let plan = Plan {
@@ -105,12 +100,7 @@ impl QemuExecutor {
             Ok(cmdline) => cmdline,
             Err(why) => return Outcome::error(why),
         };
-        let watchdog = case.timeout.as_secs().saturating_sub(1).max(1);
-        let config = QemuConfig {
-            cpu: self.cpu.clone(),
-            timeout: case.timeout,
-            ..QemuConfig::new(&self.image, self.accel, format!("{cmdline} pmuc.watchdog={watchdog}"))
-        };
+        let config = config(&self.image, self.accel, &self.cpu, &cmdline, case.timeout);
         let boot = match launcher::boot(&config) {
             Ok(boot) => boot,
             Err(e) => return Outcome::error(e.to_string()),
@@ -150,6 +140,17 @@ impl Executor for QemuExecutor {
 
     fn run(&self, case: &Case, _event: Option<&ResolvedEvent>) -> Outcome {
         self.boot(case)
+    }
+}
+
+/// A boot of `image` with `plan` on its command line, killed at `timeout`,
+/// with the guest's own watchdog a second shorter.
+fn config(image: &Path, accel: Accel, cpu: &Option<String>, plan: &str, timeout: Duration) -> QemuConfig {
+    let watchdog = timeout.as_secs().saturating_sub(1).max(1);
+    QemuConfig {
+        cpu: cpu.clone(),
+        timeout,
+        ..QemuConfig::new(image, accel, format!("{plan} pmuc.watchdog={watchdog}"))
     }
 }
 
