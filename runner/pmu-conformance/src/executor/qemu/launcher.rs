@@ -419,10 +419,12 @@ impl<R: Read + AsRawFd> Pipe<R> {
         }
     }
 
-    /// Reads what is there now into `each`; closes the pipe at end of file.
+    /// Reads what is there now (at most a MiB, so a writer that never stops
+    /// cannot keep supervision here) into `each`; closes the pipe at end of file.
     fn drain(&mut self, mut each: impl FnMut(&[u8])) {
         let mut buf = [0u8; 16 * 1024];
-        while let Some(reader) = &mut self.reader {
+        for _ in 0..64 {
+            let Some(reader) = &mut self.reader else { return };
             match reader.read(&mut buf) {
                 Ok(0) => self.reader = None,
                 Ok(n) => each(&buf[..n]),
@@ -483,6 +485,12 @@ fn supervise(child: &mut Child, start: Instant, deadline: Instant) -> Result<Boo
         None => child.wait().map_err(BootError::Wait)?,
     };
     let ended = Instant::now();
+    if ending != Ending::Flooded {
+        // What the guest wrote just before it was killed is still in the pipe.
+        stdout.drain(|bytes| {
+            console.take(bytes, ended);
+        });
+    }
     let lines = console.finish(ended);
     let stderr = String::from_utf8_lossy(&errors).into_owned();
     let spoke = lines
