@@ -637,6 +637,13 @@ impl Validator<'_> {
         let count = formula
             .evaluate(&|name| w.variable(name, probe))
             .map_err(|msg| self.at(text, msg))?;
+        let (limit, reads, why) = count_limit(probe);
+        if count >= limit {
+            return Err(self.at(
+                text,
+                format!("`{formula}` expects {count}, at least {reads}: more than {why}"),
+            ));
+        }
         Ok(ExpectedCount { formula, count })
     }
 
