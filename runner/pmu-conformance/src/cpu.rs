@@ -110,6 +110,37 @@ impl<'de> Deserialize<'de> for CpuidDump {
     }
 }
 
+/// A dump as a file holds it: the list `env --cpuid` prints, or a CPUID test
+/// file of `tests/cpuid/` (the same list under `leaves:`, beside what the
+/// runner must conclude from it).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum DumpFile {
+    Leaves(CpuidDump),
+    Recorded { leaves: CpuidDump },
+}
+
+impl CpuidDump {
+    /// Reads a dump from `path` (at most 1 MiB), as `env --cpuid` writes one:
+    /// a user's bug report can be examined anywhere.
+    pub fn load(path: &std::path::Path) -> Result<CpuidDump, crate::input_error::InputErrors> {
+        use crate::input_error::{InputError, SourceText};
+        let shown = path.display().to_string();
+        let text = crate::input_file::read(path, crate::input_file::YAML_LIMIT)
+            .map_err(|e| InputError::whole_file(&shown, format!("cannot read this CPUID dump: {e}")))?;
+        let source = SourceText::new(shown, text);
+        match source.parse_yaml::<DumpFile>() {
+            Ok(DumpFile::Leaves(dump) | DumpFile::Recorded { leaves: dump }) => Ok(dump),
+            // The untagged form says only that neither shape matched; the list's own error says where.
+            Err(_) => Err(source
+                .parse_yaml::<CpuidDump>()
+                .err()
+                .expect("it failed as a list")
+                .into()),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Vendor {

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use comfy_table::Table;
 use libtest_mimic::Arguments;
 use pmu_conformance::case::{SuiteSources, load_suites};
-use pmu_conformance::cpu::CpuidReader;
+use pmu_conformance::cpu::{CpuidDump, CpuidReader};
 use pmu_conformance::environment::Matrices;
 use pmu_conformance::event_table::{EventTable, Exactness};
 use pmu_conformance::fingerprint::Fingerprint;
@@ -48,9 +48,14 @@ enum Command {
     /// Print this machine's fingerprint as YAML.
     Env {
         /// Print the raw CPUID leaves the fingerprint read instead, as a dump
-        /// that tests can replay (`[leaf, subleaf, eax, ebx, ecx, edx]`).
-        #[arg(long)]
+        /// that `--cpuid-replay` and tests replay (`"leaf.subleaf: eax ebx ecx edx"`).
+        #[arg(long, conflicts_with = "cpuid_replay")]
         cpuid: bool,
+        /// Derive the fingerprint from a dump that `env --cpuid` printed (on
+        /// another machine, say) instead of this machine's CPUID. There is no
+        /// Linux part then, so the PMU part of the id comes from CPUID alone.
+        #[arg(long, value_name = "FILE")]
+        cpuid_replay: Option<PathBuf>,
     },
     /// Print the table of a JSON report written by `--json`, here or on
     /// another machine. Exit status as for the run it reports: 0 when every
@@ -72,7 +77,11 @@ enum Command {
         matrices: Option<PathBuf>,
     },
     /// Show how each event in the event table resolves on this CPU.
-    Events,
+    Events {
+        /// Resolve them for the CPU of a dump that `env --cpuid` printed instead.
+        #[arg(long, value_name = "FILE")]
+        cpuid: Option<PathBuf>,
+    },
     /// Print the detection matrix: which case catches which known bug, with
     /// what probability, on the reference model (as matrices/detection-matrix.md).
     DetectionMatrix,
@@ -154,11 +163,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         None => run_suites(cli.run),
         Some(Command::Run(args)) => run_suites(*args),
-        Some(Command::Env { cpuid }) => Ok(print_env(cpuid)),
+        Some(Command::Env { cpuid, cpuid_replay }) => print_env(cpuid, cpuid_replay.as_deref()),
         Some(Command::Show { report }) => show(&report),
         Some(Command::Environments { matrices }) => list_environments(matrices),
         Some(Command::Check { suites, matrices }) => check(suites, matrices),
-        Some(Command::Events) => Ok(print_events()),
+        Some(Command::Events { cpuid }) => print_events(cpuid.as_deref()),
         Some(Command::DetectionMatrix) => print_detection_matrix(),
     };
     result.unwrap_or_else(|error| {
@@ -196,15 +205,23 @@ fn run_suites(args: RunArgs) -> Result<ExitCode, RunError> {
     })
 }
 
-fn print_env(cpuid: bool) -> ExitCode {
-    let reader = CpuidReader::native();
-    let fingerprint = Fingerprint::here(&EventTable::builtin(), &reader);
+/// This machine's fingerprint, or the one a dump replays (with no Linux part).
+fn fingerprint_of(table: &EventTable, replay: Option<&std::path::Path>) -> Result<Fingerprint, RunError> {
+    Ok(match replay {
+        Some(path) => Fingerprint::from_parts(table, &CpuidReader::replay(CpuidDump::load(path)?), None),
+        None => Fingerprint::here(table, &CpuidReader::native()),
+    })
+}
+
+fn print_env(cpuid: bool, replay: Option<&std::path::Path>) -> Result<ExitCode, RunError> {
     if cpuid {
+        let reader = CpuidReader::native();
+        Fingerprint::here(&EventTable::builtin(), &reader);
         print!("{}", serde_saphyr::to_string(&reader.dump()).expect("dumps serialise"));
     } else {
-        print!("{}", fingerprint.to_yaml());
+        print!("{}", fingerprint_of(&EventTable::builtin(), replay)?.to_yaml());
     }
-    ExitCode::SUCCESS
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check(suites: Option<PathBuf>, matrices: Option<PathBuf>) -> Result<ExitCode, RunError> {
@@ -271,9 +288,9 @@ fn print_detection_matrix() -> Result<ExitCode, RunError> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_events() -> ExitCode {
+fn print_events(replay: Option<&std::path::Path>) -> Result<ExitCode, RunError> {
     let table = EventTable::builtin();
-    let fingerprint = Fingerprint::here(&table, &CpuidReader::native());
+    let fingerprint = fingerprint_of(&table, replay)?;
     let cpu = &fingerprint.cpu.identity;
     println!(
         "{cpu}: {}",
@@ -284,12 +301,12 @@ fn print_events() -> ExitCode {
             .unwrap_or("not in the event table")
     );
     let mut out = Table::new();
-    out.load_style(pmu_conformance::report::table::STYLE).set_header(vec![
-        "event",
-        "encoding here",
-        "skid budget",
-        "exact",
-    ]);
+    out.load_style(pmu_conformance::report::table::STYLE)
+        .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
+        .set_header(vec!["event", "encoding here", "skid budget", "exact"]);
+    if !out.is_tty() {
+        out.set_width(160);
+    }
     for name in table.events.keys() {
         let exact = match &table.events[name].exactness {
             Exactness::Exact => "yes".to_owned(),
@@ -305,5 +322,5 @@ fn print_events() -> ExitCode {
         out.add_row(vec![name.clone(), encoding, skid, exact]);
     }
     println!("{out}");
-    ExitCode::SUCCESS
+    Ok(ExitCode::SUCCESS)
 }

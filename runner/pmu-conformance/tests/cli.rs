@@ -518,3 +518,48 @@ fn special_files_among_the_suites_are_refused_at_once() {
         "{stderr}"
     );
 }
+
+/// A dump `env --cpuid` printed on one machine is examined on any other: the
+/// fingerprint and the events are those of the dump's CPU, and a damaged
+/// dump is a located error.
+#[test]
+fn a_cpuid_dump_replays_anywhere() {
+    let turin = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cpuid/bare-amd-turin.yaml");
+    let (code, stdout, stderr) = run(bin().arg("env").arg("--cpuid-replay").arg(&turin));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("derived_id: bare-amd-zen-perfmon-v2\n"), "{stdout}");
+    assert!(!stdout.contains("linux:"), "a dump has no Linux part: {stdout}");
+    let (code, stdout, stderr) = run(bin().arg("events").arg("--cpuid").arg(&turin));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("AuthenticAMD family 0x1a model 0x2"), "{stdout}");
+    assert!(
+        stdout.contains("raw 0x5100d1"),
+        "Zen's retired conditional branches: {stdout}"
+    );
+
+    // What this machine dumps, it replays as itself, the Linux part aside.
+    let dir = tempfile::tempdir().unwrap();
+    let (_, dump, _) = run(bin().args(["env", "--cpuid"]));
+    std::fs::write(dir.path().join("mine.yaml"), &dump).unwrap();
+    let (code, replayed, _) = run(bin().arg("env").arg("--cpuid-replay").arg(dir.path().join("mine.yaml")));
+    assert_eq!(code, 0);
+    let (_, here, _) = run(bin().arg("env"));
+    let cpu = |text: &str| {
+        text.split("hypervisor:")
+            .next()
+            .unwrap()
+            .lines()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(cpu(&replayed), cpu(&here));
+
+    std::fs::write(dir.path().join("bad.yaml"), "- \"00000001.0: 1 2 3\"\n").unwrap();
+    let (code, _, stderr) = run(bin().arg("env").arg("--cpuid-replay").arg(dir.path().join("bad.yaml")));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("bad.yaml:1:1: error: `00000001.0: 1 2 3` is not `leaf.subleaf: eax ebx ecx edx`"),
+        "{stderr}"
+    );
+}
