@@ -132,11 +132,10 @@ impl CpuidDump {
         match source.parse_yaml::<DumpFile>() {
             Ok(DumpFile::Leaves(dump) | DumpFile::Recorded { leaves: dump }) => Ok(dump),
             // The untagged form says only that neither shape matched; the list's own error says where.
-            Err(_) => Err(source
-                .parse_yaml::<CpuidDump>()
-                .err()
-                .expect("it failed as a list")
-                .into()),
+            Err(neither) => Err(match source.parse_yaml::<CpuidDump>() {
+                Err(as_a_list) => as_a_list.into(),
+                Ok(_) => neither.into(),
+            }),
         }
     }
 }
