@@ -43,6 +43,7 @@ fn time_ours() -> Duration {
             "breakpoint-marker",
             &fingerprint.cpu.identity,
             &fingerprint.pmu.architectural,
+            &fingerprint.cpu.features,
         )
         .expect("breakpoints resolve everywhere");
     let mut probe = LinuxProbe::new(Arc::new(Machine::new(table, &fingerprint)));

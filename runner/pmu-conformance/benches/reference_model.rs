@@ -36,7 +36,12 @@ fn pmis_per_second(table: &EventTable) -> (f64, u64) {
     let sim = SimExecutor::new("intel-skylake", Config::intel_skylake(), Arc::new(table.clone()));
     let fp = sim.fingerprint();
     let event = table
-        .resolve("retired-conditional-branches", &fp.cpu.identity, &fp.pmu.architectural)
+        .resolve(
+            "retired-conditional-branches",
+            &fp.cpu.identity,
+            &fp.pmu.architectural,
+            &fp.cpu.features,
+        )
         .expect("the model's CPU has conditional branches");
     let window = Window {
         event: &event,

@@ -251,6 +251,28 @@ impl fmt::Display for CpuIdentity {
     }
 }
 
+/// The CPU features PMU events depend on, beyond CPUID.0AH.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuFeatures {
+    /// Intel TSX: CPUID.7.0:EBX HLE (bit 4) or RTM (bit 11). Without it the
+    /// IN_TX and IN_TXCP event-select bits mean nothing, and Linux drops them
+    /// silently (arch/x86/events/intel/core.c, `hsw_hw_config`).
+    pub tsx: bool,
+}
+
+impl CpuFeatures {
+    pub fn read(cpuid: &CpuidReader) -> CpuFeatures {
+        // A leaf above the maximum reads as the highest basic leaf on Intel.
+        if cpuid.leaf(0, 0)[0] < 7 {
+            return CpuFeatures::default();
+        }
+        let ebx = cpuid.leaf(7, 0)[1];
+        CpuFeatures {
+            tsx: ebx & (1 << 4 | 1 << 11) != 0,
+        }
+    }
+}
+
 /// CPUID leaf 0xA: the architectural PMU as the CPU (or hypervisor) describes it.
 /// AMD leaves 0xA reserved, so there it reads as version 0.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

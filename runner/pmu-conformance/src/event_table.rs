@@ -12,7 +12,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::cpu::{ArchitecturalPmu, CpuIdentity, Vendor};
+use crate::cpu::{ArchitecturalPmu, CpuFeatures, CpuIdentity, Vendor};
 use crate::input_error::{InputErrors, SourceText};
 use crate::workload::Quantity;
 
@@ -81,8 +81,13 @@ pub struct HardwareEncoding {
 #[derive(Clone, Debug)]
 pub enum EncodingForm {
     /// A raw PERF_TYPE_RAW config; `architectural` is the Intel CPUID.0AH EBX
-    /// bit that must advertise it.
-    Raw { config: u64, architectural: Option<u8> },
+    /// bit that must advertise it; `requires_tsx` that it sets IN_TX or
+    /// IN_TXCP, which mean something only where CPUID reports TSX.
+    Raw {
+        config: u64,
+        architectural: Option<u8>,
+        requires_tsx: bool,
+    },
     /// This CPU has no such event, and why.
     Unsupported(String),
 }
@@ -230,10 +235,16 @@ impl EventTable {
                                 errors.push(source.error_at(&enc.on, format!("unknown microarchitecture `{target}`")));
                             }
                         }
+                        if let Some(r) = &enc.requires
+                            && r.value != "tsx"
+                        {
+                            errors.push(source.error_at(r, format!("unknown requirement `{}`; known: tsx", r.value)));
+                        }
                         let form = match (enc.raw, enc.unsupported) {
                             (Some(config), None) => EncodingForm::Raw {
                                 config,
                                 architectural: enc.architectural,
+                                requires_tsx: enc.requires.is_some(),
                             },
                             (None, Some(reason)) => EncodingForm::Unsupported(reason),
                             _ => {
@@ -303,7 +314,13 @@ impl EventTable {
     }
 
     /// The event `name` as this CPU encodes it, or why it cannot be counted here.
-    pub fn resolve(&self, name: &str, cpu: &CpuIdentity, pmu: &ArchitecturalPmu) -> Result<ResolvedEvent, String> {
+    pub fn resolve(
+        &self,
+        name: &str,
+        cpu: &CpuIdentity,
+        pmu: &ArchitecturalPmu,
+        features: &CpuFeatures,
+    ) -> Result<ResolvedEvent, String> {
         let def = self.events.get(name).ok_or_else(|| format!("unknown event `{name}`"))?;
         let uarch = self.microarchitecture(cpu);
         let (encoding, skid) = match &def.source {
@@ -323,7 +340,18 @@ impl EventTable {
                 })?;
                 match &encoding.form {
                     EncodingForm::Unsupported(reason) => return Err(format!("`{name}`: {reason}")),
-                    EncodingForm::Raw { config, architectural } => {
+                    EncodingForm::Raw {
+                        config,
+                        architectural,
+                        requires_tsx,
+                    } => {
+                        if *requires_tsx && !features.tsx {
+                            return Err(format!(
+                                "`{name}` needs Intel TSX, which CPUID.7.0:EBX does not report here (neither HLE \
+                                 nor RTM): Linux would drop its IN_TX/IN_TXCP bit silently and count as if it \
+                                 were not set, so the case would test nothing"
+                            ));
+                        }
                         if let Some(bit) = architectural
                             && cpu.vendor == Vendor::Intel
                             && !pmu.has_event(*bit)
@@ -399,6 +427,8 @@ struct RawEncoding {
     on: Spanned<Vec<String>>,
     raw: Option<u64>,
     architectural: Option<u8>,
+    /// `tsx`: the CPU must report Intel TSX (for IN_TX / IN_TXCP configs).
+    requires: Option<Spanned<String>>,
     unsupported: Option<String>,
 }
 
@@ -424,7 +454,7 @@ mod tests {
 
     fn rcb(eax: u32, vendor: &str) -> Result<ResolvedEvent, String> {
         let (c, p) = cpu(vendor, eax, INTEL_V4);
-        EventTable::builtin().resolve("retired-conditional-branches", &c, &p)
+        EventTable::builtin().resolve("retired-conditional-branches", &c, &p, &CpuFeatures::default())
     }
 
     #[test]
@@ -488,21 +518,29 @@ mod tests {
         let table = EventTable::builtin();
         let (c, p) = cpu("GenuineIntel", 0x000506e3, INTEL_V4);
         assert_eq!(
-            table.resolve("instructions", &c, &p).unwrap().encoding,
+            table
+                .resolve("instructions", &c, &p, &CpuFeatures::default())
+                .unwrap()
+                .encoding,
             Encoding::Raw(0x5100c0)
         );
         // Version 0: a guest without a vPMU.
         let (c, p) = cpu("GenuineIntel", 0x000506e3, [0; 4]);
-        let err = table.resolve("instructions", &c, &p).unwrap_err();
+        let err = table
+            .resolve("instructions", &c, &p, &CpuFeatures::default())
+            .unwrap_err();
         assert!(err.contains("CPUID.0AH does not advertise (version 0"), "{err}");
         // EBX bit 5 set: branches unavailable (as Xen's `ipc` vPMU mode shows it).
         let (c, p) = cpu("GenuineIntel", 0x000506e3, [0x07300804, 1 << 5, 0, 0x603]);
-        assert!(table.resolve("branches", &c, &p).is_err());
-        assert!(table.resolve("instructions", &c, &p).is_ok());
+        assert!(table.resolve("branches", &c, &p, &CpuFeatures::default()).is_err());
+        assert!(table.resolve("instructions", &c, &p, &CpuFeatures::default()).is_ok());
         // AMD ignores leaf 0xA.
         let (c, p) = cpu("AuthenticAMD", 0x00a00f11, [0; 4]);
         assert_eq!(
-            table.resolve("branches", &c, &p).unwrap().encoding,
+            table
+                .resolve("branches", &c, &p, &CpuFeatures::default())
+                .unwrap()
+                .encoding,
             Encoding::Raw(0x5100c2)
         );
     }
@@ -511,7 +549,9 @@ mod tests {
     fn software_events_resolve_on_any_cpu() {
         let (c, p) = cpu("SomeOtherCPU", 0x1, [0; 4]);
         let table = EventTable::builtin();
-        let bp = table.resolve("breakpoint-marker", &c, &p).unwrap();
+        let bp = table
+            .resolve("breakpoint-marker", &c, &p, &CpuFeatures::default())
+            .unwrap();
         assert_eq!(
             (bp.encoding, bp.skid, bp.counts),
             (
@@ -520,7 +560,7 @@ mod tests {
                 Some(Quantity::MarkerHits)
             )
         );
-        let timer = table.resolve("task-clock", &c, &p).unwrap();
+        let timer = table.resolve("task-clock", &c, &p, &CpuFeatures::default()).unwrap();
         assert_eq!((timer.rearm, timer.skid), (Rearm::Relative, None));
     }
 

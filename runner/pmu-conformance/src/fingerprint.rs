@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cpu::{ArchitecturalPmu, CpuIdentity, CpuidReader, Vendor};
+use crate::cpu::{ArchitecturalPmu, CpuFeatures, CpuIdentity, CpuidReader, Vendor};
 use crate::event_table::EventTable;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +31,7 @@ pub struct CpuFacts {
     pub identity: CpuIdentity,
     /// The event table's name for it, if it has one.
     pub microarchitecture: Option<String>,
+    pub features: CpuFeatures,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -208,6 +209,7 @@ impl Fingerprint {
             cpu: CpuFacts {
                 identity,
                 microarchitecture,
+                features: CpuFeatures::read(cpuid),
             },
             hypervisor,
             pmu,

@@ -312,7 +312,8 @@ fn print_events(replay: Option<&std::path::Path>) -> Result<ExitCode, RunError> 
             Exactness::Exact => "yes".to_owned(),
             Exactness::Inexact(why) => format!("no: {why}"),
         };
-        let (encoding, skid) = match table.resolve(name, cpu, &fingerprint.pmu.architectural) {
+        let (encoding, skid) = match table.resolve(name, cpu, &fingerprint.pmu.architectural, &fingerprint.cpu.features)
+        {
             Ok(e) => (
                 e.encoding.to_string(),
                 e.skid.map_or("unknown".to_owned(), |s| s.to_string()),

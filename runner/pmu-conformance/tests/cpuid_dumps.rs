@@ -93,7 +93,12 @@ fn check(path: &Path) -> Result<(), Failed> {
         }
     }
     for (event, want) in &expect.events {
-        let got = match table.resolve(event, &fingerprint.cpu.identity, &fingerprint.pmu.architectural) {
+        let got = match table.resolve(
+            event,
+            &fingerprint.cpu.identity,
+            &fingerprint.pmu.architectural,
+            &fingerprint.cpu.features,
+        ) {
             Ok(resolved) => resolved.encoding.to_string(),
             Err(reason) => format!("unsupported: {reason}"),
         };

@@ -24,7 +24,11 @@ fn exact_events(preset: &str) -> Vec<ResolvedEvent> {
         .events
         .iter()
         .filter(|(_, def)| def.exactness == Exactness::Exact)
-        .filter_map(|(name, _)| table.resolve(name, &fp.cpu.identity, &fp.pmu.architectural).ok())
+        .filter_map(|(name, _)| {
+            table
+                .resolve(name, &fp.cpu.identity, &fp.pmu.architectural, &fp.cpu.features)
+                .ok()
+        })
         .filter(|e| e.counts.is_some())
         .collect()
 }
@@ -117,7 +121,7 @@ proptest! {
         let table = EventTable::builtin();
         let sim = SimExecutor::new("intel-skylake", Config::intel_skylake(), Arc::new(table.clone()));
         let fp = sim.fingerprint();
-        let event = table.resolve("instructions", &fp.cpu.identity, &fp.pmu.architectural).unwrap();
+        let event = table.resolve("instructions", &fp.cpu.identity, &fp.pmu.architectural, &fp.cpu.features).unwrap();
         let workload = Workload { kind: WorkloadKind::CpuidLoop, size };
         let faithful = run(Config::intel_skylake(), &event, workload, None).reading.value;
         let xen = Config { faults: Faults(vec![Fault::XenVmexitUndercount]), ..Config::intel_skylake() };

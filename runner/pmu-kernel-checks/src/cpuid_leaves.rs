@@ -15,11 +15,12 @@ use crate::hardware::Hardware;
 /// `((leaf, subleaf), [eax, ebx, ecx, edx])`.
 pub type Leaf = ((u32, u32), [u32; 4]);
 
-/// Vendor, signature, the architectural PMU leaf, AMD's extended features
-/// and PerfMonV2 leaf, and the brand string.
-const FIXED: [u32; 9] = [
+/// Vendor, signature, structured features (TSX), the architectural PMU
+/// leaf, AMD's extended features and PerfMonV2 leaf, and the brand string.
+const FIXED: [u32; 10] = [
     0,
     1,
+    7,
     0xa,
     0x8000_0000,
     0x8000_0001,

@@ -28,6 +28,11 @@ pub struct Config {
     pub hypervisor: Option<&'static str>,
     /// IA32_DEBUGCTL accepts FREEZE_PERFMON_ON_PMI (bare metal does; KVM and Xen raise #GP).
     pub debugctl_freeze: bool,
+    /// Intel TSX: CPUID.7.0:EBX reports HLE (bit 4) and RTM (bit 11), so
+    /// IN_TX and IN_TXCP mean something (SDM Vol. 3B, Intel TSX performance
+    /// monitoring). Skylake client parts shipped with TSX; microcode and
+    /// hypervisors can hide it.
+    pub tsx: bool,
     /// KVM's quirk: nonexistent legacy PMC0/PMC1 (0xc1, 0xc2) read as 0.
     pub legacy_pmc_reads_zero: bool,
     /// Instructions retired between an overflow and its PMI: uniform in this range.
@@ -58,6 +63,7 @@ impl Config {
             perfmon_v2: false,
             hypervisor: None,
             debugctl_freeze: true,
+            tsx: true,
             legacy_pmc_reads_zero: false,
             skid: (0, 24),
             interrupt_every: 4_000_000,
@@ -107,6 +113,7 @@ impl Config {
             full_width_writes: true,
             perfmon_v2: true,
             debugctl_freeze: false,
+            tsx: false,
             ..Config::intel_skylake()
         }
     }

@@ -42,6 +42,8 @@ impl Hardware for ModelHardware {
                 let [b, d, cx] = words(if intel { "GenuineIntel" } else { "AuthenticAMD" });
                 [if intel { 0x16 } else { 0x10 }, b, cx, d]
             }
+            // HLE (EBX bit 4) and RTM (bit 11).
+            7 if c.tsx => [0, 1 << 4 | 1 << 11, 0, 0],
             1 => {
                 let hypervisor = if c.hypervisor.is_some() { 1 << 31 } else { 0 };
                 let pdcm = if intel && c.full_width_writes { 1 << 15 } else { 0 };

@@ -46,7 +46,7 @@ impl Executor for LocalExecutor {
     /// case cannot run here. Cheap: trial opens are remembered.
     fn preflight(&self, case: &Case) -> Result<Option<ResolvedEvent>, String> {
         let m = &self.machine;
-        let event = resolve(case, &m.table, &m.cpu, &m.pmu)?;
+        let event = resolve(case, &m.table, &m.cpu, &m.pmu, &m.features)?;
         let window = crate::check::window(case, &event);
         let key = (event.encoding, case.workload.kind, case.period, case.read_with);
         let probe = LinuxProbe::new(m.clone());

@@ -22,7 +22,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::case::{Case, CheckKind, EventRef};
-use crate::cpu::{ArchitecturalPmu, CpuIdentity};
+use crate::cpu::{ArchitecturalPmu, CpuFeatures, CpuIdentity};
 use crate::environment::{Environment, Target};
 use crate::event_table::{EventTable, Rearm, ResolvedEvent};
 use crate::fingerprint::Fingerprint;
@@ -46,9 +46,10 @@ pub(crate) fn resolve(
     table: &EventTable,
     cpu: &CpuIdentity,
     pmu: &ArchitecturalPmu,
+    features: &CpuFeatures,
 ) -> Result<ResolvedEvent, String> {
     let event = match &case.event {
-        EventRef::Named(name) => table.resolve(name, cpu, pmu)?,
+        EventRef::Named(name) => table.resolve(name, cpu, pmu, features)?,
         EventRef::Raw(config) => table.resolve_raw(*config, cpu),
     };
     if case.check == CheckKind::PmiDelivery && event.rearm == Rearm::Absolute && event.skid.is_none() {

@@ -17,7 +17,7 @@ use pmu_model::{Config, Fault};
 
 use super::Executor;
 use crate::case::Case;
-use crate::cpu::{ArchitecturalPmu, CpuIdentity, CpuidDump, CpuidReader};
+use crate::cpu::{CpuidDump, CpuidReader};
 use crate::event_table::{EventTable, ResolvedEvent};
 use crate::fingerprint::Fingerprint;
 use crate::kernel_case::{self, Transcript};
@@ -48,10 +48,6 @@ impl SimExecutor {
     /// The fingerprint of the modelled machine, as a run on it would read it.
     pub fn fingerprint(&self) -> &Fingerprint {
         &self.fingerprint
-    }
-
-    fn cpu(&self) -> (&CpuIdentity, &ArchitecturalPmu) {
-        (&self.fingerprint.cpu.identity, &self.fingerprint.pmu.architectural)
     }
 
     /// This case's model: the environment's, seeded by the case id.
@@ -91,8 +87,15 @@ impl Executor for SimExecutor {
         if case.probe == ProbeKind::Kernel {
             return Ok(None);
         }
-        let (cpu, pmu) = self.cpu();
-        super::resolve(case, &self.table, cpu, pmu).map(Some)
+        let f = &self.fingerprint;
+        super::resolve(
+            case,
+            &self.table,
+            &f.cpu.identity,
+            &f.pmu.architectural,
+            &f.cpu.features,
+        )
+        .map(Some)
     }
 
     fn run(&self, case: &Case, event: Option<&ResolvedEvent>) -> Outcome {

@@ -20,7 +20,7 @@ pub use notifications::current_disposition as notification_signal_disposition;
 pub use self::perf::PARKED_PERIOD;
 use self::perf::{Counter, CounterSpec, SampleRing, UserPage, describe_open_error, rdpmc_count};
 use self::windows::WindowArgs;
-use crate::cpu::{ArchitecturalPmu, CpuIdentity};
+use crate::cpu::{ArchitecturalPmu, CpuFeatures, CpuIdentity};
 use crate::event_table::{EventTable, ResolvedEvent};
 use crate::fingerprint::Fingerprint;
 use crate::probe::{Probe, ProbeError, Reading, Sampling, Window, WindowRun};
@@ -33,6 +33,7 @@ pub struct Machine {
     pub table: EventTable,
     pub cpu: CpuIdentity,
     pub pmu: ArchitecturalPmu,
+    pub features: CpuFeatures,
     /// Why a hardware event might be missing, for unsupported reasons.
     pub context: String,
     /// The perf type for raw events: PERF_TYPE_RAW, or `cpu_core`'s on hybrids.
@@ -50,6 +51,7 @@ impl Machine {
             table,
             cpu: fingerprint.cpu.identity.clone(),
             pmu: fingerprint.pmu.architectural,
+            features: fingerprint.cpu.features,
             context: fingerprint.pmu_context(),
             raw_type,
             cpu_to_pin: affinity::first_allowed_cpu(core_cpus.as_deref()),
