@@ -85,8 +85,8 @@ impl Outcome {
         self
     }
 
-    pub fn proves(mut self, statement: impl Into<String>) -> Outcome {
-        self.proves = Some(statement.into());
+    pub fn proves(mut self, statement: Option<String>) -> Outcome {
+        self.proves = statement;
         self
     }
 

@@ -97,37 +97,52 @@ fn for_each_run(
     case: &Case,
     event: &ResolvedEvent,
     probe: &mut dyn Probe,
-    mut each: impl FnMut(WindowRun),
+    each: impl FnMut(WindowRun),
 ) -> Result<(), Stop> {
-    let window = window(case, event);
-    for i in 0..case.runs {
-        match probe.run(&window) {
-            Ok(run) => each(run),
-            Err(ProbeError::Unsupported(reason)) => return Err(Stop(Box::new(Outcome::unsupported(reason)))),
-            Err(ProbeError::Harness(message) | ProbeError::Disturbed(message)) => {
-                return Err(Stop(Box::new(Outcome::error(format!(
-                    "run {} of {}: {message}",
-                    i + 1,
-                    case.runs
-                )))));
-            }
-        }
+    runs_of(&window(case, event), case.runs, probe, each)
+}
+
+/// Runs `window` `runs` times, handing each result to `each`.
+fn runs_of(window: &Window<'_>, runs: u32, probe: &mut dyn Probe, mut each: impl FnMut(WindowRun)) -> Result<(), Stop> {
+    for i in 0..runs {
+        each(one_run(window, probe, &format!("run {} of {runs}", i + 1))?);
     }
     Ok(())
 }
 
+/// Runs `window` once; `which` names the run in an error.
+fn one_run(window: &Window<'_>, probe: &mut dyn Probe, which: &str) -> Result<WindowRun, Stop> {
+    match probe.run(window) {
+        Ok(run) => Ok(run),
+        Err(ProbeError::Unsupported(reason)) => Err(Stop(Box::new(Outcome::unsupported(reason)))),
+        Err(ProbeError::Harness(message) | ProbeError::Disturbed(message)) => {
+            Err(Stop(Box::new(Outcome::error(format!("{which}: {message}")))))
+        }
+    }
+}
+
 /// What a pass proves: the bound zero failures in `trials` set, and the
-/// budget the case's runs were sized to, if they were.
-pub fn proves(case: &Case, failures: &str, trials: u64, unit: &str) -> String {
+/// budget the case's runs were sized to, if they were. Zero trials prove
+/// nothing, so they state no bound (and no check passes on them).
+pub fn proves(case: &Case, failures: &str, trials: u64, unit: &str) -> Option<String> {
+    if trials == 0 {
+        return None;
+    }
     let bound = crate::statistics::zero_failure_statement(failures, trials, unit);
-    match case.budget {
+    Some(match case.budget {
         Some(b) => format!(
             "{bound}; sized to catch a rate of {:.1e} with probability {:.1} %",
             b.rate,
             b.probability * 100.0
         ),
         None => bound,
-    }
+    })
+}
+
+/// An `error` outcome for a check that observed less than it must: no pass
+/// without evidence.
+pub fn not_exercised(what: String) -> Stop {
+    Stop(Box::new(Outcome::error(format!("not exercised: {what}"))))
 }
 
 /// How often each deviation from the expected count occurred.
@@ -166,19 +181,26 @@ pub fn signed(d: i128) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::case::CheckKind;
     use crate::event_table::{Encoding, Exactness, Rearm, SoftwareEvent};
     use crate::outcome::Verdict;
     use crate::probe::Reading;
     use crate::vocabulary::CaseId;
     use crate::workload::Quantity;
 
-    /// Answers each window with the next scripted result.
-    struct Scripted(Vec<Result<WindowRun, ProbeError>>);
+    /// Answers each window with the next scripted result, noting the size of
+    /// each window's workload.
+    struct Scripted(Vec<Result<WindowRun, ProbeError>>, Vec<u64>);
 
     impl Probe for Scripted {
-        fn run(&mut self, _: &Window<'_>) -> Result<WindowRun, ProbeError> {
+        fn run(&mut self, window: &Window<'_>) -> Result<WindowRun, ProbeError> {
+            self.1.push(window.workload.size);
             self.0.remove(0)
         }
+    }
+
+    fn scripted(results: Vec<Result<WindowRun, ProbeError>>) -> Scripted {
+        Scripted(results, Vec::new())
     }
 
     fn counted(value: u64) -> Result<WindowRun, ProbeError> {
@@ -219,7 +241,7 @@ mod tests {
     fn a_disturbed_window_is_discarded_and_run_again() {
         let (case, event) = exact_ten();
         // The disturbed window is never judged: the one run in its place is.
-        let mut probe = Scripted(vec![counted(10), disturbed(), counted(10)]);
+        let mut probe = scripted(vec![counted(10), disturbed(), counted(10)]);
         let outcome = run(&case, &event, &mut probe);
         assert_eq!(outcome.verdict, Verdict::Pass, "{outcome:?}");
         assert_eq!(outcome.figures["disturbed_windows"], 1);
@@ -227,12 +249,117 @@ mod tests {
         assert_eq!(outcome.facts["runs"], 2);
     }
 
+    /// A pmi-delivery case on `event` over `iterations` of the branch loop.
+    fn sampling(event: ResolvedEvent, iterations: u64, period: u64, runs: u32) -> (Case, ResolvedEvent) {
+        let mut case = crate::case::tests::case_named(CaseId {
+            suite: "pmi-delivery".into(),
+            name: "evidence".into(),
+        });
+        case.check = CheckKind::PmiDelivery;
+        case.workload.size = iterations;
+        case.period = Some(period);
+        case.runs = runs;
+        case.expect = None;
+        (case, event)
+    }
+
+    fn instructions() -> ResolvedEvent {
+        ResolvedEvent {
+            name: "instructions".into(),
+            encoding: Encoding::Raw(0x5100c0),
+            counts: Some(Quantity::Instructions),
+            exactness: Exactness::Inexact("interrupts".into()),
+            skid: Some(100),
+            rearm: Rearm::Absolute,
+        }
+    }
+
+    fn task_clock() -> ResolvedEvent {
+        ResolvedEvent {
+            name: "task-clock".into(),
+            encoding: Encoding::Software(SoftwareEvent::TaskClock),
+            counts: None,
+            exactness: Exactness::Inexact("time".into()),
+            skid: None,
+            rearm: Rearm::Relative,
+        }
+    }
+
+    /// A run of `time_ns` on the task clock, with `handled` expiries all notified.
+    fn timed(time_ns: u64, handled: u64, period: u64) -> Result<WindowRun, ProbeError> {
+        Ok(WindowRun {
+            reading: Reading {
+                value: time_ns,
+                time_enabled: time_ns,
+                time_running: time_ns,
+            },
+            notifications: (1..=handled)
+                .map(|k| crate::probe::Notification {
+                    count: k * period,
+                    kind: crate::probe::NotificationKind::Overflow,
+                    after_window: false,
+                })
+                .collect(),
+            overflows_handled: Some(handled),
+        })
+    }
+
+    #[test]
+    fn a_dead_counter_on_an_inexact_event_loses_its_boundaries_rather_than_passing() {
+        // 10 000 passes retire at least 40 007 instructions: 40 boundaries of 1000.
+        let (case, event) = sampling(instructions(), 10_000, 1000, 1);
+        let dead = Ok(WindowRun {
+            overflows_handled: Some(0),
+            ..counted(0).unwrap()
+        });
+        let outcome = run(&case, &event, &mut scripted(vec![dead]));
+        assert_eq!(outcome.verdict, Verdict::Fail, "{outcome:?}");
+        assert_eq!(outcome.signature.unwrap().kind, crate::outcome::SignatureKind::PmiLost);
+    }
+
+    #[test]
+    fn a_timer_window_is_sized_by_time_and_one_that_never_expires_is_not_exercised() {
+        let period = 1_000_000;
+        // The calibration run: 1000 iterations in 10 µs, so 10 periods need
+        // 1.5 × 10 ms, 1.5 million iterations.
+        let (mut case, event) = sampling(task_clock(), 1000, period, 2);
+        case.timeout = std::time::Duration::from_secs(60);
+        let mut sized = scripted(vec![
+            timed(10_000, 0, period),
+            timed(15_000_000, 15, period),
+            timed(15_000_000, 15, period),
+        ]);
+        let outcome = run(&case, &event, &mut sized);
+        assert_eq!(outcome.verdict, Verdict::Pass, "{outcome:?}");
+        assert_eq!(sized.1, [1000, 1_500_000, 1_500_000], "calibrated, then sized by time");
+        assert!(outcome.proves.unwrap().contains("in 2 runs (30 overflows)"));
+
+        let mut never = scripted(vec![
+            timed(10_000, 0, period),
+            timed(15_000_000, 0, period),
+            timed(15_000_000, 0, period),
+        ]);
+        let outcome = run(&case, &event, &mut never);
+        assert_eq!(outcome.verdict, Verdict::Error, "{outcome:?}");
+        assert!(
+            outcome.reason.unwrap().starts_with("not exercised: "),
+            "zero evidence is never a pass"
+        );
+    }
+
+    #[test]
+    fn zero_trials_prove_nothing() {
+        let (case, _) = exact_ten();
+        assert_eq!(proves(&case, "lost", 0, "boundaries"), None);
+        assert!(proves(&case, "lost", 3, "runs").is_some());
+    }
+
     #[test]
     fn more_disturbances_than_a_case_may_retry_are_an_error() {
         let (case, event) = exact_ten();
         let mut script = vec![counted(10)];
         script.extend((0..=MAX_DISTURBED).map(|_| disturbed()));
-        let outcome = run(&case, &event, &mut Scripted(script));
+        let outcome = run(&case, &event, &mut scripted(script));
         assert_eq!(outcome.verdict, Verdict::Error, "{outcome:?}");
         let reason = outcome.reason.unwrap();
         assert!(

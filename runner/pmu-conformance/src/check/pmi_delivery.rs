@@ -22,11 +22,12 @@
 //! For counters, overflows the kernel handled without a notification are
 //! reported too: a lost PMI leaves no sample record, a lost signal leaves one.
 
-use super::{Stop, for_each_run};
+use super::{Stop, not_exercised, one_run, runs_of};
 use crate::case::Case;
-use crate::event_table::{Exactness, Rearm, ResolvedEvent};
+use crate::event_table::{Rearm, ResolvedEvent};
 use crate::outcome::{Outcome, Signature, SignatureKind};
-use crate::probe::{Notification, NotificationKind, Probe};
+use crate::probe::{Notification, NotificationKind, Probe, Window};
+use crate::workload::Workload;
 
 /// How one run's notifications matched its boundaries.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -147,6 +148,45 @@ pub fn classify(final_count: u64, notifications: &[Notification], handled: Optio
     t
 }
 
+/// How many expiries a timer case's window is sized to give each run.
+pub const MIN_EXPIRIES: u64 = 10;
+
+/// The case's workload, lengthened (never shortened) so that one window runs
+/// for at least [`MIN_EXPIRIES`] periods of CPU time, with a margin, as one
+/// calibration run measures the time per iteration here. The runs must still
+/// fit the case's deadline: past it, the case is not exercised, and says why.
+fn sized_for_expiries(
+    window: &Window<'_>,
+    period_ns: u64,
+    deadline: std::time::Duration,
+    runs: u32,
+    probe: &mut dyn Probe,
+) -> Result<Workload, Stop> {
+    let calibration = one_run(window, probe, "the calibration run")?;
+    let per_iteration = calibration.reading.time_running as f64 / window.workload.iterations().max(1) as f64;
+    if per_iteration <= 0.0 {
+        return Err(not_exercised("the calibration run took no CPU time".to_owned()));
+    }
+    let wanted_ns = 1.5 * (MIN_EXPIRIES * period_ns) as f64;
+    let budget_ns = 0.5 * deadline.as_nanos() as f64 / f64::from(runs.max(1));
+    if wanted_ns > budget_ns {
+        return Err(not_exercised(format!(
+            "{MIN_EXPIRIES} timer periods of {period_ns} ns per run, over {runs} runs, do not fit the case's \
+             deadline of {} s: shorten the period or lengthen the timeout",
+            deadline.as_secs()
+        )));
+    }
+    let iterations = (wanted_ns / per_iteration).ceil() as u64;
+    let size = window
+        .workload
+        .size
+        .max(window.workload.size - window.workload.iterations() + iterations);
+    Ok(Workload {
+        size,
+        ..window.workload
+    })
+}
+
 pub fn run(case: &Case, event: &ResolvedEvent, probe: &mut dyn Probe) -> Result<Outcome, Stop> {
     let period = case.period.expect("validation requires a period for pmi-delivery");
     let budget = match (event.rearm, event.skid) {
@@ -166,17 +206,26 @@ pub fn run(case: &Case, event: &ResolvedEvent, probe: &mut dyn Probe) -> Result<
         rearm: event.rearm,
         refresh: case.refresh,
     };
-    // An exact event crosses the boundaries of the workload's true count, even
-    // if the counter stops counting: those boundaries must still be notified.
-    let truth = match (event.counts, &event.exactness) {
-        (Some(q), Exactness::Exact) => case.workload.counts(case.probe).map(|c| q.of(&c)),
-        _ => None,
-    };
+    // The workload retires at least its listing's count of the event (an
+    // inexact event only ever overcounts), so those boundaries are crossed
+    // even if the counter stops counting, and must be notified: the final
+    // reading alone would let a dead counter require nothing.
+    let truth = event
+        .counts
+        .and_then(|q| case.workload.counts(case.probe).map(|c| q.of(&c)));
+    // A timer expires with CPU time, not with anything the workload retires,
+    // so its window is sized by time: long enough for MIN_EXPIRIES.
+    let mut window = super::window(case, event);
+    if event.rearm == Rearm::Relative {
+        window.workload = sized_for_expiries(&window, period, case.timeout, case.runs, probe)?;
+    }
     let mut total = Tally::default();
     let mut runs_with_faults = 0u64;
     let mut after_window = 0u64;
     let mut unjudgeable = false;
-    for_each_run(case, event, probe, |run| {
+    let mut fewest_handled = u64::MAX;
+    runs_of(&window, case.runs, probe, |run| {
+        fewest_handled = fewest_handled.min(run.overflows_handled.unwrap_or(0));
         unjudgeable |= event.rearm == Rearm::Relative && run.overflows_handled.is_none();
         after_window += run.notifications.iter().filter(|n| n.after_window).count() as u64;
         let crossed = truth.map_or(run.reading.value, |t| t.max(run.reading.value));
@@ -193,6 +242,18 @@ pub fn run(case: &Case, event: &ResolvedEvent, probe: &mut dyn Probe) -> Result<
         ));
     }
     let runs = u64::from(case.runs);
+    if total.required == 0 {
+        return Err(not_exercised(format!(
+            "no boundary had to be notified in {runs} runs: the window crossed none"
+        )));
+    }
+    if event.rearm == Rearm::Relative && fewest_handled < MIN_EXPIRIES / 2 {
+        return Err(not_exercised(format!(
+            "a run saw {fewest_handled} timer expiries, fewer than half the {MIN_EXPIRIES} its window was sized for \
+             ({} iterations of `{}`)",
+            window.workload.size, window.workload.kind
+        )));
+    }
     let mut skids = total.skids.clone();
     skids.sort_unstable();
     let percentile = |q: f64| {
@@ -246,7 +307,15 @@ pub fn run(case: &Case, event: &ResolvedEvent, probe: &mut dyn Probe) -> Result<
                     total.notified, total.required
                 ),
             };
-            Outcome::pass(summary).proves(super::proves(case, "lost", total.required, unit))
+            // One lost PMI can silence the rest of its run (a counter perf
+            // never reloads), so the independent trial is the run, not the
+            // boundary: the bound is per run.
+            Outcome::pass(summary).proves(super::proves(
+                case,
+                "lost-notification runs",
+                runs,
+                &format!("runs ({} {unit})", total.required),
+            ))
         }
         Some((kind, n, what)) => {
             let magnitude = format!("{n} {what} {}", in_runs(runs_with_faults));
