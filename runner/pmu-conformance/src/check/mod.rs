@@ -348,6 +348,34 @@ mod tests {
     }
 
     #[test]
+    fn a_right_total_without_its_overflows_is_pmi_lost_not_a_pass() {
+        // rr's shape on breakpoints: 10 passes, period 5, so two overflows a run.
+        let (mut case, event) = exact_ten();
+        case.check = CheckKind::OverflowPreservation;
+        case.period = Some(5);
+        case.runs = 2;
+        let handled = |n: u64| {
+            Ok(WindowRun {
+                overflows_handled: Some(n),
+                ..counted(10).unwrap()
+            })
+        };
+        let outcome = run(&case, &event, &mut scripted(vec![handled(2), handled(2)]));
+        assert_eq!(outcome.verdict, Verdict::Pass, "{outcome:?}");
+        assert_eq!(outcome.facts["overflows_per_run"], 2);
+        let outcome = run(&case, &event, &mut scripted(vec![handled(2), handled(0)]));
+        let signature = outcome.signature.clone().expect("a failure");
+        assert_eq!(
+            (signature.kind, signature.magnitude.as_str()),
+            (
+                crate::outcome::SignatureKind::PmiLost,
+                "2 overflows never handled in 1 of 2 runs"
+            ),
+            "{outcome:?}"
+        );
+    }
+
+    #[test]
     fn zero_trials_prove_nothing() {
         let (case, _) = exact_ten();
         assert_eq!(proves(&case, "lost", 0, "boundaries"), None);
