@@ -251,3 +251,19 @@ fn amd_exact_counts_state_their_allowance() {
     );
     assert_eq!(zero.verdict, Verdict::Fail, "{zero:?}");
 }
+
+/// "No PMI without INT" is a negative control: where PMIs never arrive at
+/// all it would pass for nothing, so it first needs a PMI with INT set.
+#[test]
+fn no_pmi_without_int_counts_only_beside_a_pmi_with_int() {
+    let no_int = Params {
+        int: false,
+        ..params(KernelCheck::PmiIffInt)
+    };
+    let r = run(Config::intel_skylake(), KernelCheck::PmiIffInt, no_int.clone());
+    assert_eq!(r.verdict, Verdict::Pass, "{r:?}");
+    let every_pmi_lost = with(&[Fault::LostPmi { rate: 1.0 }]);
+    let r = run(every_pmi_lost, KernelCheck::PmiIffInt, no_int);
+    assert_eq!(r.verdict, Verdict::Error, "{r:?}");
+    assert!(r.reason.unwrap().starts_with("not exercised: the positive control"));
+}
