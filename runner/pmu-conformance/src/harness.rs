@@ -198,7 +198,9 @@ impl TrialJob {
             },
             Err(reason) => Outcome::unsupported(reason.clone()),
         };
-        outcome.diagnosis = self.bugs.diagnose(&outcome, &self.case.catches);
+        // The check's own diagnosis (a traced count, say) first, then the known bugs it matches.
+        let bugs = self.bugs.diagnose(&outcome, &self.case.catches);
+        outcome.diagnosis.extend(bugs);
         let gate = self.store.gate(&self.case, &self.suite_path, &outcome);
         let trial = gate.trial_result(&outcome, &self.bless);
         let result = match &trial {

@@ -19,6 +19,7 @@
 
 pub mod builtin;
 pub mod case;
+pub mod case_trace;
 pub mod check;
 pub mod cpu;
 pub mod detection_matrix;

@@ -85,6 +85,35 @@ enum Command {
     /// Print the detection matrix: which case catches which known bug, with
     /// what probability, on the reference model (as matrices/detection-matrix.md).
     DetectionMatrix,
+    /// Single-step a case's real window under ptrace and print what it
+    /// retired beside what its listing and its expectation say.
+    ///
+    /// Counts follow the suite's convention (suites/README.md, "Counting"):
+    /// user-mode instructions, conditional and near branches, marker hits,
+    /// page faults and CPUID/WRMSR from the return of the syscall that starts
+    /// the count to the disarming syscall, inclusive. For a case that samples,
+    /// one notification is delivered mid-loop and its handler's cost shown.
+    /// Windows of up to a million instructions are stepped whole; longer ones
+    /// are traced at three small sizes and extrapolated (a step costs about
+    /// 100 µs in a guest). Linux-probe cases only.
+    ///
+    /// Exit status: 0 when every trace agrees, 1 when any disagrees or cannot
+    /// be traced, 2 on bad input.
+    Trace {
+        /// Cases to trace, as `suite/case`; default every linux-probe case.
+        cases: Vec<String>,
+        /// Trace at this size (the workload's size parameter) instead of the case's.
+        #[arg(long, value_name = "N")]
+        size: Option<u64>,
+        /// Step the whole window however long it is.
+        #[arg(long, conflicts_with = "extrapolate")]
+        full: bool,
+        /// Trace at three small sizes and extrapolate, however short the window is.
+        #[arg(long)]
+        extrapolate: bool,
+        #[arg(long, value_name = "DIR")]
+        suites: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Clone, Default)]
@@ -169,6 +198,13 @@ fn main() -> ExitCode {
         Some(Command::Check { suites, matrices }) => check(suites, matrices),
         Some(Command::Events { cpuid }) => print_events(cpuid.as_deref()),
         Some(Command::DetectionMatrix) => print_detection_matrix(),
+        Some(Command::Trace {
+            cases,
+            size,
+            full,
+            extrapolate,
+            suites,
+        }) => trace_cases(&cases, size, (full || extrapolate).then_some(full), suites),
     };
     result.unwrap_or_else(|error| {
         eprintln!("{error}");
@@ -242,6 +278,111 @@ fn check(suites: Option<PathBuf>, matrices: Option<PathBuf>) -> Result<ExitCode,
         environments.environments.len()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn trace_cases(
+    names: &[String],
+    size: Option<u64>,
+    full: Option<bool>,
+    suites: Option<PathBuf>,
+) -> Result<ExitCode, RunError> {
+    use pmu_conformance::case_trace::{Method, comparable, trace_case};
+    use pmu_conformance::vocabulary::ProbeKind;
+
+    let table = EventTable::builtin();
+    let sources = match suites {
+        Some(dir) => SuiteSources::from_dir(&dir)?,
+        None => SuiteSources::builtin(),
+    };
+    let loaded = load_suites(&sources, &table, &KnownBugs::builtin())?;
+    let all: Vec<(String, &pmu_conformance::case::Case)> = loaded
+        .iter()
+        .flat_map(|s| s.cases.iter().map(move |c| (format!("{}/{}", s.name, c.id.name), c)))
+        .collect();
+    let mut selected = Vec::new();
+    for name in names {
+        match all.iter().find(|(n, _)| n == name) {
+            Some(found) => selected.push(found.clone()),
+            None => {
+                let nearest = all
+                    .iter()
+                    .min_by_key(|(n, _)| strsim::levenshtein(n, name))
+                    .map_or_else(String::new, |(n, _)| format!("; did you mean `{n}`?"));
+                return Err(RunError::Usage(format!("no case is named `{name}`{nearest}")));
+            }
+        }
+    }
+    if names.is_empty() {
+        selected = all.into_iter().filter(|(_, c)| c.probe == ProbeKind::Linux).collect();
+    }
+    let mut disagreements = 0;
+    for (name, case) in selected {
+        let counts = match &case.event {
+            pmu_conformance::case::EventRef::Named(event) => table.events.get(event).and_then(|e| e.counts),
+            pmu_conformance::case::EventRef::Raw(_) => None,
+        };
+        let workload = pmu_conformance::workload::Workload {
+            size: size.unwrap_or(case.workload.size),
+            ..case.workload
+        };
+        println!("{name}: {workload}, counted by {}", case.event);
+        match trace_case(case, counts, size, full) {
+            Ok(t) => {
+                let row = |c: pmu_conformance::workload::Counts| {
+                    format!(
+                        "{:>12} {:>13} {:>10} {:>11} {:>11} {:>8}",
+                        c.instructions, c.conditional_branches, c.branches, c.marker_hits, c.page_faults, c.vm_exits
+                    )
+                };
+                println!(
+                    "  {:<8} {:>12} {:>13} {:>10} {:>11} {:>11} {:>8}",
+                    "", "instructions", "cond-branches", "branches", "marker-hits", "page-faults", "vm-exits"
+                );
+                println!("  {:<8} {}", "listing", row(t.listed));
+                println!("  {:<8} {}", "traced", row(t.traced));
+                if comparable(t.listed) != comparable(t.traced) {
+                    println!("  the window does not retire its listing");
+                }
+                if let Some(c) = &t.compared {
+                    println!(
+                        "  {} {} = {}; traced {}: {}",
+                        if c.stated { "expect" } else { "the event counts" },
+                        c.formula,
+                        c.expected,
+                        c.traced,
+                        if c.agrees() { "agree" } else { "DISAGREE" }
+                    );
+                }
+                if let Some(h) = t.handler {
+                    println!(
+                        "  one notification's handler adds {} instructions ({} up to its read), {} branches ({} conditional)",
+                        h.total.instructions, h.up_to_read.instructions, h.total.branches, h.total.conditional_branches
+                    );
+                }
+                match t.method {
+                    Method::Full { steps, elapsed } => {
+                        println!("  stepped whole: {steps} steps in {:.1} s", elapsed.as_secs_f64())
+                    }
+                    Method::Extrapolated(shape) => println!(
+                        "  extrapolated from traces at {:?} iterations: {} + {} per pass instructions",
+                        shape.traced_at, shape.listing.before.instructions, shape.listing.body.instructions
+                    ),
+                }
+                if !t.agrees() {
+                    disagreements += 1;
+                }
+            }
+            Err(e) => {
+                println!("  {e}");
+                disagreements += 1;
+            }
+        }
+    }
+    Ok(if disagreements == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn show(path: &std::path::Path) -> Result<ExitCode, RunError> {

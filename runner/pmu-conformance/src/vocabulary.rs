@@ -1,11 +1,13 @@
 //! The small types every layer names: a case's id and probe kind, how a
-//! window is read, which accelerator a QEMU environment asks for, and how many
-//! notifications a window can record.
+//! window is read, which accelerator a QEMU environment asks for, how many
+//! notifications a window can record, and what their handler retires.
 //!
 //! They sit on the bottom floor, below `case`, `probe`, `environment` and the
 //! executors, so that none of those has to import another to name them.
 
 use std::fmt;
+
+use pmu_kernel_checks::listing::Counts;
 
 /// `suite/case`: a case's name in trial lists, snapshots and reports.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -44,6 +46,24 @@ impl ProbeKind {
 /// The most notifications one run can record. Validation rejects periods
 /// that would raise more.
 pub const NOTIFICATION_CAPACITY: usize = 16 * 1024;
+
+/// What the Linux probe's notification handler retires in user mode from
+/// its first instruction up to and including the `read` syscall that takes
+/// the count: each notification's count includes this much of its own
+/// handler. Measured by the trace (`pmu-conformance trace
+/// overflow/rr-xen-probe`) and held to it by tests/trace.rs.
+pub const HANDLER_UP_TO_READ: Counts = Counts {
+    instructions: 13,
+    ..Counts::ZERO
+};
+
+/// The whole handler, through the restorer's `rt_sigreturn`: what each
+/// notification adds to its window's count. Its one branch is the `ret`.
+pub const HANDLER_TOTAL: Counts = Counts {
+    instructions: 18,
+    branches: 1,
+    ..Counts::ZERO
+};
 
 /// How a window's count is read.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

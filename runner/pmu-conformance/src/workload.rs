@@ -157,6 +157,15 @@ impl fmt::Display for WorkloadKind {
     }
 }
 
+/// What the branch loop's rdpmc variant adds after its loop, before the
+/// disarm: the seqlock, index and offset loads, rdpmc and the seqlock again,
+/// 11 instructions and no branch. A count read with rdpmc is taken at the
+/// rdpmc, so only its branches matter to the cases; the trace holds all of it.
+pub const RDPMC_READ: Counts = Counts {
+    instructions: 11,
+    ..Counts::ZERO
+};
+
 /// A workload with its size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Workload {
@@ -196,6 +205,18 @@ impl Workload {
         }
         let q = Quantity::from_name(name)?;
         self.counts(probe).map(|c| q.of(&c))
+    }
+
+    /// The value of a formula variable when the window retired `counts`
+    /// (a traced window's, say), not what its listing says.
+    pub fn variable_in(&self, name: &str, counts: &Counts) -> Option<u64> {
+        if name == self.kind.size_parameter() {
+            return Some(self.size);
+        }
+        if name == "iterations" {
+            return Some(self.iterations());
+        }
+        Quantity::from_name(name).map(|q| q.of(counts))
     }
 
     /// Every variable a formula over this workload may use.

@@ -563,3 +563,35 @@ fn a_cpuid_dump_replays_anywhere() {
         "{stderr}"
     );
 }
+
+#[test]
+fn trace_prints_traced_against_expected_and_refuses_unknown_cases() {
+    let (code, out, err) = run(bin().args(["trace", "overflow/rr-xen-probe", "exact-counts/kernel-branches"]));
+    // The kernel case cannot be traced by this command, so the run as a whole disagrees.
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("expect conditional_branches = 500; traced 500: agree"),
+        "{out}"
+    );
+    assert!(
+        out.contains("one notification's handler adds 18 instructions (13 up to its read)"),
+        "{out}"
+    );
+    assert!(out.contains("not traced: the probe kernel's window"), "{out}");
+
+    let (code, out, _) = run(bin().args([
+        "trace",
+        "--size",
+        "40",
+        "exact-counts/conditional-branches-across-cpuid",
+    ]));
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("cpuid-loop (40 iterations)") && out.contains("traced 80: agree"),
+        "{out}"
+    );
+
+    let (code, _, err) = run(bin().args(["trace", "overflow/rr-xen-prob"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("did you mean `overflow/rr-xen-probe`"), "{err}");
+}

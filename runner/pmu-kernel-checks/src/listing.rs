@@ -37,7 +37,7 @@ impl Counts {
     };
 
     /// Each count of `self` and `o` combined by `f`, or `None` where any is.
-    fn combine(self, o: Counts, f: impl Fn(u64, u64) -> Option<u64>) -> Option<Counts> {
+    pub fn combine(self, o: Counts, f: impl Fn(u64, u64) -> Option<u64>) -> Option<Counts> {
         Some(Counts {
             instructions: f(self.instructions, o.instructions)?,
             conditional_branches: f(self.conditional_branches, o.conditional_branches)?,

@@ -45,10 +45,47 @@ pub fn run(case: &Case, event: &ResolvedEvent, probe: &mut dyn Probe) -> Result<
         let vm_exits = case.workload.counts(case.probe).map_or(0, |c| c.vm_exits);
         let signature = miscount::signature(&misses, runs, expected, false, vm_exits);
         let summary = format!("expected {expected}: {}", deviations.describe());
-        Outcome::fail(signature, summary)
+        let mut outcome = Outcome::fail(signature, summary);
+        outcome.diagnosis.extend(traced_diagnosis(case, event, expected, probe));
+        outcome
     };
     Ok(outcome
         .fact("expected", expected)
         .fact("runs", runs)
         .figure("deviations", deviations.to_value()))
+}
+
+/// What the window retires when single-stepped here, set against the
+/// expectation: the same, and the PMU (or its virtualisation) miscounted;
+/// different, and the harness is wrong.
+fn traced_diagnosis(case: &Case, event: &ResolvedEvent, expected: u64, probe: &mut dyn Probe) -> Option<String> {
+    let expect = case.expect.as_ref()?;
+    let traced = match probe.traced_counts(&case.workload, case.read_with)? {
+        Ok(counts) => counts,
+        Err(why) => {
+            return Some(format!(
+                "the window could not be traced here to check the expectation: {why}"
+            ));
+        }
+    };
+    let traced = match expect
+        .formula
+        .evaluate(&|name| case.workload.variable_in(name, &traced))
+    {
+        Ok(value) => value,
+        Err(why) => return Some(format!("the traced counts do not evaluate `{}`: {why}", expect.formula)),
+    };
+    Some(if traced == expected {
+        format!(
+            "the window, single-stepped here, retires exactly {traced} ({}): the workload is as listed, \
+             so the {} count is the PMU's doing, not the harness's",
+            expect.formula, event.name
+        )
+    } else {
+        format!(
+            "the window, single-stepped here, retires {traced} ({}), not the {expected} the listing says: \
+             the harness's listing is wrong, so this failure says nothing about the PMU",
+            expect.formula
+        )
+    })
 }

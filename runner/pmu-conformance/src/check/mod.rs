@@ -73,6 +73,14 @@ impl Probe for Retrying<'_> {
             }
         }
     }
+
+    fn traced_counts(
+        &mut self,
+        workload: &crate::workload::Workload,
+        read_with: crate::vocabulary::ReadWith,
+    ) -> Option<Result<crate::workload::Counts, String>> {
+        self.inner.traced_counts(workload, read_with)
+    }
 }
 
 /// An early end to a check, already phrased as its outcome.
@@ -247,6 +255,61 @@ mod tests {
         assert_eq!(outcome.figures["disturbed_windows"], 1);
         assert_eq!(outcome.figures["disturbance"], "a stray trap");
         assert_eq!(outcome.facts["runs"], 2);
+    }
+
+    /// Counts every window `value`, and says the window traces as `traced`.
+    struct Traced {
+        value: u64,
+        traced: crate::workload::Counts,
+    }
+
+    impl Probe for Traced {
+        fn run(&mut self, _: &Window<'_>) -> Result<WindowRun, ProbeError> {
+            counted(self.value)
+        }
+
+        fn traced_counts(
+            &mut self,
+            _: &crate::workload::Workload,
+            _: crate::vocabulary::ReadWith,
+        ) -> Option<Result<crate::workload::Counts, String>> {
+            Some(Ok(self.traced))
+        }
+    }
+
+    #[test]
+    fn a_failing_exact_count_names_the_traced_count() {
+        let (case, event) = exact_ten();
+        let listed = case.workload.counts(case.probe).unwrap();
+        // The window retires its listing, and the counter says 11: the PMU's fault.
+        let outcome = run(
+            &case,
+            &event,
+            &mut Traced {
+                value: 11,
+                traced: listed,
+            },
+        );
+        assert_eq!(outcome.verdict, Verdict::Fail);
+        assert!(
+            outcome.diagnosis[0].contains("retires exactly 10") && outcome.diagnosis[0].contains("not the harness"),
+            "{:?}",
+            outcome.diagnosis
+        );
+        // The window retires something else: the harness's fault.
+        let off = crate::workload::Counts {
+            marker_hits: 9,
+            ..listed
+        };
+        let outcome = run(&case, &event, &mut Traced { value: 11, traced: off });
+        assert!(
+            outcome.diagnosis[0].contains("retires 9") && outcome.diagnosis[0].contains("listing is wrong"),
+            "{:?}",
+            outcome.diagnosis
+        );
+        // A pass needs no trace.
+        let outcome = run(&case, &event, &mut Traced { value: 10, traced: off });
+        assert_eq!((outcome.verdict, outcome.diagnosis.len()), (Verdict::Pass, 0));
     }
 
     /// A pmi-delivery case on `event` over `iterations` of the branch loop.

@@ -27,6 +27,7 @@ use crate::case::Case;
 use crate::event_table::{Rearm, ResolvedEvent};
 use crate::outcome::{Outcome, Signature, SignatureKind};
 use crate::probe::{Notification, NotificationKind, Probe, Window};
+use crate::vocabulary::{HANDLER_UP_TO_READ, ProbeKind};
 use crate::workload::Workload;
 
 /// How one run's notifications matched its boundaries.
@@ -189,9 +190,16 @@ fn sized_for_expiries(
 
 pub fn run(case: &Case, event: &ResolvedEvent, probe: &mut dyn Probe) -> Result<Outcome, Stop> {
     let period = case.period.expect("validation requires a period for pmi-delivery");
+    // A notification's count includes its own handler's events up to the
+    // read that takes it (the Linux probe's handler, traced), on top of the
+    // CPU's skid.
+    let allowance = match (case.probe, event.counts) {
+        (ProbeKind::Linux, Some(q)) => q.of(&HANDLER_UP_TO_READ),
+        _ => 0,
+    };
     let budget = match (event.rearm, event.skid) {
         (Rearm::Relative, _) => 0,
-        (Rearm::Absolute, Some(budget)) => budget,
+        (Rearm::Absolute, Some(budget)) => budget + allowance,
         (Rearm::Absolute, None) => return Ok(Outcome::unsupported("no skid budget is known for this CPU")),
     };
     if event.rearm == Rearm::Absolute && budget >= period {
@@ -299,8 +307,14 @@ pub fn run(case: &Case, event: &ResolvedEvent, probe: &mut dyn Probe) -> Result<
         None => {
             let summary = match event.rearm {
                 Rearm::Absolute => format!(
-                    "{} of {} boundaries notified, skid max {skid_max} (budget {budget})",
-                    total.notified, total.required
+                    "{} of {} boundaries notified, skid max {skid_max} (budget {}{})",
+                    total.notified,
+                    total.required,
+                    budget - allowance,
+                    match allowance {
+                        0 => String::new(),
+                        n => format!(" + {n} for the handler"),
+                    }
                 ),
                 Rearm::Relative => format!(
                     "{} of {} timer overflows notified, the latest {skid_max} ns after its period",
@@ -327,6 +341,10 @@ pub fn run(case: &Case, event: &ResolvedEvent, probe: &mut dyn Probe) -> Result<
                 ),
             )
         }
+    };
+    let outcome = match allowance {
+        0 => outcome,
+        n => outcome.fact("handler_allowance", n),
     };
     Ok(outcome
         .fact("period", period)

@@ -14,7 +14,7 @@ use std::fmt;
 
 use crate::event_table::ResolvedEvent;
 use crate::vocabulary::ReadWith;
-use crate::workload::Workload;
+use crate::workload::{Counts, Workload};
 
 /// One counted window to execute.
 #[derive(Clone, Copy, Debug)]
@@ -100,4 +100,12 @@ impl fmt::Display for ProbeError {
 pub trait Probe: Send {
     /// Executes one window.
     fn run(&mut self, window: &Window<'_>) -> Result<WindowRun, ProbeError>;
+
+    /// What `workload`'s window, read `read_with`, retires when traced
+    /// instruction by instruction on this machine, for diagnoses; `None`
+    /// where this probe's windows cannot be traced from here.
+    fn traced_counts(&mut self, workload: &Workload, read_with: ReadWith) -> Option<Result<Counts, String>> {
+        let _ = (workload, read_with);
+        None
+    }
 }

@@ -9,6 +9,7 @@ mod affinity;
 mod notifications;
 mod perf;
 pub mod stray_traps;
+pub mod trace;
 mod windows;
 
 use std::io;
@@ -25,7 +26,7 @@ use crate::event_table::{EventTable, ResolvedEvent};
 use crate::fingerprint::Fingerprint;
 use crate::probe::{Probe, ProbeError, Reading, Sampling, Window, WindowRun};
 use crate::vocabulary::ReadWith;
-use crate::workload::{Workload, WorkloadKind};
+use crate::workload::{Counts, Workload, WorkloadKind};
 
 /// What the probe needs to know about this machine, shared by every case.
 #[derive(Debug)]
@@ -196,6 +197,15 @@ impl Probe for LinuxProbe {
             notifications,
             overflows_handled: ring.map(|r| r.overflows),
         })
+    }
+
+    fn traced_counts(&mut self, workload: &Workload, read_with: ReadWith) -> Option<Result<Counts, String>> {
+        let traced = trace::trace_listing(workload.kind, read_with).map_err(|e| e.to_string());
+        Some(traced.and_then(|t| {
+            t.listing
+                .checked_total(workload.iterations())
+                .ok_or_else(|| "the traced counts overflow 64 bits".to_owned())
+        }))
     }
 }
 

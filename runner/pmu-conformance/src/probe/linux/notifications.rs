@@ -17,7 +17,6 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
 use std::ptr;
-use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use linux_raw_sys::general::{F_OWNER_TID, F_SETOWN_EX, F_SETSIG, POLL_HUP, f_owner_ex};
@@ -98,17 +97,21 @@ unsafe extern "C" fn record(_signal: i32, _info: *mut libc::siginfo_t, _context:
 const _: () = assert!(size_of::<Slot>() == 64);
 const _: () = assert!(NOTIFICATION_CAPACITY.is_power_of_two());
 
-/// Writes every slot page once, so the handler never page-faults: a fault in
-/// the handler would be counted by a page-fault event under test.
+/// Writes every slot page, so the handler never page-faults: a fault in the
+/// handler would be counted by a page-fault event under test. Done on every
+/// arming, not once per process: a forked child (the trace's) shares the
+/// parent's pages copy-on-write, and its first write to each would fault.
 fn touch_slots() {
-    static TOUCHED: Once = Once::new();
-    TOUCHED.call_once(|| {
-        let base = (&raw mut SLOTS).cast::<u8>();
-        for offset in (0..size_of::<[Slot; NOTIFICATION_CAPACITY]>()).step_by(4096) {
-            // SAFETY: in bounds; no window is running (IN_USE is held by the caller).
-            unsafe { ptr::write_volatile(base.add(offset), 0) };
-        }
-    });
+    let base = (&raw mut SLOTS).cast::<u8>();
+    for offset in (0..size_of::<[Slot; NOTIFICATION_CAPACITY]>()).step_by(4096) {
+        // SAFETY: in bounds; no window is running (IN_USE is held by the caller).
+        unsafe { ptr::write_volatile(base.add(offset), ptr::read_volatile(base.add(offset))) };
+    }
+}
+
+/// Where the handler starts, for the trace that steps through it.
+pub fn handler_address() -> u64 {
+    record as *const () as u64
 }
 
 /// The handler installed and the fd wired to it, for one window.

@@ -6,7 +6,9 @@
 //! [`crate::workload::WorkloadKind::listing`] are exact by construction: no
 //! compiler-generated code, no libc wrapper, no branch we did not write.
 //! The tests at the end decode each function's machine code and hold it to
-//! its listing, so the two cannot drift apart, and execute every window.
+//! its listing, so the two cannot drift apart, and execute every window;
+//! `tests/trace.rs` single-steps each one (`trace/`) and holds what it
+//! really executes to the listing too.
 //!
 //! # Registers
 //!
@@ -128,6 +130,36 @@ pub fn marker_address(kind: WorkloadKind) -> u64 {
         WorkloadKind::CpuidLoop => &raw const pmu_conformance_cpuid_loop_marker,
     };
     marker as u64
+}
+
+/// Where `kind`'s window starts (its rdpmc variant with `rdpmc`), for the
+/// trace that steps through it.
+pub fn entry(kind: WorkloadKind, rdpmc: bool) -> u64 {
+    let window: unsafe extern "sysv64" fn(*mut WindowArgs) = match (kind, rdpmc) {
+        (WorkloadKind::BranchLoop, true) => branch_loop_rdpmc,
+        (WorkloadKind::BranchLoop, false) => branch_loop,
+        (WorkloadKind::RrXenProbe, _) => rr_xen_probe,
+        (WorkloadKind::PageTouch, _) => page_touch,
+        (WorkloadKind::CpuidLoop, _) => cpuid_loop,
+    };
+    window as usize as u64
+}
+
+/// The marker of the rdpmc variant's loop.
+pub fn rdpmc_marker_address() -> u64 {
+    unsafe extern "C" {
+        static pmu_conformance_branch_loop_rdpmc_marker: u8;
+    }
+    (&raw const pmu_conformance_branch_loop_rdpmc_marker) as u64
+}
+
+/// Which of the window's syscalls (1-based) starts the count when it
+/// returns: the arming ioctl, or for rr's probe the RESET after it.
+pub fn counting_syscall(kind: WorkloadKind) -> usize {
+    match kind {
+        WorkloadKind::RrXenProbe => 2,
+        WorkloadKind::BranchLoop | WorkloadKind::PageTouch | WorkloadKind::CpuidLoop => 1,
+    }
 }
 
 // The pieces every window shares. Each expands to one asm string; a window
@@ -479,7 +511,7 @@ mod tests {
         let (before, body, after) = parts(branch_loop_rdpmc, 1);
         let listing = WorkloadKind::BranchLoop.listing(ProbeKind::Linux).unwrap();
         assert_eq!((before, body), (listing.before, listing.body));
-        assert_eq!(after.conditional_branches + after.branches, 0);
+        assert_eq!(after, listing.after + crate::workload::RDPMC_READ);
     }
 }
 

@@ -6,7 +6,7 @@
 //! window's seed comes from the probe's and the window's index, so a run is
 //! reproducible. The `sim` executor (`crate::executor::sim`) drives it.
 
-mod programs;
+pub mod programs;
 mod software;
 
 use pmu_model::Config;
