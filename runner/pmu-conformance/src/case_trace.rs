@@ -1,6 +1,7 @@
 //! A case's window traced: its real machine code single-stepped
-//! ([`crate::probe::linux::trace`]) and what it retired set beside what the
-//! case expects. `pmu-conformance trace` prints it; a failing exact count
+//! ([`crate::probe::linux::trace`]), or for a kernel case logged instruction
+//! by instruction by QEMU ([`crate::executor::qemu::window_trace`]), and what
+//! it retired set beside what the case expects. `pmu-conformance trace` prints it; a failing exact count
 //! names the traced count, so that a harness fault (the window does not
 //! retire its listing) is told apart from a PMU fault (it does, and the PMU
 //! counted otherwise).
@@ -28,6 +29,8 @@ pub enum Method {
     Full { steps: u64, elapsed: Duration },
     /// Traced at three sizes and extrapolated.
     Extrapolated(TracedListing),
+    /// The probe kernel's window, logged by QEMU under TCG.
+    Guest { elapsed: Duration },
 }
 
 /// The case's expected count beside the same formula over the traced counts.
@@ -84,15 +87,13 @@ pub fn trace_case(
     size: Option<u64>,
     full: Option<bool>,
 ) -> Result<CaseTrace, TraceError> {
-    if case.probe != ProbeKind::Linux {
-        return Err(TraceError::NotTraceable(
-            "the probe kernel's window is held to its listing by decoding, not yet by a trace".into(),
-        ));
-    }
     let workload = Workload {
         kind: case.workload.kind,
         size: size.unwrap_or(case.workload.size),
     };
+    if case.probe == ProbeKind::Kernel {
+        return trace_kernel_case(case, workload, counts);
+    }
     if workload.size < workload.kind.minimum_size() {
         return Err(TraceError::NotTraceable(format!(
             "`{}` needs {} ≥ {}",
@@ -132,7 +133,26 @@ pub fn trace_case(
         };
         (traced, handler, Method::Extrapolated(shape))
     };
-    let compared = match (&case.expect, counts) {
+    Ok(CaseTrace {
+        workload,
+        listed,
+        traced,
+        compared: compare(case, workload, ProbeKind::Linux, listed, traced, counts)?,
+        handler,
+        method,
+    })
+}
+
+/// The case's expectation, or the event's quantity, over the listed and the traced counts.
+fn compare(
+    case: &Case,
+    workload: Workload,
+    probe: ProbeKind,
+    listed: Counts,
+    traced: Counts,
+    counts: Option<Quantity>,
+) -> Result<Option<Compared>, TraceError> {
+    Ok(match (&case.expect, counts) {
         (Some(expect), _) => {
             let traced_value = expect
                 .formula
@@ -140,7 +160,7 @@ pub fn trace_case(
                 .map_err(TraceError::NotTraceable)?;
             let expected = expect
                 .formula
-                .evaluate(&|name| workload.variable(name, ProbeKind::Linux))
+                .evaluate(&|name| workload.variable(name, probe))
                 .map_err(TraceError::NotTraceable)?;
             Some(Compared {
                 formula: expect.formula.to_string(),
@@ -156,16 +176,39 @@ pub fn trace_case(
             traced: q.of(&traced),
         }),
         (None, None) => None,
-    };
+    })
+}
+
+/// The probe kernel's window, traced under QEMU's TCG
+/// ([`crate::executor::qemu::window_trace`]): a kernel case's window is
+/// always the branch loop, whatever its check.
+fn trace_kernel_case(case: &Case, workload: Workload, counts: Option<Quantity>) -> Result<CaseTrace, TraceError> {
+    let passes = workload.iterations();
+    if passes > KERNEL_TRACE_LIMIT {
+        return Err(TraceError::NotTraceable(format!(
+            "the probe kernel traces at most {KERNEL_TRACE_LIMIT} passes; give --size"
+        )));
+    }
+    let listed = workload
+        .checked_counts(ProbeKind::Kernel)
+        .ok_or_else(|| TraceError::NotTraceable(format!("the probe kernel has no `{}` window", workload.kind)))?;
+    let image = crate::executor::qemu::image::find(None).map_err(|e| TraceError::Unavailable(e.to_string()))?;
+    let started = Instant::now();
+    let traced = crate::executor::qemu::window_trace::trace(&image, passes).map_err(TraceError::Failed)?;
     Ok(CaseTrace {
         workload,
         listed,
         traced,
-        compared,
-        handler,
-        method,
+        compared: compare(case, workload, ProbeKind::Kernel, listed, traced, counts)?,
+        handler: None,
+        method: Method::Guest {
+            elapsed: started.elapsed(),
+        },
     })
 }
+
+/// The most passes the probe kernel runs for a trace (`pmuc.window-trace=`).
+pub const KERNEL_TRACE_LIMIT: u64 = 100_000;
 
 /// The handler's cost, from a small traced window of the case's kind.
 fn handler_cost(workload: Workload, case: &Case) -> Result<Option<HandlerCost>, TraceError> {

@@ -21,6 +21,7 @@ pub mod builtin;
 pub mod case;
 pub mod case_trace;
 pub mod check;
+pub mod counting;
 pub mod cpu;
 pub mod detection_matrix;
 pub mod environment;

@@ -95,12 +95,15 @@ enum Command {
     /// one notification is delivered mid-loop and its handler's cost shown.
     /// Windows of up to a million instructions are stepped whole; longer ones
     /// are traced at three small sizes and extrapolated (a step costs about
-    /// 100 µs in a guest). Linux-probe cases only.
+    /// 100 µs in a guest). A kernel case's window is booted under QEMU's TCG
+    /// and logged by QEMU instruction by instruction (needs the probe kernel
+    /// image: `cargo xtask kernel`).
     ///
     /// Exit status: 0 when every trace agrees, 1 when any disagrees or cannot
     /// be traced, 2 on bad input.
     Trace {
-        /// Cases to trace, as `suite/case`; default every linux-probe case.
+        /// Cases to trace, as `suite/case`; default every linux case and every
+        /// kernel case with an expected count.
         cases: Vec<String>,
         /// Trace at this size (the workload's size parameter) instead of the case's.
         #[arg(long, value_name = "N")]
@@ -313,7 +316,10 @@ fn trace_cases(
         }
     }
     if names.is_empty() {
-        selected = all.into_iter().filter(|(_, c)| c.probe == ProbeKind::Linux).collect();
+        selected = all
+            .into_iter()
+            .filter(|(_, c)| c.probe == ProbeKind::Linux || c.expect.is_some())
+            .collect();
     }
     let mut disagreements = 0;
     for (name, case) in selected {
@@ -363,6 +369,10 @@ fn trace_cases(
                     Method::Full { steps, elapsed } => {
                         println!("  stepped whole: {steps} steps in {:.1} s", elapsed.as_secs_f64())
                     }
+                    Method::Guest { elapsed } => println!(
+                        "  the probe kernel's window, logged by QEMU under TCG, in {:.1} s",
+                        elapsed.as_secs_f64()
+                    ),
                     Method::Extrapolated(shape) => println!(
                         "  extrapolated from traces at {:?} iterations: {} + {} per pass instructions",
                         shape.traced_at, shape.listing.before.instructions, shape.listing.body.instructions

@@ -4,7 +4,8 @@
 //! model's programs must retire, stretch by stretch between syscalls, what
 //! the trace saw; every exact expectation in the built-in suites must be the
 //! traced count; and the notification handler must cost what the checks
-//! allow for.
+//! allow for. The probe kernel's window is traced too, by QEMU's instruction
+//! log under TCG (`executor::qemu::window_trace`).
 
 use pmu_conformance::case::{SuiteSources, load_suites};
 use pmu_conformance::case_trace::{Method, comparable, trace_case};
@@ -248,4 +249,42 @@ fn the_linux_probe_offers_the_traced_counts_for_diagnoses() {
     };
     let counts = probe.traced_counts(&w, ReadWith::Syscall).unwrap().unwrap();
     assert_eq!(counts, comparable(w.counts(ProbeKind::Linux).unwrap()));
+}
+
+#[test]
+fn the_kernel_window_logged_by_qemu_retires_its_listing_at_two_sizes() {
+    let _serial = serial();
+    let image = pmu_conformance::executor::qemu::image::find(None)
+        .unwrap_or_else(|e| panic!("{e} (`cargo xtask kernel` builds the image)"));
+    for passes in [3, 500] {
+        let traced = pmu_conformance::executor::qemu::window_trace::trace(&image, passes)
+            .unwrap_or_else(|e| panic!("tracing the kernel window at {passes}: {e}"));
+        let listed = WorkloadKind::BranchLoop
+            .listing(ProbeKind::Kernel)
+            .unwrap()
+            .total(passes);
+        assert_eq!(traced, listed, "the kernel window at {passes} passes");
+    }
+}
+
+#[test]
+fn every_kernel_exact_expectation_is_the_traced_count() {
+    let _serial = serial();
+    let table = EventTable::builtin();
+    let suites = load_suites(&SuiteSources::builtin(), &table, &KnownBugs::builtin()).unwrap();
+    let mut proven = 0;
+    for suite in &suites {
+        for case in suite
+            .cases
+            .iter()
+            .filter(|c| c.probe == ProbeKind::Kernel && c.expect.is_some())
+        {
+            let t = trace_case(case, None, None, None).unwrap();
+            let c = t.compared.as_ref().expect("the case states its expectation");
+            assert!(c.agrees(), "{}/{}: {c:?}", suite.name, case.id.name);
+            assert_eq!(t.listed, t.traced, "{}/{}", suite.name, case.id.name);
+            proven += 1;
+        }
+    }
+    assert!(proven >= 2, "only {proven} kernel expectations traced");
 }

@@ -5,7 +5,9 @@
 //! so it is counted; the starting one is not. Between them only the
 //! instructions of [`LISTING`] retire. The window runs at CPL0 with
 //! interrupts off; a test at the end decodes its machine code and holds it
-//! to the listing.
+//! to the listing, and the runner's tests/trace.rs boots it under QEMU's TCG
+//! (`pmuc.window-trace=`), logs every instruction it executes and holds
+//! those to the listing too.
 
 use core::arch::naked_asm;
 
@@ -64,6 +66,11 @@ pub const LISTING: Listing = Listing {
 /// here is not caught. Callers check both values with a trial WRMSR first.
 pub unsafe fn run(args: &WindowArgs) {
     unsafe { window(args) }
+}
+
+/// Where the window's code starts, for a host that traces it.
+pub fn entry() -> u64 {
+    window as *const () as u64
 }
 
 #[unsafe(naked)]

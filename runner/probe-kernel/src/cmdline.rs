@@ -6,6 +6,12 @@
 //! the expiry path. A value that is not a whole number is reported and
 //! ignored rather than fatal, so a typo cannot turn into a guest that never
 //! gives up.
+//!
+//! `pmuc.window-trace=<passes>` runs the counted window once, before the
+//! plan, bracketed by a harmless MSR instead of a counter's, so that a host
+//! tracing the guest's instructions (QEMU's `-d exec` under TCG) can hold
+//! the window to its listing on a machine with no PMU. At most
+//! [`MAX_TRACE_PASSES`]; a bad value is reported and ignored.
 #![cfg_attr(not(target_os = "none"), allow(dead_code))]
 
 pub const DEFAULT_WATCHDOG_SECONDS: u64 = 30;
@@ -36,6 +42,28 @@ pub fn watchdog(cmdline: &str) -> Watchdog<'_> {
         Some((value, Err(_))) => Watchdog {
             seconds: DEFAULT_WATCHDOG_SECONDS,
             rejected: Some(value),
+        },
+    }
+}
+
+const WINDOW_TRACE: &str = "pmuc.window-trace=";
+
+/// The most passes a traced window may run: every instruction of it is
+/// logged by the tracing host.
+pub const MAX_TRACE_PASSES: u64 = 100_000;
+
+/// The `pmuc.window-trace=` setting: `Ok(None)` when absent, `Err(value)`
+/// when it is not a whole number of passes from 1 to [`MAX_TRACE_PASSES`].
+pub fn window_trace(cmdline: &str) -> Result<Option<u64>, &str> {
+    let given = cmdline
+        .split_ascii_whitespace()
+        .filter_map(|w| w.strip_prefix(WINDOW_TRACE))
+        .next_back();
+    match given {
+        None => Ok(None),
+        Some(v) => match v.parse::<u64>() {
+            Ok(n) if (1..=MAX_TRACE_PASSES).contains(&n) => Ok(Some(n)),
+            _ => Err(v),
         },
     }
 }
@@ -74,5 +102,14 @@ mod tests {
             }
         );
         assert_eq!(watchdog("pmuc.watchdog=").rejected, Some(""));
+    }
+
+    #[test]
+    fn a_window_trace_is_asked_for_in_whole_passes() {
+        assert_eq!(window_trace("pmuc=k/a,ovf-ack"), Ok(None));
+        assert_eq!(window_trace("pmuc.window-trace=7 quiet"), Ok(Some(7)));
+        assert_eq!(window_trace("pmuc.window-trace=0"), Err("0"));
+        assert_eq!(window_trace("pmuc.window-trace=100001"), Err("100001"));
+        assert_eq!(window_trace("pmuc.window-trace=x"), Err("x"));
     }
 }

@@ -76,3 +76,42 @@ impl Hardware for Machine {
         unsafe { pmu_kernel_checks::window::run(args) }
     }
 }
+
+/// IA32_SYSENTER_ESP (SDM Vol. 4, table 2-2; APM Vol. 2, 6.1.1): present on
+/// every x86-64 CPU and unused by this kernel, so writing back its own value
+/// changes nothing. The traced window brackets itself with it instead of a
+/// counter's MSR.
+const SYSENTER_ESP: u32 = 0x175;
+
+/// Runs the counted window once for a host that traces the guest's
+/// instructions (`pmuc.window-trace=`), and says where it starts: the
+/// window's code executes here even where no PMU exists.
+pub fn run_window_for_trace(passes: u64, out: &mut impl core::fmt::Write) {
+    watchdog::check();
+    // A caught read and write-back first, so the window's own WRMSRs cannot fault.
+    let value = match msr::read(SYSENTER_ESP).and_then(|v| msr::write(SYSENTER_ESP, v).map(|()| v)) {
+        Ok(v) => v,
+        Err(fault) => {
+            let _ = writeln!(
+                out,
+                "probe-kernel: window trace refused: IA32_SYSENTER_ESP raised vector {}",
+                fault.vector
+            );
+            return;
+        }
+    };
+    let args = WindowArgs {
+        msr: SYSENTER_ESP,
+        _pad: 0,
+        enable: value,
+        disable: value,
+        iterations: passes,
+    };
+    // SAFETY: CPL0 with interrupts off; both bracketing writes were tried above.
+    unsafe { pmu_kernel_checks::window::run(&args) };
+    let _ = writeln!(
+        out,
+        "probe-kernel: window traced: {passes} passes from {:#x}",
+        pmu_kernel_checks::window::entry()
+    );
+}

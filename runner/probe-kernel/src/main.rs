@@ -96,6 +96,17 @@ extern "C" fn kernel_main(start_info: u32) -> ! {
         clock.source
     );
     watchdog::start(watchdog.seconds, clock.hz);
+    match cmdline::window_trace(cmdline) {
+        Ok(None) => {}
+        Ok(Some(passes)) => hardware::run_window_for_trace(passes, &mut out),
+        Err(bad) => {
+            let _ = writeln!(
+                out,
+                "probe-kernel: ignoring `pmuc.window-trace={bad}` (not a whole number of passes from 1 to {})",
+                cmdline::MAX_TRACE_PASSES
+            );
+        }
+    }
     let mut hw = hardware::Machine;
     pmu_kernel_checks::run(&mut hw, cmdline, &mut out);
     exit::exit(exit::SUCCESS)

@@ -106,6 +106,9 @@ pub struct QemuConfig {
     pub timeout: Duration,
     /// Guest memory, MiB.
     pub memory_mib: u32,
+    /// Arguments added after the verified ones, each one argument (never
+    /// split by a shell).
+    pub extra_args: Vec<OsString>,
 }
 
 impl QemuConfig {
@@ -126,6 +129,7 @@ impl QemuConfig {
             cmdline: cmdline.into(),
             timeout: Duration::from_secs(60),
             memory_mib: 128,
+            extra_args: Vec::new(),
         }
     }
 
@@ -164,6 +168,7 @@ impl QemuConfig {
         args.push(self.image.clone().into_os_string());
         args.push("-append".into());
         args.push(self.cmdline.clone().into());
+        args.extend(self.extra_args.iter().cloned());
         args
     }
 

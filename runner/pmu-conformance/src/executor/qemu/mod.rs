@@ -13,6 +13,7 @@
 
 pub mod image;
 pub mod launcher;
+pub mod window_trace;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -6,7 +6,7 @@
 //! The child is set up as a real run sets up its window (a counter for the
 //! ioctls to act on, fresh pages for page-touch, the notification handler
 //! armed), stops itself, and runs the window. The parent steps it and counts
-//! by the suite's convention ([`instruction`]) from the return of the
+//! by the suite's convention ([`crate::counting`]) from the return of the
 //! syscall that starts the count to the disarming syscall, inclusive, split
 //! into the stretches between syscalls. Where asked, it delivers one
 //! overflow notification mid-loop and counts what the handler adds, apart
@@ -16,7 +16,6 @@
 //! Nothing a PMU counts is read here: the trace is what a faithful PMU must
 //! count, independent of any PMU.
 
-mod instruction;
 mod stepper;
 
 use std::time::Duration;

@@ -1,5 +1,5 @@
 //! The tracer's side: single-steps the child through its window, counting by
-//! the convention in [`super::instruction`], and kills it when the window
+//! the convention in [`crate::counting`], and kills it when the window
 //! returns, when it misbehaves, or when the limits run out.
 
 use std::collections::HashMap;
@@ -7,8 +7,8 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::time::Instant;
 
-use super::instruction::Executed;
 use super::{HandlerCost, TraceError, TraceRequest, TracedWindow, early_exit};
+use crate::counting::Executed;
 use crate::workload::Counts;
 
 /// Where things are in the child, which shares this process's layout.

@@ -1,5 +1,6 @@
 //! What one executed instruction is, by the suite's counting convention,
-//! decoded with iced-x86 from the traced child's code.
+//! decoded with iced-x86: shared by the traces of the Linux probe's windows
+//! (ptrace) and of the probe kernel's (QEMU's instruction log).
 //!
 //! The convention (suites/README.md, "Counting"): every instruction that
 //! retires in user mode counts once, `syscall` included; a conditional
@@ -21,6 +22,8 @@ pub struct Executed {
     pub syscall: bool,
     pub ret: bool,
     pub rdpmc: bool,
+    nop: bool,
+    wrmsr: bool,
 }
 
 impl Executed {
@@ -51,7 +54,19 @@ impl Executed {
             syscall,
             ret: flow == FlowControl::Return,
             rdpmc: mnemonic == Mnemonic::Rdpmc,
+            nop: mnemonic == Mnemonic::Nop,
+            wrmsr: mnemonic == Mnemonic::Wrmsr,
         })
+    }
+
+    /// A `nop`: the loops' marker instruction.
+    pub fn is_nop(&self) -> bool {
+        self.nop
+    }
+
+    /// A `wrmsr`: the probe kernel's bracket.
+    pub fn wrmsr(&self) -> bool {
+        self.wrmsr
     }
 
     /// This instruction as counts; `marker` when it is the window's marker.
