@@ -32,6 +32,9 @@ pub const PRESET: &str = "intel-skylake";
 #[derive(Clone, Debug)]
 pub struct Cell {
     pub probability: f64,
+    /// For a fault that strikes at a rate: the opportunities the case gave
+    /// it, where one strike is visible to the case (else 0).
+    pub opportunities: u64,
     /// The signature under the fault at its default rate, if the case failed.
     pub signature: Option<String>,
 }
@@ -47,13 +50,24 @@ pub struct Matrix {
     pub ideal_failures: Vec<(String, Outcome)>,
 }
 
+/// The model with `faults`, as a guest of the hypervisor the first of them
+/// belongs to (so Xen's faults run with Xen's physical LVTPC).
 fn executor(table: &Arc<EventTable>, faults: Vec<Fault>) -> SimExecutor {
+    let preset = Config::preset(PRESET).expect("a known preset");
+    let host = match faults.first().and_then(Fault::hypervisor) {
+        Some(hypervisor) => preset.under(hypervisor).expect("every fault's hypervisor is modelled"),
+        None => preset,
+    };
     let config = Config {
         faults: Faults(faults),
-        ..Config::preset(PRESET).expect("a known preset")
+        ..host
     };
     SimExecutor::new(PRESET, config, table.clone())
 }
+
+/// The least detection probability a catch must keep (as the detection
+/// matrix's gate requires).
+pub const REQUIRED: f64 = 0.999;
 
 fn fails(outcome: &Outcome) -> bool {
     outcome.verdict == Verdict::Fail
@@ -83,6 +97,7 @@ pub fn compute(suites: &[Suite], table: EventTable) -> Matrix {
             let Ok(event) = faulty.preflight(case) else {
                 cells[row].push(Cell {
                     probability: 0.0,
+                    opportunities: 0,
                     signature: None,
                 });
                 continue;
@@ -93,17 +108,22 @@ pub fn compute(suites: &[Suite], table: EventTable) -> Matrix {
                 .as_ref()
                 .filter(|_| fails(&outcome))
                 .map(|s| s.kind.to_string());
-            let probability = match (&forced, fault.rate()) {
+            let (probability, seen) = match (&forced, fault.rate()) {
                 (Some(forced), Some(rate)) => {
                     if fails(&forced.run(case, event.as_ref())) {
-                        detection_probability(rate, opportunities.for_fault(&fault))
+                        let n = opportunities.for_fault(&fault);
+                        (detection_probability(rate, n), n)
                     } else {
-                        0.0
+                        (0.0, 0)
                     }
                 }
-                _ => f64::from(u8::from(fails(&outcome))),
+                _ => (f64::from(u8::from(fails(&outcome))), 0),
             };
-            cells[row].push(Cell { probability, signature });
+            cells[row].push(Cell {
+                probability,
+                opportunities: seen,
+                signature,
+            });
         }
     }
     Matrix {
@@ -127,6 +147,16 @@ impl Matrix {
             )
     }
 
+    /// For a fault that strikes at a rate: the rate below which even its
+    /// best catcher's detection probability drops under [`REQUIRED`], from
+    /// the most opportunities any case that sees a strike gives it. `None`
+    /// for a fault that always strikes, or that nothing sees.
+    pub fn sensitivity(&self, column: usize) -> Option<f64> {
+        self.faults[column].rate()?;
+        let n = self.cells.iter().map(|row| row[column].opportunities).max()?;
+        (n > 0).then(|| -f64::exp_m1(f64::ln(1.0 - REQUIRED) / n as f64))
+    }
+
     pub fn to_markdown(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "# Detection matrix\n");
@@ -139,11 +169,18 @@ impl Matrix {
              A fault that always strikes is caught with probability 1 or 0. A fault that strikes at\n\
              rate r per opportunity is caught with probability 1 − (1 − r)^n over the n opportunities\n\
              the case gives it, where forcing r to 1 shows that one strike fails the case. A faithful\n\
-             model passes every case (or leaves it unsupported, with its reason)."
+             model passes every case (or leaves it unsupported, with its reason).\n\n\
+             Each fault runs with the model as a guest of the hypervisor it belongs to (Xen's with\n\
+             Xen's physical LVTPC). Every rate is invented: no source gives one. The last column\n\
+             says how far a catch depends on that: below that rate, even the best case's chance of\n\
+             catching the fault at its own budget drops under {REQUIRED}."
         );
         let _ = writeln!(out, "\n## By fault\n");
-        let _ = writeln!(out, "| fault | rate | best case | probability | caught by |");
-        let _ = writeln!(out, "| --- | --- | --- | --- | --- |");
+        let _ = writeln!(
+            out,
+            "| fault | runs under | rate | best case | probability | caught by | p ≥ {REQUIRED} down to rate |"
+        );
+        let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- | --- |");
         for (col, fault) in self.faults.iter().enumerate() {
             let (p, best) = self.best(col);
             let catchers = self
@@ -152,11 +189,17 @@ impl Matrix {
                 .zip(&self.cases)
                 .filter(|(row, _)| row[col].probability > 0.0)
                 .count();
-            let rate = fault.rate().map_or("always".to_owned(), |r| format!("{r}"));
+            let rate = fault.rate().map_or("always".to_owned(), |r| format!("{r} (invented)"));
+            let sensitivity = match (fault.rate(), self.sensitivity(col)) {
+                (None, _) => "—".to_owned(),
+                (Some(_), None) => "never".to_owned(),
+                (Some(_), Some(r)) => format!("{r:.1e}"),
+            };
             let _ = writeln!(
                 out,
-                "| {} | {rate} | {} | {} | {catchers} case{} |",
+                "| {} | {} | {rate} | {} | {} | {catchers} case{} | {sensitivity} |",
                 fault.id(),
+                fault.hypervisor().unwrap_or("none (any)"),
                 best.map_or("none".to_owned(), |b| format!("`{b}`")),
                 probability(p),
                 if catchers == 1 { "" } else { "s" }

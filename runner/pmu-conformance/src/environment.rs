@@ -159,6 +159,14 @@ struct EnvironmentEntry {
     faults: Option<Spanned<Vec<Spanned<FaultEntry>>>>,
     /// sim: the seed.
     seed: Option<Spanned<Whole<Seed>>>,
+    /// sim: run the model as a guest of this hypervisor (its CPUID
+    /// signature, and Xen's physical LVTPC), so fingerprints and diagnoses
+    /// see it.
+    hypervisor: Option<Spanned<String>>,
+    /// sim, a hypervisor preset: which releases it stands for.
+    versions: Option<Spanned<String>>,
+    /// sim, a hypervisor preset: where that is written down (known-bugs.yaml's forms).
+    sources: Option<Spanned<Vec<String>>>,
     /// qemu: `tcg` or `kvm`.
     accel: Option<Spanned<String>>,
     /// qemu: QEMU's `-cpu` model.
@@ -359,6 +367,13 @@ fn target(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -
         ("model", "sim", e.model.as_ref().map(|s| location(&s.referenced))),
         ("faults", "sim", e.faults.as_ref().map(|s| location(&s.referenced))),
         ("seed", "sim", e.seed.as_ref().map(|s| location(&s.referenced))),
+        (
+            "hypervisor",
+            "sim",
+            e.hypervisor.as_ref().map(|s| location(&s.referenced)),
+        ),
+        ("versions", "sim", e.versions.as_ref().map(|s| location(&s.referenced))),
+        ("sources", "sim", e.sources.as_ref().map(|s| location(&s.referenced))),
         ("accel", "qemu", e.accel.as_ref().map(|s| location(&s.referenced))),
         ("cpu", "qemu", e.cpu.as_ref().map(|s| location(&s.referenced))),
     ];
@@ -422,6 +437,26 @@ fn target(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -
                 ));
                 return None;
             };
+            // A hypervisor preset stands for releases that shipped: it says which, and why.
+            if config.hypervisor.is_some() {
+                match (&e.versions, &e.sources) {
+                    (Some(_), Some(sources)) if !sources.value.is_empty() => {
+                        for s in &sources.value {
+                            if let Err(why) = crate::known_bugs::check_source(s) {
+                                errors.push(source.error_at(sources, why));
+                            }
+                        }
+                    }
+                    _ => errors.push(source.error_at(
+                        model,
+                        format!(
+                            "`{}` is a hypervisor's vPMU: say which releases this environment stands for \
+                             (`versions`) and where that is written down (`sources`)",
+                            model.value
+                        ),
+                    )),
+                }
+            }
             let mut faults = Vec::new();
             for f in e.faults.iter().flat_map(|f| &f.value) {
                 let Some(fault) = Fault::from_id(&f.value.id) else {
@@ -442,6 +477,18 @@ fn target(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -
                 }
             }
             config.faults = Faults(faults);
+            if let Some(h) = &e.hypervisor {
+                match config.clone().under(&h.value) {
+                    Some(guest) => config = guest,
+                    None => {
+                        let known: Vec<&str> = Config::HYPERVISORS.iter().map(|(n, _)| *n).collect();
+                        errors.push(source.error_at(
+                            h,
+                            format!("unknown hypervisor `{}`; known: {}", h.value, known.join(", ")),
+                        ));
+                    }
+                }
+            }
             if let Some(seed) = &e.seed {
                 config.seed = seed.value.get();
             }

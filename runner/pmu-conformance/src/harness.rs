@@ -44,6 +44,9 @@ pub struct Session {
     pub executor: Arc<dyn Executor>,
     pub store: Store,
     pub bugs: Arc<KnownBugs>,
+    /// The hypervisor the fingerprint shows (`kvm`, `xen`, …), or `None` on
+    /// bare metal: diagnoses suggest only bugs that can apply under it.
+    pub hypervisor: Option<String>,
     /// Replaces every case's run budget, for quick runs and soak tests.
     pub runs_override: Option<u32>,
     /// Replaces every case's deadline.
@@ -138,6 +141,7 @@ impl Session {
                 executor: self.executor.clone(),
                 store: self.store.clone(),
                 bugs: self.bugs.clone(),
+                hypervisor: self.hypervisor.clone(),
                 records: records.clone(),
                 bless: bless.clone(),
             };
@@ -185,6 +189,7 @@ struct TrialJob {
     executor: Arc<dyn Executor>,
     store: Store,
     bugs: Arc<KnownBugs>,
+    hypervisor: Option<String>,
     records: Records,
     bless: String,
 }
@@ -199,7 +204,9 @@ impl TrialJob {
             Err(reason) => Outcome::unsupported(reason.clone()),
         };
         // The check's own diagnosis (a traced count, say) first, then the known bugs it matches.
-        let bugs = self.bugs.diagnose(&outcome, &self.case.catches);
+        let bugs = self
+            .bugs
+            .diagnose(&outcome, &self.case.catches, self.hypervisor.as_deref());
         outcome.diagnosis.extend(bugs);
         let gate = self.store.gate(&self.case, &self.suite_path, &outcome);
         let trial = gate.trial_result(&outcome, &self.bless);

@@ -155,6 +155,7 @@ pub fn execute(request: Request) -> Result<ExitCode, RunError> {
         executor,
         store,
         bugs: Arc::new(bugs),
+        hypervisor: fingerprint.hypervisor.as_ref().map(|h| h.name.clone()),
         runs_override: request.runs,
         timeout_override: request.timeout,
         straggler: Straggler::default(),

@@ -15,7 +15,7 @@ use pmu_conformance::outcome::{Outcome, Verdict};
 use pmu_model::{Config, Fault, Faults};
 
 /// The probability a case's own budget must give its best catcher of every fault.
-const REQUIRED: f64 = 0.999;
+use pmu_conformance::detection_matrix::REQUIRED;
 
 fn matrix() -> &'static Matrix {
     static MATRIX: OnceLock<Matrix> = OnceLock::new();
@@ -137,4 +137,73 @@ fn every_claimed_catch_is_real() {
         }
     }
     assert!(false_claims.is_empty(), "\n{}", false_claims.join("\n"));
+}
+
+/// Every known bug's diagnosis, end to end: under the fault alone, as a
+/// guest of its hypervisor, some case that claims to catch it fails, and the
+/// diagnosis of that failure names the bug (and no bug of another hypervisor).
+#[test]
+fn every_known_bug_is_diagnosed_from_the_models_output() {
+    let table = EventTable::builtin();
+    let bugs = KnownBugs::builtin();
+    let suites = load_suites(&SuiteSources::builtin(), &table, &bugs).unwrap();
+    let table = Arc::new(table);
+    let mut undiagnosed = Vec::new();
+    for fault in Fault::ALL {
+        // Rates forced to 1, so that the failure is there to diagnose.
+        let forced = fault.with_rate(1.0);
+        let preset = Config::intel_skylake();
+        let host = match fault.hypervisor() {
+            Some(h) => preset.under(h).unwrap(),
+            None => preset,
+        };
+        let sim = SimExecutor::new(
+            "intel-skylake",
+            Config {
+                faults: Faults(vec![forced]),
+                ..host
+            },
+            table.clone(),
+        );
+        let hypervisor = sim.fingerprint().hypervisor.as_ref().map(|h| h.name.clone());
+        assert_eq!(
+            hypervisor.as_deref(),
+            fault.hypervisor(),
+            "{}: the fingerprint shows its hypervisor",
+            fault.id()
+        );
+        let mut named = false;
+        for case in suites
+            .iter()
+            .flat_map(|s| &s.cases)
+            .filter(|c| c.catches.iter().any(|b| b == fault.id()))
+        {
+            let Ok(event) = sim.preflight(case) else { continue };
+            let outcome = sim.run(case, event.as_ref());
+            if outcome.verdict != Verdict::Fail {
+                continue;
+            }
+            let diagnosis = bugs.diagnose(&outcome, &case.catches, hypervisor.as_deref());
+            named |= diagnosis
+                .iter()
+                .any(|d| d.starts_with(&format!("matches {}:", fault.id())));
+            for d in &diagnosis {
+                let id = d.trim_start_matches("matches ").split(':').next().unwrap();
+                let bug = bugs.get(id).unwrap();
+                assert!(
+                    bug.applies_under(hypervisor.as_deref()),
+                    "{}: {} suggested under {hypervisor:?}",
+                    case.id,
+                    id
+                );
+            }
+        }
+        if !named {
+            undiagnosed.push(fault.id());
+        }
+    }
+    assert!(
+        undiagnosed.is_empty(),
+        "no failing case's diagnosis names {undiagnosed:?}"
+    );
 }

@@ -219,15 +219,38 @@ fn every_known_bug_is_modelled_and_has_its_environment() {
             "runner/pmu-model/src/fault.rs: fault `{id}` is not in runner/pmu-conformance/known-bugs.yaml; describe it there"
         ));
     }
+    // The model runs each fault under the hypervisor the catalogue says ships it.
+    for fault in pmu_model::Fault::ALL {
+        let Some(bug) = bugs.get(fault.id()) else { continue };
+        let fits = match fault.hypervisor() {
+            Some(h) => bug.hypervisors.iter().any(|b| b == h),
+            None => bug.hypervisors.iter().any(|b| b == "any"),
+        };
+        if !fits {
+            problems.push(format!(
+                "runner/pmu-model/src/fault.rs: `{}` runs under {:?}, but known-bugs.yaml says it ships on {:?}",
+                fault.id(),
+                fault.hypervisor(),
+                bug.hypervisors
+            ));
+        }
+    }
     let matrices = Matrices::builtin().unwrap();
     for fault in pmu_model::Fault::ALL {
+        // Alone, and as a guest of its own hypervisor (its CPUID signature).
+        let signature = fault
+            .hypervisor()
+            .and_then(|h| pmu_model::Config::HYPERVISORS.iter().find(|(n, _)| *n == h))
+            .map(|(_, sig)| *sig);
         let alone = matrices.environments.values().any(|env| match &env.target {
-            Target::Sim { config, .. } => config.faults.0.len() == 1 && config.faults.0[0].id() == fault.id(),
+            Target::Sim { config, .. } => {
+                config.faults.0.len() == 1 && config.faults.0[0].id() == fault.id() && config.hypervisor == signature
+            }
             _ => false,
         });
         if !alone {
             problems.push(format!(
-                "matrices/sim.yaml: no environment injects `{}` alone; add one",
+                "matrices/sim.yaml: no environment injects `{}` alone under its hypervisor; add one",
                 fault.id()
             ));
         }

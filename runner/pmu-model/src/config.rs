@@ -26,6 +26,11 @@ pub struct Config {
     pub perfmon_v2: bool,
     /// The hypervisor signature in CPUID 0x40000000, if any.
     pub hypervisor: Option<&'static str>,
+    /// The hypervisor keeps a physical LVTPC between the counter and the
+    /// guest's (Xen: xen-project/xen@c447b730:xen/arch/x86/apic.c:1326-1330,
+    /// xen/arch/x86/cpu/vpmu.c:87-103): the CPU masks it on each PMI it
+    /// delivers to the hypervisor, and only the guest's LVTPC write unmasks it.
+    pub physical_lvtpc: bool,
     /// IA32_DEBUGCTL accepts FREEZE_PERFMON_ON_PMI (bare metal does; KVM and Xen raise #GP).
     pub debugctl_freeze: bool,
     /// Intel TSX: CPUID.7.0:EBX reports HLE (bit 4) and RTM (bit 11), so
@@ -62,6 +67,7 @@ impl Config {
             full_width_writes: true,
             perfmon_v2: false,
             hypervisor: None,
+            physical_lvtpc: false,
             debugctl_freeze: true,
             tsx: true,
             legacy_pmc_reads_zero: false,
@@ -80,24 +86,50 @@ impl Config {
         match name {
             "intel-skylake" => Some(Config::intel_skylake()),
             "amd-zen3" => Some(Config::amd_zen3()),
-            // Xen's vPMU: version capped at 3, no PDCM (so no full-width
-            // writes), DEBUGCTL's freeze bit refused (xen:vpmu_intel.c).
-            "xen-intel-skylake" => Some(Config {
+            // Xen's vPMU: version capped at 3 (xen/arch/x86/cpuid.c, leaf
+            // 0xA), no PDCM so no full-width writes
+            // (public/arch-x86/cpufeatureset.h:128), DEBUGCTL's freeze bit
+            // refused (xen/arch/x86/hvm/vmx/vmx.c:3728-3745), and its
+            // physical LVTPC; all at xen-project/xen@c447b730.
+            "xen-intel-skylake" => Config::intel_skylake().under("xen").map(|c| Config {
                 version: 3,
                 full_width_writes: false,
-                hypervisor: Some("XenVMMXenVMM"),
                 debugctl_freeze: false,
-                ..Config::intel_skylake()
+                ..c
             }),
-            // KVM's perf-based vPMU: freeze refused, legacy PMC0/1 read as 0.
-            "kvm-intel-skylake" => Some(Config {
-                hypervisor: Some("KVMKVMKVM"),
+            // KVM's perf-based vPMU: guests see at most version 2
+            // (kvm_init_pmu_capability: min(version, 2)), freeze refused
+            // (vmx_is_valid_debugctl), legacy PMC0/1 read as 0
+            // (kvm_get_msr_common); torvalds/linux@004a0aa5:arch/x86/kvm/.
+            "kvm-intel-skylake" => Config::intel_skylake().under("kvm").map(|c| Config {
+                version: 2,
                 debugctl_freeze: false,
                 legacy_pmc_reads_zero: true,
-                ..Config::intel_skylake()
+                ..c
             }),
             _ => None,
         }
+    }
+
+    /// The hypervisors a model can run under, by the name fingerprints
+    /// give them, with their CPUID signatures.
+    pub const HYPERVISORS: [(&'static str, &'static str); 4] = [
+        ("xen", "XenVMMXenVMM"),
+        ("kvm", "KVMKVMKVM\0\0\0"),
+        ("vmware", "VMwareVMware"),
+        ("parallels", " lrpepyh  vr"),
+    ];
+
+    /// This CPU as a guest of `hypervisor`: its CPUID signature, and Xen's
+    /// physical LVTPC. Nothing else of a hypervisor's vPMU changes here; the
+    /// presets add that.
+    pub fn under(self, hypervisor: &str) -> Option<Config> {
+        let (name, signature) = Config::HYPERVISORS.into_iter().find(|(n, _)| *n == hypervisor)?;
+        Some(Config {
+            hypervisor: Some(signature),
+            physical_lvtpc: name == "xen",
+            ..self
+        })
     }
 
     /// A Zen 3 on bare metal: 6 core counters of 48 bits, PerfMonV2.

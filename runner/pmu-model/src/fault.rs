@@ -4,7 +4,10 @@
 //! (the catalogue cases and diagnosis use) and changes the model exactly as
 //! its source shows; where a fault strikes only sometimes, it has a rate,
 //! and the model counts its opportunities to strike so that detection
-//! probabilities can be computed rather than sampled.
+//! probabilities can be computed rather than sampled. Every rate, and the
+//! late PMI's lateness, is invented: no source gives one (known-bugs.yaml
+//! marks each such entry `unverified`), and the detection matrix shows how
+//! far each catch depends on it.
 
 /// One fault, with its parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -15,10 +18,17 @@ pub enum Fault {
     /// Xen's guest GLOBAL_STATUS is a shadow updated only in its PMI handler:
     /// an overflow without INT never shows until some PMI comes.
     XenStatusShadow,
-    /// Xen's vLAPIC never sets the LVT mask bit when it delivers a PMI.
+    /// Xen's vLAPIC never sets the guest's LVT mask bit when it delivers a
+    /// PMI (the physical LVTPC, modelled by `Config::physical_lvtpc`, still
+    /// holds a second PMI back until the guest rewrites its LVT).
     XenLvtpcNeverMasked,
     /// Each instruction that exits to Xen (CPUID, an intercepted WRMSR) is not counted.
     XenVmexitUndercount,
+    /// KVM never set the guest's LVT mask bit on a PMI (before
+    /// a16eb25b09c0), and there is no second LVT to hold the next one back.
+    KvmLvtpcNeverMasked,
+    /// KVM did not count the instructions it emulated (before 9cd803d496e7).
+    KvmVmexitUndercount,
     /// KVM could not create the host event for an IN_TXCP counter: it counts nothing.
     KvmInTxcpDrop,
     /// KVM's pinned host event cannot be scheduled: with this chance per
@@ -40,11 +50,13 @@ pub enum Fault {
 
 impl Fault {
     /// Every fault, with its default parameters.
-    pub const ALL: [Fault; 12] = [
+    pub const ALL: [Fault; 14] = [
         Fault::XenPmcQuirk,
         Fault::XenStatusShadow,
         Fault::XenLvtpcNeverMasked,
         Fault::XenVmexitUndercount,
+        Fault::KvmLvtpcNeverMasked,
+        Fault::KvmVmexitUndercount,
         Fault::KvmInTxcpDrop,
         Fault::KvmPinnedStarvation { rate: 0.05 },
         Fault::KvmDuplicatePmi,
@@ -64,6 +76,8 @@ impl Fault {
             Fault::XenStatusShadow => "xen-status-shadow",
             Fault::XenLvtpcNeverMasked => "xen-lvtpc-never-masked",
             Fault::XenVmexitUndercount => "xen-vmexit-undercount",
+            Fault::KvmLvtpcNeverMasked => "kvm-lvtpc-never-masked",
+            Fault::KvmVmexitUndercount => "kvm-vmexit-undercount",
             Fault::KvmInTxcpDrop => "kvm-in-txcp-drop",
             Fault::KvmPinnedStarvation { .. } => "kvm-pinned-starvation",
             Fault::KvmDuplicatePmi => "kvm-duplicate-pmi",
@@ -72,6 +86,25 @@ impl Fault {
             Fault::Parallels2p31Offset => "parallels-2^31-offset",
             Fault::VmwareCpuidBranchDrop { .. } => "vmware-cpuid-branch-drop",
             Fault::ZeroCounts => "zero-counts",
+        }
+    }
+
+    /// The hypervisor a guest must run under for this fault to be the real
+    /// bug (the name fingerprints give it); `None` for a fault of any
+    /// hypervisor or of bare metal. The detection matrix runs it there.
+    pub fn hypervisor(&self) -> Option<&'static str> {
+        match self {
+            Fault::XenPmcQuirk | Fault::XenStatusShadow | Fault::XenLvtpcNeverMasked | Fault::XenVmexitUndercount => {
+                Some("xen")
+            }
+            Fault::KvmLvtpcNeverMasked
+            | Fault::KvmVmexitUndercount
+            | Fault::KvmInTxcpDrop
+            | Fault::KvmPinnedStarvation { .. }
+            | Fault::KvmDuplicatePmi => Some("kvm"),
+            Fault::Parallels2p31Offset => Some("parallels"),
+            Fault::VmwareCpuidBranchDrop { .. } => Some("vmware"),
+            Fault::LostPmi { .. } | Fault::LatePmi { .. } | Fault::ZeroCounts => None,
         }
     }
 

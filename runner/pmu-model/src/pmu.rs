@@ -57,6 +57,11 @@ pub struct Pmu {
     guest_status: u64,
     debugctl: u64,
     lvtpc: u32,
+    /// The host's own LVTPC, under a hypervisor that has one between the
+    /// counter and the guest (`Config::physical_lvtpc`): masked by the CPU
+    /// on each PMI it delivers to the hypervisor, rewritten from the guest's
+    /// mask bit when the guest writes its LVTPC.
+    physical_masked: bool,
     /// Instructions left before a raised PMI fires.
     pending: Option<u32>,
     /// PMIs fired and waiting in the LAPIC for the guest to take them.
@@ -86,6 +91,7 @@ impl Pmu {
             guest_status: 0,
             debugctl: 0,
             lvtpc: LVT_MASK,
+            physical_masked: false,
             pending: None,
             latched: 0,
             delivered: 0,
@@ -223,7 +229,9 @@ impl Pmu {
             }
         }
         match self.event(c) {
-            Some(Event::Instructions) => u64::from(!(i.vm_exit && self.fault("xen-vmexit-undercount"))),
+            Some(Event::Instructions) => {
+                u64::from(!(i.vm_exit && (self.fault("xen-vmexit-undercount") || self.fault("kvm-vmexit-undercount"))))
+            }
             Some(Event::Branches) => u64::from(i.branch),
             Some(Event::ConditionalBranches) => u64::from(i.cond_branch),
             Some(Event::Cycles) => 1,
@@ -402,6 +410,18 @@ impl Pmu {
                 self.global_ctrl = 0;
             }
         }
+        // A masked physical LVT holds the interrupt back from the
+        // hypervisor, so it never reaches the guest (xen:apic.c
+        // pmu_interrupt does not unmask it; vpmu.c vpmu_lvtpc_update does,
+        // from the guest's write).
+        if self.config.physical_lvtpc {
+            if self.physical_masked {
+                return;
+            }
+            if self.config.vendor == Vendor::Intel {
+                self.physical_masked = true;
+            }
+        }
         // A masked LVT entry drops the interrupt; it is not held for later.
         if self.lvtpc & LVT_MASK == 0 {
             self.latched += if self.fault("kvm-duplicate-pmi") { 2 } else { 1 };
@@ -417,7 +437,8 @@ impl Pmu {
     /// entry (SDM 11.5.1); AMD's does not. Returns how many were taken.
     pub fn take_pmis(&mut self) -> u32 {
         let n = std::mem::take(&mut self.latched);
-        if n > 0 && self.config.vendor == Vendor::Intel && !self.fault("xen-lvtpc-never-masked") {
+        let never_masked = self.fault("xen-lvtpc-never-masked") || self.fault("kvm-lvtpc-never-masked");
+        if n > 0 && self.config.vendor == Vendor::Intel && !never_masked {
             self.lvtpc |= LVT_MASK;
         }
         self.delivered += u64::from(n);
@@ -430,6 +451,7 @@ impl Pmu {
 
     pub fn set_lvtpc(&mut self, value: u32) {
         self.lvtpc = value;
+        self.physical_masked = value & LVT_MASK != 0;
     }
 
     /// Called around every write that can start a counter: what changes when
