@@ -152,7 +152,10 @@ fn every_known_bug_is_diagnosed_from_the_models_output() {
     for fault in Fault::ALL {
         // Rates forced to 1, so that the failure is there to diagnose.
         let forced = fault.with_rate(1.0);
-        let preset = Config::intel_skylake();
+        let preset = match fault.amd_only() {
+            true => Config::amd_zen3(),
+            false => Config::intel_skylake(),
+        };
         let host = match fault.hypervisor() {
             Some(h) => preset.under(h).unwrap(),
             None => preset,

@@ -29,6 +29,17 @@ pub enum Fault {
     KvmLvtpcNeverMasked,
     /// KVM did not count the instructions it emulated (before 9cd803d496e7).
     KvmVmexitUndercount,
+    /// KVM masked the guest's LVTPC on a PMI on AMD too, which AMD's LAPIC
+    /// never does (a16eb25b09c0 to 49ff3b4aec51).
+    KvmAmdLvtpcMasked,
+    /// KVM did not emulate AMD's PerfMonV2 GlobalStatusSet: writing it
+    /// raised #GP (from 4a2771895ca6 until its 2025 fix).
+    KvmAmdStatusSetGp,
+    /// Xen did not save hardware GLOBAL_STATUS across an HVM context switch
+    /// and masked the physical LVTPC while the vCPU was out: with this chance
+    /// per PMI, the vCPU is switched out between overflow and PMI, and the
+    /// PMI and its status bit are lost.
+    XenStatusNotSaved { rate: f64 },
     /// KVM could not create the host event for an IN_TXCP counter: it counts nothing.
     KvmInTxcpDrop,
     /// KVM's pinned host event cannot be scheduled: with this chance per
@@ -50,13 +61,16 @@ pub enum Fault {
 
 impl Fault {
     /// Every fault, with its default parameters.
-    pub const ALL: [Fault; 14] = [
+    pub const ALL: [Fault; 17] = [
         Fault::XenPmcQuirk,
         Fault::XenStatusShadow,
         Fault::XenLvtpcNeverMasked,
         Fault::XenVmexitUndercount,
         Fault::KvmLvtpcNeverMasked,
         Fault::KvmVmexitUndercount,
+        Fault::KvmAmdLvtpcMasked,
+        Fault::KvmAmdStatusSetGp,
+        Fault::XenStatusNotSaved { rate: 0.01 },
         Fault::KvmInTxcpDrop,
         Fault::KvmPinnedStarvation { rate: 0.05 },
         Fault::KvmDuplicatePmi,
@@ -78,6 +92,9 @@ impl Fault {
             Fault::XenVmexitUndercount => "xen-vmexit-undercount",
             Fault::KvmLvtpcNeverMasked => "kvm-lvtpc-never-masked",
             Fault::KvmVmexitUndercount => "kvm-vmexit-undercount",
+            Fault::KvmAmdLvtpcMasked => "kvm-amd-lvtpc-masked",
+            Fault::KvmAmdStatusSetGp => "kvm-amd-status-set-gp",
+            Fault::XenStatusNotSaved { .. } => "xen-status-not-saved",
             Fault::KvmInTxcpDrop => "kvm-in-txcp-drop",
             Fault::KvmPinnedStarvation { .. } => "kvm-pinned-starvation",
             Fault::KvmDuplicatePmi => "kvm-duplicate-pmi",
@@ -94,10 +111,14 @@ impl Fault {
     /// hypervisor or of bare metal. The detection matrix runs it there.
     pub fn hypervisor(&self) -> Option<&'static str> {
         match self {
-            Fault::XenPmcQuirk | Fault::XenStatusShadow | Fault::XenLvtpcNeverMasked | Fault::XenVmexitUndercount => {
-                Some("xen")
-            }
-            Fault::KvmLvtpcNeverMasked
+            Fault::XenPmcQuirk
+            | Fault::XenStatusShadow
+            | Fault::XenLvtpcNeverMasked
+            | Fault::XenVmexitUndercount
+            | Fault::XenStatusNotSaved { .. } => Some("xen"),
+            Fault::KvmAmdLvtpcMasked
+            | Fault::KvmAmdStatusSetGp
+            | Fault::KvmLvtpcNeverMasked
             | Fault::KvmVmexitUndercount
             | Fault::KvmInTxcpDrop
             | Fault::KvmPinnedStarvation { .. }
@@ -106,6 +127,12 @@ impl Fault {
             Fault::VmwareCpuidBranchDrop { .. } => Some("vmware"),
             Fault::LostPmi { .. } | Fault::LatePmi { .. } | Fault::ZeroCounts => None,
         }
+    }
+
+    /// Whether the bug lives only on AMD hosts (the detection matrix runs it
+    /// on the AMD preset).
+    pub fn amd_only(&self) -> bool {
+        matches!(self, Fault::KvmAmdLvtpcMasked | Fault::KvmAmdStatusSetGp)
     }
 
     /// The fault with this id, with its default parameters.
@@ -117,6 +144,7 @@ impl Fault {
     pub fn rate(&self) -> Option<f64> {
         match *self {
             Fault::KvmPinnedStarvation { rate }
+            | Fault::XenStatusNotSaved { rate }
             | Fault::LostPmi { rate }
             | Fault::LatePmi { rate, .. }
             | Fault::VmwareCpuidBranchDrop { rate } => Some(rate),
@@ -129,6 +157,7 @@ impl Fault {
         match self {
             Fault::KvmPinnedStarvation { .. } => Fault::KvmPinnedStarvation { rate },
             Fault::LostPmi { .. } => Fault::LostPmi { rate },
+            Fault::XenStatusNotSaved { .. } => Fault::XenStatusNotSaved { rate },
             Fault::LatePmi { extra, .. } => Fault::LatePmi { rate, extra },
             Fault::VmwareCpuidBranchDrop { .. } => Fault::VmwareCpuidBranchDrop { rate },
             other => other,
@@ -180,7 +209,7 @@ impl Opportunities {
 
     pub fn for_fault(&self, fault: &Fault) -> u64 {
         match fault {
-            Fault::LostPmi { .. } | Fault::LatePmi { .. } => self.pmis,
+            Fault::LostPmi { .. } | Fault::LatePmi { .. } | Fault::XenStatusNotSaved { .. } => self.pmis,
             Fault::KvmPinnedStarvation { .. } => self.enables,
             Fault::VmwareCpuidBranchDrop { .. } => self.cpuid_branches,
             _ => 0,

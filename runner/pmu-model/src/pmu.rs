@@ -391,6 +391,13 @@ impl Pmu {
         if self.chance.happens(self.config.faults.rate("lost-pmi")) {
             return;
         }
+        // Switched out between overflow and PMI: Xen's save does not keep
+        // hardware GLOBAL_STATUS and masks the physical LVTPC, so on return
+        // neither the bit nor the PMI is there (xen:vpmu_intel.c:270-271, vpmu.c:372).
+        if self.chance.happens(self.config.faults.rate("xen-status-not-saved")) {
+            self.status = 0;
+            return;
+        }
         if self.fault("xen-pmc-quirk") {
             for c in self.counters().collect::<Vec<_>>() {
                 if self.status & Pmu::bit(c) != 0 && self.value(c) == 0 {
@@ -438,7 +445,11 @@ impl Pmu {
     pub fn take_pmis(&mut self) -> u32 {
         let n = std::mem::take(&mut self.latched);
         let never_masked = self.fault("xen-lvtpc-never-masked") || self.fault("kvm-lvtpc-never-masked");
-        if n > 0 && self.config.vendor == Vendor::Intel && !never_masked {
+        let masks = match self.config.vendor {
+            Vendor::Intel => !never_masked,
+            Vendor::Amd => self.fault("kvm-amd-lvtpc-masked"),
+        };
+        if n > 0 && masks {
             self.lvtpc |= LVT_MASK;
         }
         self.delivered += u64::from(n);
@@ -711,7 +722,9 @@ impl Pmu {
                     Ok(())
                 }
                 amd::GLOBAL_STATUS_CLR if v2 => self.write_status(value, self.gp_mask(), false),
-                amd::GLOBAL_STATUS_SET if v2 => self.write_status(value, self.gp_mask(), true),
+                amd::GLOBAL_STATUS_SET if v2 && !self.fault("kvm-amd-status-set-gp") => {
+                    self.write_status(value, self.gp_mask(), true)
+                }
                 _ => Err(Gp::GP),
             },
         }
