@@ -257,3 +257,41 @@ fn every_known_bug_is_modelled_and_has_its_environment() {
     }
     assert!(problems.is_empty(), "\n{}", problems.join("\n"));
 }
+
+/// In YAML, ` #` inside a plain (unquoted) value starts a comment, so
+/// `about: raises #GP.` silently reads as `raises`. Every prose value of
+/// ours that holds a ` #` is quoted or a block scalar.
+#[test]
+fn no_plain_yaml_value_loses_its_tail_to_a_comment() {
+    let root = root();
+    let mut problems = Vec::new();
+    for dir in ["suites", "matrices", "runner/pmu-conformance"] {
+        // The bad-input files are wrong on purpose, and their `#~` markers are comments.
+        for path in files(&root.join(dir), ".yaml")
+            .into_iter()
+            .filter(|p| !p.to_string_lossy().contains("bad-input"))
+        {
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                let body = line.trim_start().trim_start_matches("- ");
+                if body.starts_with('#') {
+                    continue;
+                }
+                let Some((key, value)) = body.split_once(": ") else {
+                    continue;
+                };
+                let plain = !value.starts_with(['"', '\'', '|', '>', '[', '{', '&', '*', '!']);
+                // A one-word value with a comment after it (`raw: 0x5101c4  # …`) is meant.
+                let prose = value.split(" #").next().is_some_and(|v| v.trim().contains(' '));
+                if plain && !key.contains(' ') && value.contains(" #") && prose {
+                    problems.push(format!(
+                        "{}:{}: ` #` starts a comment in this plain value, so the rest is dropped; quote it",
+                        relative(&path),
+                        n + 1
+                    ));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}

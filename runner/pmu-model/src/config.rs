@@ -31,6 +31,12 @@ pub struct Config {
     /// xen/arch/x86/cpu/vpmu.c:87-103): the CPU masks it on each PMI it
     /// delivers to the hypervisor, and only the guest's LVTPC write unmasks it.
     pub physical_lvtpc: bool,
+    /// AMD under KVM: writes of reserved bits to the event selects and
+    /// global MSRs are dropped, not #GP ("AMD ignores writes to reserved bits
+    /// and read-only PMU MSRs, whereas Intel generates #GP":
+    /// torvalds/linux@004a0aa5:arch/x86/kvm/pmu.c (kvm_pmu_set_msr), and
+    /// svm/pmu.c masks them).
+    pub reserved_bits_ignored: bool,
     /// IA32_DEBUGCTL accepts FREEZE_PERFMON_ON_PMI (bare metal does; KVM and Xen raise #GP).
     pub debugctl_freeze: bool,
     /// Intel TSX: CPUID.7.0:EBX reports HLE (bit 4) and RTM (bit 11), so
@@ -68,6 +74,7 @@ impl Config {
             perfmon_v2: false,
             hypervisor: None,
             physical_lvtpc: false,
+            reserved_bits_ignored: false,
             debugctl_freeze: true,
             tsx: true,
             legacy_pmc_reads_zero: false,
@@ -80,7 +87,13 @@ impl Config {
     }
 
     /// The CPUs and hosts environments can name, by name.
-    pub const PRESETS: [&'static str; 4] = ["intel-skylake", "amd-zen3", "xen-intel-skylake", "kvm-intel-skylake"];
+    pub const PRESETS: [&'static str; 5] = [
+        "intel-skylake",
+        "amd-zen3",
+        "xen-intel-skylake",
+        "kvm-intel-skylake",
+        "kvm-amd-zen3",
+    ];
 
     pub fn preset(name: &str) -> Option<Config> {
         match name {
@@ -107,6 +120,12 @@ impl Config {
                 legacy_pmc_reads_zero: true,
                 ..c
             }),
+            // KVM's vPMU on AMD: PerfMonV2 passed through, reserved bits
+            // dropped, legacy K7 MSRs answered (kvm_get_msr_common).
+            "kvm-amd-zen3" => Config::amd_zen3().under("kvm").map(|c| Config {
+                legacy_pmc_reads_zero: true,
+                ..c
+            }),
             _ => None,
         }
     }
@@ -120,14 +139,15 @@ impl Config {
         ("parallels", " lrpepyh  vr"),
     ];
 
-    /// This CPU as a guest of `hypervisor`: its CPUID signature, and Xen's
-    /// physical LVTPC. Nothing else of a hypervisor's vPMU changes here; the
-    /// presets add that.
+    /// This CPU as a guest of `hypervisor`: its CPUID signature, Xen's
+    /// physical LVTPC, and KVM's dropping of AMD's reserved bits. Nothing
+    /// else of a hypervisor's vPMU changes here; the presets add that.
     pub fn under(self, hypervisor: &str) -> Option<Config> {
         let (name, signature) = Config::HYPERVISORS.into_iter().find(|(n, _)| *n == hypervisor)?;
         Some(Config {
             hypervisor: Some(signature),
             physical_lvtpc: name == "xen",
+            reserved_bits_ignored: name == "kvm" && self.vendor == Vendor::Amd,
             ..self
         })
     }

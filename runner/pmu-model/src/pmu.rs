@@ -700,10 +700,10 @@ impl Pmu {
         let v2 = self.config.perfmon_v2;
         match self.amd_counter_index(msr) {
             Some((i, true)) => {
-                if value & AMD_EVTSEL_RESERVED != 0 {
+                if value & AMD_EVTSEL_RESERVED != 0 && !self.config.reserved_bits_ignored {
                     return Err(Gp::GP);
                 }
-                self.gp_sel[i] = value;
+                self.gp_sel[i] = value & !AMD_EVTSEL_RESERVED;
                 Ok(())
             }
             Some((i, false)) => {
@@ -715,11 +715,14 @@ impl Pmu {
             }
             None => match msr {
                 amd::GLOBAL_CTL if v2 => {
-                    if value & !self.gp_mask() != 0 {
+                    if value & !self.gp_mask() != 0 && !self.config.reserved_bits_ignored {
                         return Err(Gp::GP);
                     }
-                    self.global_ctrl = value;
+                    self.global_ctrl = value & self.gp_mask();
                     Ok(())
+                }
+                amd::GLOBAL_STATUS_CLR if v2 && self.config.reserved_bits_ignored => {
+                    self.write_status(value & self.gp_mask(), self.gp_mask(), false)
                 }
                 amd::GLOBAL_STATUS_CLR if v2 => self.write_status(value, self.gp_mask(), false),
                 amd::GLOBAL_STATUS_SET if v2 && !self.fault("kvm-amd-status-set-gp") => {
