@@ -308,3 +308,40 @@ fn reserved_bits_ignored_on_amd_under_kvm_conform() {
     );
     assert!(bare.summary.contains("raised #GP"), "{bare:?}");
 }
+
+/// counter-range-gp never tries an MSR that cannot show a counter's
+/// absence: one KVM answers silently, or an advertised counter's own.
+#[test]
+fn counter_range_gp_skips_what_cannot_show_absence() {
+    // AMD without PerfCtrExtCore: 4 legacy counters, and the "fifth event
+    // select" 0xc0010004 is PERFCTR0 itself.
+    let legacy = Config {
+        gp: 4,
+        perfmon_v2: false,
+        ..Config::amd_zen3()
+    };
+    // select" 0xc0010004 is PERFCTR0 itself: only 0xc0010008 is tried.
+    let r = run(legacy, KernelCheck::CounterRangeGp, params(KernelCheck::CounterRangeGp));
+    assert_eq!(r.verdict, Verdict::Pass, "{r:?}");
+    assert!(
+        r.facts.iter().any(|(k, v)| k == "not_tried" && *v == 1u64.into()),
+        "{r:?}"
+    );
+    // Intel with one counter and no full-width alias: 0x187 and 0xc2 are
+    // both KVM's silent MSRs.
+    let one = Config {
+        gp: 1,
+        full_width_writes: false,
+        ..Config::intel_skylake()
+    };
+    let r = run(one, KernelCheck::CounterRangeGp, params(KernelCheck::CounterRangeGp));
+    assert_eq!(r.verdict, Verdict::Unsupported, "{r:?}");
+    assert!(r.reason.unwrap().contains("0x187 (KVM answers it silently)"));
+    // With four, counter 4's MSRs (0x18a, 0xc5) are tried, and raise #GP.
+    let r = run(
+        Config::intel_skylake(),
+        KernelCheck::CounterRangeGp,
+        params(KernelCheck::CounterRangeGp),
+    );
+    assert_eq!(r.verdict, Verdict::Pass, "{r:?}");
+}

@@ -1,23 +1,52 @@
 //! `counter-range-gp`: capability honesty. The first general-purpose counter
 //! beyond CPUID's count does not exist, so its event select and counter MSRs
-//! raise #GP on RDMSR and WRMSR. KVM makes Intel's legacy PMC0 and PMC1
-//! (0xc1, 0xc2) read as 0 even where they do not exist; those two are not
-//! tried.
+//! raise #GP on RDMSR and WRMSR.
+//!
+//! Some of those addresses are not tried:
+//! - those KVM answers whether or not the counter exists: Intel's P6 PMC0/1
+//!   (0xc1, 0xc2) and EVNTSEL0/1 (0x186, 0x187), and AMD's K7 EVNTSEL0-3 and
+//!   PERFCTR0-3 (0xc0010000-0xc0010007), which read 0 and take a write of 0
+//!   (torvalds/linux@004a0aa5:arch/x86/kvm/x86.c (kvm_set_msr_common,
+//!   kvm_get_msr_common));
+//! - any that is an advertised counter's own MSR: on AMD without
+//!   PerfCtrExtCore, the fifth event select (0xc0010004) is PERFCTR0.
+//!
+//! Where nothing is left to try, the case is unsupported and says why.
 
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::{Context, Stop};
-use crate::pmu::{Counter, intel};
+use crate::pmu::Counter;
 use crate::record::{Record, SignatureKind};
+
+/// MSRs KVM answers silently when they are not valid counters.
+fn answered_by_kvm(msr: u32) -> bool {
+    matches!(msr, 0xc1 | 0xc2 | 0x186 | 0x187 | 0xc001_0000..=0xc001_0007)
+}
 
 pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
     let beyond = c.pmu.gp;
-    let mut msrs = Vec::from([c.pmu.evtsel(beyond)]);
-    let counter = c.pmu.counter_msr(Counter::Gp(beyond));
-    if !(intel::PMC0..intel::PMC0 + 2).contains(&counter) {
-        msrs.push(counter);
+    let advertised: Vec<u32> = (0..c.pmu.gp)
+        .flat_map(|i| [c.pmu.evtsel(i), c.pmu.counter_msr(Counter::Gp(i))])
+        .collect();
+    let mut msrs = Vec::new();
+    let mut skipped: Vec<String> = Vec::new();
+    for msr in [c.pmu.evtsel(beyond), c.pmu.counter_msr(Counter::Gp(beyond))] {
+        if advertised.contains(&msr) {
+            skipped.push(format!("{msr:#x} (an advertised counter's own MSR)"));
+        } else if answered_by_kvm(msr) {
+            skipped.push(format!("{msr:#x} (KVM answers it silently)"));
+        } else {
+            msrs.push(msr);
+        }
+    }
+    if msrs.is_empty() {
+        return Err(c.unsupported(format!(
+            "counter {beyond}'s MSRs cannot show its absence: {}",
+            skipped.join(", ")
+        )));
     }
     let mut answered: Vec<String> = Vec::new();
     for &msr in &msrs {
@@ -44,6 +73,10 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
             ),
             "a counter CPUID does not advertise answers",
         )
+    };
+    let record = match skipped.len() {
+        0 => record,
+        n => record.fact("not_tried", n as u64),
     };
     Ok(record.fact("advertised", u64::from(c.pmu.gp)))
 }
