@@ -34,6 +34,10 @@ pub struct Microarchitecture {
     /// `None` matches every model of the family.
     pub models: Option<Vec<u32>>,
     pub skid: u64,
+    /// Where this entry comes from, if not rr's table (the file's header).
+    pub source: Option<String>,
+    /// What of this entry no source bears out.
+    pub unverified: Option<String>,
 }
 
 impl Microarchitecture {
@@ -139,6 +143,9 @@ pub struct ResolvedEvent {
     /// The notification budget on this CPU, if one is known.
     pub skid: Option<u64>,
     pub rearm: Rearm,
+    /// A published erratum by which this CPU overcounts the event, so exact
+    /// checks relax to "at least" ([`pmu_kernel_checks::errata`]).
+    pub erratum: Option<&'static pmu_kernel_checks::errata::Erratum>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -183,12 +190,19 @@ impl EventTable {
                         return None;
                     }
                 };
+                if let Some(s) = &u.source
+                    && let Err(why) = crate::known_bugs::check_source(&s.value)
+                {
+                    errors.push(source.error_at(s, why));
+                }
                 Some(Microarchitecture {
                     name: u.name,
                     vendor,
                     family: u.family,
                     models: u.models,
                     skid: u.skid,
+                    source: u.source.map(|s| s.value),
+                    unverified: u.unverified,
                 })
             })
             .collect();
@@ -367,6 +381,14 @@ impl EventTable {
                 }
             }
         };
+        let erratum = match def.counts {
+            Some(Quantity::Instructions) => Some(pmu_kernel_checks::pmu::ArchEvent::Instructions),
+            Some(Quantity::Branches) => Some(pmu_kernel_checks::pmu::ArchEvent::Branches),
+            _ => None,
+        }
+        .and_then(|event| {
+            pmu_kernel_checks::errata::affecting(cpu.vendor == Vendor::Intel, cpu.family, cpu.model, event)
+        });
         Ok(ResolvedEvent {
             name: name.to_owned(),
             encoding,
@@ -374,6 +396,7 @@ impl EventTable {
             exactness: def.exactness.clone(),
             skid,
             rearm: def.rearm,
+            erratum,
         })
     }
 
@@ -386,6 +409,7 @@ impl EventTable {
             exactness: Exactness::Exact,
             skid: self.microarchitecture(cpu).map(|u| u.skid),
             rearm: Rearm::Absolute,
+            erratum: None,
         }
     }
 }
@@ -405,6 +429,8 @@ struct RawMicroarchitecture {
     family: u32,
     models: Option<Vec<u32>>,
     skid: u64,
+    source: Option<Spanned<String>>,
+    unverified: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -499,12 +525,9 @@ mod tests {
 
     #[test]
     fn cpus_without_the_event_are_unsupported_with_a_reason() {
-        // Sierra Forest (6/AF) is not in rr's table: the reason quotes the signature.
-        let err = rcb(0x000a06f1, "GenuineIntel").unwrap_err();
-        assert!(
-            err.contains("GenuineIntel family 0x6 model 0xaf (CPUID.1:EAX 0x000a06f1)"),
-            "{err}"
-        );
+        // Diamond Rapids (family 19 model 1) is not in the table: the reason quotes the signature.
+        let err = rcb(0x00400f01, "GenuineIntel").unwrap_err();
+        assert!(err.contains("(CPUID.1:EAX 0x00400f01)"), "{err}");
         // Penryn has no exact event at all.
         let err = rcb(0x00010676, "GenuineIntel").unwrap_err();
         assert!(err.contains("no exact retired-conditional-branch event"), "{err}");

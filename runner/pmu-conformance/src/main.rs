@@ -451,6 +451,14 @@ fn print_events(replay: Option<&std::path::Path>) -> Result<ExitCode, RunError> 
             .as_deref()
             .unwrap_or("not in the event table")
     );
+    if let Some(u) = table.microarchitecture(cpu) {
+        if let Some(source) = &u.source {
+            println!("  source: {source}");
+        }
+        if let Some(why) = &u.unverified {
+            println!("  unverified: {why}");
+        }
+    }
     let mut out = Table::new();
     out.load_style(pmu_conformance::report::table::STYLE)
         .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
@@ -463,14 +471,21 @@ fn print_events(replay: Option<&std::path::Path>) -> Result<ExitCode, RunError> 
             Exactness::Exact => "yes".to_owned(),
             Exactness::Inexact(why) => format!("no: {why}"),
         };
-        let (encoding, skid) = match table.resolve(name, cpu, &fingerprint.pmu.architectural, &fingerprint.cpu.features)
-        {
-            Ok(e) => (
-                e.encoding.to_string(),
-                e.skid.map_or("unknown".to_owned(), |s| s.to_string()),
-            ),
-            Err(reason) => (format!("unsupported: {reason}"), String::new()),
-        };
+        let (encoding, skid, exact) =
+            match table.resolve(name, cpu, &fingerprint.pmu.architectural, &fingerprint.cpu.features) {
+                Ok(e) => (
+                    e.encoding.to_string(),
+                    e.skid.map_or("unknown".to_owned(), |s| s.to_string()),
+                    match e.erratum {
+                        Some(erratum) => format!(
+                            "{exact}; overcounts by erratum {} ({}): checked as at least",
+                            erratum.id, erratum.source
+                        ),
+                        None => exact,
+                    },
+                ),
+                Err(reason) => (format!("unsupported: {reason}"), String::new(), exact),
+            };
         out.add_row(vec![name.clone(), encoding, skid, exact]);
     }
     println!("{out}");

@@ -3,7 +3,8 @@
 //! Each file under `tests/cpuid/` holds a dump (as `pmu-conformance env
 //! --cpuid` prints it) and what the runner must conclude from it: the derived
 //! environment id, the hypervisor, the PMU version, and each listed event's
-//! encoding (or the start of its unsupported reason), and which environments
+//! encoding (or the start of its unsupported reason) and any erratum that
+//! relaxes it, and which environments
 //! have expectations recorded for the host class it derives. One trial per
 //! file, so a user's dump from a new machine becomes a test by adding one file.
 
@@ -41,6 +42,10 @@ struct Expect {
     /// recorded set to the machines it was recorded on.
     #[serde(default)]
     recorded_in: Vec<String>,
+    /// Events a published erratum makes overcount here, with the erratum's
+    /// id; every other resolved event must have none.
+    #[serde(default)]
+    errata: BTreeMap<String, String>,
 }
 
 fn check(path: &Path) -> Result<(), Failed> {
@@ -99,7 +104,16 @@ fn check(path: &Path) -> Result<(), Failed> {
             &fingerprint.pmu.architectural,
             &fingerprint.cpu.features,
         ) {
-            Ok(resolved) => resolved.encoding.to_string(),
+            Ok(resolved) => {
+                let erratum = resolved.erratum.map(|e| e.id.to_owned());
+                if erratum != expect.errata.get(event).cloned() {
+                    problems.push(format!(
+                        "{event}: erratum {erratum:?}, expected {:?}",
+                        expect.errata.get(event)
+                    ));
+                }
+                resolved.encoding.to_string()
+            }
             Err(reason) => format!("unsupported: {reason}"),
         };
         // Unsupported reasons are matched by their start; encodings exactly.

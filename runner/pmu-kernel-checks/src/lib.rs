@@ -15,7 +15,8 @@
 //! block between two WRMSRs; [`checks`] are the checks; [`record`] and
 //! [`protocol`] are what they report and how it crosses the console;
 //! [`cpuid_leaves`] are what the host fingerprints the guest by;
-//! [`plan`] is the list of cases the host asks for; [`run`] ties them up.
+//! [`plan`] is the list of cases the host asks for; [`errata`] the published
+//! errata the checks relax for; [`run`] ties them up.
 //!
 //! The crate knows nothing about YAML: the host turns its suites into a
 //! [`plan::Plan`], and reads [`record::Record`]s back.
@@ -25,6 +26,7 @@ extern crate alloc;
 
 pub mod checks;
 pub mod cpuid_leaves;
+pub mod errata;
 pub mod hardware;
 pub mod listing;
 pub mod plan;

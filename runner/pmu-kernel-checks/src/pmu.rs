@@ -114,6 +114,8 @@ impl Leaf0a {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pmu {
     pub vendor: Vendor,
+    /// CPUID.1:EAX, for errata that name CPU models ([`crate::errata`]).
+    pub signature: u32,
     /// Intel: CPUID.0AH's version (0: no architectural PMU). AMD: 2 with
     /// PerfMonV2, else 1 where core counters exist.
     pub version: u8,
@@ -141,6 +143,7 @@ impl Pmu {
         };
         let none = Pmu {
             vendor,
+            signature: if max_leaf >= 1 { hw.cpuid(1, 0)[0] } else { 0 },
             version: 0,
             gp: 0,
             width: 0,

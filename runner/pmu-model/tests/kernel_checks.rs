@@ -345,3 +345,25 @@ fn counter_range_gp_skips_what_cannot_show_absence() {
     );
     assert_eq!(r.verdict, Verdict::Pass, "{r:?}");
 }
+
+/// On a part erratum SRF7 affects, the probe kernel's exact instruction
+/// count relaxes to "at least", as kvm-unit-tests does, and says so; a
+/// Skylake is held to the exact count.
+#[test]
+fn srf7_parts_count_at_least() {
+    let overcounting = |signature| Config {
+        signature,
+        faults: Faults(vec![Fault::Parallels2p31Offset]),
+        ..Config::intel_skylake()
+    };
+    let p = Params {
+        event: ArchEvent::Instructions,
+        ..params(KernelCheck::ExactCount)
+    };
+    // Sierra Forest, CPUID.1:EAX 0x000a06f1.
+    let srf = run(overcounting(0x000a_06f1), KernelCheck::ExactCount, p.clone());
+    assert_eq!(srf.verdict, Verdict::Pass, "{srf:?}");
+    assert!(srf.summary.contains("at least, by erratum SRF7"), "{srf:?}");
+    let skylake = run(overcounting(0x0005_06e3), KernelCheck::ExactCount, p);
+    assert_eq!(skylake.verdict, Verdict::Fail, "{skylake:?}");
+}

@@ -241,6 +241,7 @@ mod tests {
             exactness: Exactness::Exact,
             skid: Some(0),
             rearm: Rearm::Absolute,
+            erratum: None,
         };
         (case, event)
     }
@@ -312,6 +313,33 @@ mod tests {
         assert_eq!((outcome.verdict, outcome.diagnosis.len()), (Verdict::Pass, 0));
     }
 
+    #[test]
+    fn an_erratum_that_overcounts_relaxes_exact_counts_to_at_least() {
+        let (case, mut event) = exact_ten();
+        // Seven more than the listing, on a part SRF7 affects: a pass that names it.
+        event.erratum = Some(&pmu_kernel_checks::errata::SRF7);
+        let outcome = run(&case, &event, &mut scripted(vec![counted(17), counted(17)]));
+        assert_eq!(outcome.verdict, Verdict::Pass, "{outcome:?}");
+        assert!(
+            outcome.summary.contains("as erratum SRF7 allows"),
+            "{}",
+            outcome.summary
+        );
+        assert!(
+            outcome.facts["erratum"]
+                .as_str()
+                .unwrap()
+                .starts_with("SRF7 (kvm-unit-tests")
+        );
+        // Fewer is still a failure, erratum or not.
+        let outcome = run(&case, &event, &mut scripted(vec![counted(9), counted(9)]));
+        assert_eq!(outcome.verdict, Verdict::Fail);
+        // And without the erratum, seven more is an overcount.
+        event.erratum = None;
+        let outcome = run(&case, &event, &mut scripted(vec![counted(17), counted(17)]));
+        assert_eq!(outcome.verdict, Verdict::Fail);
+    }
+
     /// A pmi-delivery case on `event` over `iterations` of the branch loop.
     fn sampling(event: ResolvedEvent, iterations: u64, period: u64, runs: u32) -> (Case, ResolvedEvent) {
         let mut case = crate::case::tests::case_named(CaseId {
@@ -334,6 +362,7 @@ mod tests {
             exactness: Exactness::Inexact("interrupts".into()),
             skid: Some(100),
             rearm: Rearm::Absolute,
+            erratum: None,
         }
     }
 
@@ -345,6 +374,7 @@ mod tests {
             exactness: Exactness::Inexact("time".into()),
             skid: None,
             rearm: Rearm::Relative,
+            erratum: None,
         }
     }
 
