@@ -34,6 +34,8 @@ pub struct Microarchitecture {
     /// `None` matches every model of the family.
     pub models: Option<Vec<u32>>,
     pub skid: u64,
+    /// rr marks the CPU PMU_SKID_UNBOUNDED: its skid budget is not a bound.
+    pub skid_unbounded: bool,
     /// Where this entry comes from, if not rr's table (the file's header).
     pub source: Option<String>,
     /// What of this entry no source bears out.
@@ -142,6 +144,9 @@ pub struct ResolvedEvent {
     pub exactness: Exactness,
     /// The notification budget on this CPU, if one is known.
     pub skid: Option<u64>,
+    /// The budget is rr's, but rr treats this CPU's skid as unbounded
+    /// (PMU_SKID_UNBOUNDED): lateness is reported, not judged.
+    pub skid_unbounded: bool,
     pub rearm: Rearm,
     /// A published erratum by which this CPU overcounts the event, so exact
     /// checks relax to "at least" ([`pmu_kernel_checks::errata`]).
@@ -201,6 +206,7 @@ impl EventTable {
                     family: u.family,
                     models: u.models,
                     skid: u.skid,
+                    skid_unbounded: u.skid_unbounded,
                     source: u.source.map(|s| s.value),
                     unverified: u.unverified,
                 })
@@ -395,6 +401,7 @@ impl EventTable {
             counts: def.counts,
             exactness: def.exactness.clone(),
             skid,
+            skid_unbounded: matches!(def.source, EventSource::Hardware(_)) && uarch.is_some_and(|u| u.skid_unbounded),
             rearm: def.rearm,
             erratum,
         })
@@ -408,6 +415,7 @@ impl EventTable {
             counts: None,
             exactness: Exactness::Exact,
             skid: self.microarchitecture(cpu).map(|u| u.skid),
+            skid_unbounded: self.microarchitecture(cpu).is_some_and(|u| u.skid_unbounded),
             rearm: Rearm::Absolute,
             erratum: None,
         }
@@ -429,6 +437,8 @@ struct RawMicroarchitecture {
     family: u32,
     models: Option<Vec<u32>>,
     skid: u64,
+    #[serde(default)]
+    skid_unbounded: bool,
     source: Option<Spanned<String>>,
     unverified: Option<String>,
 }

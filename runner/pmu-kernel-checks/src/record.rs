@@ -77,8 +77,12 @@ signatures! {
     PmiLost => "pmi-lost",
     /// A notification (or PMI) came for no new overflow, or twice for one.
     PmiExtra => "pmi-extra",
-    /// A notification came after more events than the skid budget allows.
+    /// A notification came after more events than the skid budget allows:
+    /// where rr's replay would fail.
     PmiLate => "pmi-late",
+    /// A notification came after more than five times the skid budget:
+    /// where rr warns even while recording.
+    PmiLateRecord => "pmi-late-record",
     /// A REFRESH budget ran out without the POLL_HUP notification that says so.
     HupMissing => "hup-missing",
     /// An overflow did not set its GLOBAL_STATUS bit.

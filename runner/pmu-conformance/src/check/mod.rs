@@ -242,6 +242,7 @@ mod tests {
             skid: Some(0),
             rearm: Rearm::Absolute,
             erratum: None,
+            skid_unbounded: false,
         };
         (case, event)
     }
@@ -363,6 +364,7 @@ mod tests {
             skid: Some(100),
             rearm: Rearm::Absolute,
             erratum: None,
+            skid_unbounded: false,
         }
     }
 
@@ -375,6 +377,7 @@ mod tests {
             skid: None,
             rearm: Rearm::Relative,
             erratum: None,
+            skid_unbounded: false,
         }
     }
 
@@ -395,6 +398,50 @@ mod tests {
                 .collect(),
             overflows_handled: Some(handled),
         })
+    }
+
+    /// One run of 40 007 instructions, each boundary of 1000 notified with
+    /// `skid`, but the tenth with `late`.
+    fn notified_with(skid: u64, late: u64) -> Result<WindowRun, ProbeError> {
+        Ok(WindowRun {
+            notifications: (1..=40)
+                .map(|k| crate::probe::Notification {
+                    count: k * 1000 + if k == 10 { late } else { skid },
+                    kind: crate::probe::NotificationKind::Overflow,
+                    after_window: false,
+                })
+                .collect(),
+            overflows_handled: Some(40),
+            ..counted(40_007).unwrap()
+        })
+    }
+
+    #[test]
+    fn lateness_is_judged_against_rrs_replay_and_record_thresholds() {
+        use crate::outcome::SignatureKind;
+        let (case, event) = sampling(instructions(), 10_000, 1000, 1);
+        // Budget 100 (+ 13 for the handler): 200 fails a replay, 600 even a recording.
+        let outcome = run(&case, &event, &mut scripted(vec![notified_with(5, 5)]));
+        assert_eq!(outcome.verdict, Verdict::Pass, "{outcome:?}");
+        let outcome = run(&case, &event, &mut scripted(vec![notified_with(5, 200)]));
+        assert_eq!(outcome.signature.unwrap().kind, SignatureKind::PmiLate);
+        let outcome = run(&case, &event, &mut scripted(vec![notified_with(5, 600)]));
+        assert_eq!(outcome.signature.unwrap().kind, SignatureKind::PmiLateRecord);
+        assert_eq!(outcome.figures["late_beyond_record_tolerance"], 1);
+        // Where rr treats skid as unbounded (Zen), the same is reported and passes.
+        let zen = ResolvedEvent {
+            skid_unbounded: true,
+            ..event.clone()
+        };
+        let outcome = run(&case, &zen, &mut scripted(vec![notified_with(5, 600)]));
+        assert_eq!(outcome.verdict, Verdict::Pass, "{outcome:?}");
+        assert!(
+            outcome
+                .summary
+                .contains("1 beyond the budget (1 beyond 5×), reported, not judged"),
+            "{}",
+            outcome.summary
+        );
     }
 
     #[test]
