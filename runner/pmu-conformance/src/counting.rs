@@ -22,6 +22,9 @@ pub struct Executed {
     pub syscall: bool,
     pub ret: bool,
     pub rdpmc: bool,
+    /// The instruction's length in bytes: a conditional branch that lands
+    /// anywhere but `ip + len` was taken.
+    pub len: u64,
     nop: bool,
     wrmsr: bool,
 }
@@ -54,6 +57,7 @@ impl Executed {
             syscall,
             ret: flow == FlowControl::Return,
             rdpmc: mnemonic == Mnemonic::Rdpmc,
+            len: instruction.len() as u64,
             nop: mnemonic == Mnemonic::Nop,
             wrmsr: mnemonic == Mnemonic::Wrmsr,
         })

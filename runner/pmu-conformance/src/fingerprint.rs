@@ -255,6 +255,35 @@ impl Fingerprint {
         format!("{host}-{cpu}{pmu}")
     }
 
+    /// A warning for a guest whose CPU model may not be its host's: it
+    /// reports an Intel model that encodes all conditional branches as
+    /// 0x5101c4, which on an Ice Lake or later host counts only the taken
+    /// ones, and KVM passes a guest's raw event to the host unchanged (rr
+    /// #2610). Only for KVM guests, which QEMU gives named CPU models; `None`
+    /// elsewhere, and where the encoding does not apply.
+    pub fn cpu_model_warning(&self, table: &EventTable) -> Option<String> {
+        // QEMU/KVM guests are the ones given named CPU models.
+        let hypervisor = self.hypervisor.as_ref().filter(|h| h.name == "kvm")?;
+        let event = table
+            .resolve(
+                "retired-conditional-branches",
+                &self.cpu.identity,
+                &self.pmu.architectural,
+                &self.cpu.features,
+            )
+            .ok()?;
+        (event.encoding == crate::event_table::Encoding::Raw(0x5101c4)).then(|| {
+            format!(
+                "warning: this {} guest reports a CPU older than Ice Lake ({}), so conditional branches are \
+                 programmed as 0x5101c4; if the host is Ice Lake or later that counts only the taken ones \
+                 (rr #2610). Give the guest the host's CPU model; exact-counts/conditional-branches-never-taken \
+                 tells the two apart.",
+                hypervisor.name,
+                self.cpu.microarchitecture.as_deref().unwrap_or("unknown")
+            )
+        })
+    }
+
     /// The facts that explain a missing hardware PMU, for unsupported reasons:
     /// `hypervisor KVM, CPUID.0AH version 0, no cpu event source`.
     pub fn pmu_context(&self) -> String {

@@ -175,6 +175,14 @@ pub fn execute(request: Request) -> Result<ExitCode, RunError> {
             );
             println!("\n{}", fingerprint.to_yaml());
         }
+        // The model's guests have no host to mismatch.
+        let modelled = matches!(session.environment.target, crate::environment::Target::Sim { .. });
+        if let Some(warning) = fingerprint
+            .cpu_model_warning(&EventTable::builtin())
+            .filter(|_| !modelled)
+        {
+            eprintln!("{warning}");
+        }
         println!("{expectations}");
     }
 

@@ -31,14 +31,20 @@ pub enum WorkloadKind {
     /// branch between them (rr's VMware probe shape): each CPUID exits to the
     /// hypervisor in a guest.
     CpuidLoop,
+    /// The branch loop with a second conditional branch per pass that is
+    /// never taken: all conditional branches (COND) are 2 × iterations, the
+    /// taken ones (COND_TAKEN) iterations − 1, so a count of the one where
+    /// the other is meant cannot pass for a small miscount (rr #2610).
+    UntakenBranchLoop,
 }
 
 impl WorkloadKind {
-    pub const ALL: [WorkloadKind; 4] = [
+    pub const ALL: [WorkloadKind; 5] = [
         WorkloadKind::BranchLoop,
         WorkloadKind::RrXenProbe,
         WorkloadKind::PageTouch,
         WorkloadKind::CpuidLoop,
+        WorkloadKind::UntakenBranchLoop,
     ];
 
     pub fn name(self) -> &'static str {
@@ -47,6 +53,7 @@ impl WorkloadKind {
             WorkloadKind::RrXenProbe => "rr-xen-probe",
             WorkloadKind::PageTouch => "page-touch",
             WorkloadKind::CpuidLoop => "cpuid-loop",
+            WorkloadKind::UntakenBranchLoop => "untaken-branch-loop",
         }
     }
 
@@ -57,7 +64,7 @@ impl WorkloadKind {
     /// The one size parameter each kind takes in YAML.
     pub fn size_parameter(self) -> &'static str {
         match self {
-            WorkloadKind::BranchLoop | WorkloadKind::CpuidLoop => "iterations",
+            WorkloadKind::BranchLoop | WorkloadKind::CpuidLoop | WorkloadKind::UntakenBranchLoop => "iterations",
             WorkloadKind::RrXenProbe => "branches",
             WorkloadKind::PageTouch => "pages",
         }
@@ -68,7 +75,10 @@ impl WorkloadKind {
     pub fn minimum_size(self) -> u64 {
         match self {
             WorkloadKind::RrXenProbe => 3,
-            WorkloadKind::BranchLoop | WorkloadKind::PageTouch | WorkloadKind::CpuidLoop => 1,
+            WorkloadKind::BranchLoop
+            | WorkloadKind::PageTouch
+            | WorkloadKind::CpuidLoop
+            | WorkloadKind::UntakenBranchLoop => 1,
         }
     }
 
@@ -133,6 +143,17 @@ impl WorkloadKind {
                 },
                 after: disarm,
             },
+            WorkloadKind::UntakenBranchLoop => Listing {
+                before: begin,
+                // inc r15; marker: nop; test r15, r15; jz (never taken); cmp r15, r13; jne
+                body: Counts {
+                    instructions: 6,
+                    conditional_branches: 2,
+                    branches: 2,
+                    ..loop_body
+                },
+                after: disarm,
+            },
             WorkloadKind::CpuidLoop => Listing {
                 before: begin,
                 // xor eax, eax; cpuid; test eax, eax; jz (never taken); mov eax, 1;
@@ -179,8 +200,20 @@ impl Workload {
     pub fn iterations(&self) -> u64 {
         match self.kind {
             WorkloadKind::RrXenProbe => self.size - 2,
-            WorkloadKind::BranchLoop | WorkloadKind::PageTouch | WorkloadKind::CpuidLoop => self.size,
+            WorkloadKind::BranchLoop
+            | WorkloadKind::PageTouch
+            | WorkloadKind::CpuidLoop
+            | WorkloadKind::UntakenBranchLoop => self.size,
         }
+    }
+
+    /// The conditional branches the window takes: every loop's back-edge on
+    /// all passes but the last; every other conditional branch in the
+    /// windows is a check that is never taken (rr's ioctl checks, the CPUID
+    /// loop's `jz`, the untaken loop's guard). What an encoding that counts
+    /// COND_TAKEN counts; the trace holds it to the code.
+    pub fn taken_conditional_branches(&self) -> u64 {
+        self.iterations().saturating_sub(1)
     }
 
     /// Everything one window retires under `probe`, from its listing.

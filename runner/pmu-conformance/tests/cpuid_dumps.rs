@@ -46,6 +46,9 @@ struct Expect {
     /// id; every other resolved event must have none.
     #[serde(default)]
     errata: BTreeMap<String, String>,
+    /// The run warns that the guest's CPU model may not be its host's.
+    #[serde(default)]
+    cpu_model_warning: bool,
 }
 
 fn check(path: &Path) -> Result<(), Failed> {
@@ -78,6 +81,11 @@ fn check(path: &Path) -> Result<(), Failed> {
         "PMU version",
         fingerprint.pmu.architectural.version.to_string(),
         expect.pmu_version.to_string(),
+    );
+    compare(
+        "CPU model warning",
+        fingerprint.cpu_model_warning(&table).is_some().to_string(),
+        expect.cpu_model_warning.to_string(),
     );
     compare(
         "PerfMonV2",

@@ -48,6 +48,11 @@ fn every_window_retires_its_listing_at_two_sizes() {
             let listed = comparable(w.counts(ProbeKind::Linux).unwrap());
             let t = traced(kind, size, ReadWith::Syscall, false);
             assert_eq!(t.counts, listed, "{kind} at {size}: traced against listed");
+            assert_eq!(
+                t.taken_conditional_branches,
+                w.taken_conditional_branches(),
+                "{kind} at {size}: the taken conditional branches"
+            );
             assert!(t.counts.instructions > 0 && t.steps > t.counts.instructions);
         }
     }

@@ -400,6 +400,36 @@ mod tests {
         })
     }
 
+    #[test]
+    fn counting_only_the_taken_branches_is_named_as_a_guest_cpu_model_mismatch() {
+        use crate::workload::WorkloadKind;
+        let (mut case, mut event) = exact_ten();
+        case.workload = crate::workload::Workload {
+            kind: WorkloadKind::UntakenBranchLoop,
+            size: 1000,
+        };
+        event.counts = Some(Quantity::ConditionalBranches);
+        // 2000 conditional branches, 999 of them taken.
+        case.expect.as_mut().unwrap().count = 2000;
+        let outcome = run(&case, &event, &mut scripted(vec![counted(999), counted(999)]));
+        assert_eq!(outcome.verdict, Verdict::Fail);
+        assert!(
+            outcome
+                .diagnosis
+                .iter()
+                .any(|d| d.contains("exactly the 999 taken conditional branches")),
+            "{:?}",
+            outcome.diagnosis
+        );
+        // Any other undercount is not named so.
+        let outcome = run(&case, &event, &mut scripted(vec![counted(1000), counted(1000)]));
+        assert!(
+            outcome.diagnosis.iter().all(|d| !d.contains("taken")),
+            "{:?}",
+            outcome.diagnosis
+        );
+    }
+
     /// One run of 40 007 instructions, each boundary of 1000 notified with
     /// `skid`, but the tenth with `late`.
     fn notified_with(skid: u64, late: u64) -> Result<WindowRun, ProbeError> {

@@ -110,6 +110,7 @@ pub fn run(kind: WorkloadKind, args: &mut WindowArgs) {
             WorkloadKind::RrXenProbe => rr_xen_probe(args),
             WorkloadKind::PageTouch => page_touch(args),
             WorkloadKind::CpuidLoop => cpuid_loop(args),
+            WorkloadKind::UntakenBranchLoop => untaken_branch_loop(args),
         }
     }
 }
@@ -122,12 +123,14 @@ pub fn marker_address(kind: WorkloadKind) -> u64 {
         static pmu_conformance_rr_xen_probe_marker: u8;
         static pmu_conformance_page_touch_marker: u8;
         static pmu_conformance_cpuid_loop_marker: u8;
+        static pmu_conformance_untaken_branch_loop_marker: u8;
     }
     let marker = match kind {
         WorkloadKind::BranchLoop => &raw const pmu_conformance_branch_loop_marker,
         WorkloadKind::RrXenProbe => &raw const pmu_conformance_rr_xen_probe_marker,
         WorkloadKind::PageTouch => &raw const pmu_conformance_page_touch_marker,
         WorkloadKind::CpuidLoop => &raw const pmu_conformance_cpuid_loop_marker,
+        WorkloadKind::UntakenBranchLoop => &raw const pmu_conformance_untaken_branch_loop_marker,
     };
     marker as u64
 }
@@ -141,6 +144,7 @@ pub fn entry(kind: WorkloadKind, rdpmc: bool) -> u64 {
         (WorkloadKind::RrXenProbe, _) => rr_xen_probe,
         (WorkloadKind::PageTouch, _) => page_touch,
         (WorkloadKind::CpuidLoop, _) => cpuid_loop,
+        (WorkloadKind::UntakenBranchLoop, _) => untaken_branch_loop,
     };
     window as usize as u64
 }
@@ -158,7 +162,10 @@ pub fn rdpmc_marker_address() -> u64 {
 pub fn counting_syscall(kind: WorkloadKind) -> usize {
     match kind {
         WorkloadKind::RrXenProbe => 2,
-        WorkloadKind::BranchLoop | WorkloadKind::PageTouch | WorkloadKind::CpuidLoop => 1,
+        WorkloadKind::BranchLoop
+        | WorkloadKind::PageTouch
+        | WorkloadKind::CpuidLoop
+        | WorkloadKind::UntakenBranchLoop => 1,
     }
 }
 
@@ -399,6 +406,33 @@ unsafe extern "sysv64" fn cpuid_loop(args: *mut WindowArgs) {
     )
 }
 
+/// The branch loop with a guard that is never taken: the marker, then
+/// `test r15, r15; jz` (r15 is at least 1 after `inc`), then the back-edge.
+/// Two conditional branches per pass, one of them never taken.
+#[unsafe(naked)]
+unsafe extern "sysv64" fn untaken_branch_loop(args: *mut WindowArgs) {
+    naked_asm!(
+        enter!(),
+        arm!(),
+        begin!(),
+        "2:",
+        "inc r15",
+        ".globl pmu_conformance_untaken_branch_loop_marker",
+        ".hidden pmu_conformance_untaken_branch_loop_marker",
+        "pmu_conformance_untaken_branch_loop_marker:",
+        "nop",
+        "test r15, r15",
+        "jz 3f",
+        "cmp r15, r13",
+        "jne 2b",
+        "3:",
+        disarm!(),
+        leave!(),
+        sys_ioctl = const libc::SYS_ioctl,
+        disable = const bindings::DISABLE,
+    )
+}
+
 /// The listings in `workload.rs` are checked against the machine code here:
 /// each window is decoded and split at its arming syscall, its loop and its
 /// disarming syscall, and every part must retire what its listing says.
@@ -504,6 +538,7 @@ mod tests {
         assert_listing(rr_xen_probe, 2, WorkloadKind::RrXenProbe);
         assert_listing(page_touch, 1, WorkloadKind::PageTouch);
         assert_listing(cpuid_loop, 1, WorkloadKind::CpuidLoop);
+        assert_listing(untaken_branch_loop, 1, WorkloadKind::UntakenBranchLoop);
     }
 
     #[test]
@@ -633,6 +668,10 @@ mod execution {
         execute("cpuid-loop", cpuid_loop, &mut a);
         assert_eq!((a.arm_result, a.disarm_result), (EBADF, EBADF));
 
+        let mut a = args(-1, 100);
+        execute("untaken-branch-loop", untaken_branch_loop, &mut a);
+        assert_eq!((a.arm_result, a.disarm_result), (EBADF, EBADF));
+
         let mut pages = vec![0u8; 16 * 4096];
         let mut a = args(-1, 16);
         a.buffer = pages.as_mut_ptr() as u64;
@@ -725,12 +764,13 @@ mod execution {
     /// write implicitly.
     #[test]
     fn no_window_body_writes_the_registers_it_relies_on() {
-        let windows: [(&str, WindowFn); 5] = [
+        let windows: [(&str, WindowFn); 6] = [
             ("branch-loop", branch_loop),
             ("branch-loop (rdpmc)", branch_loop_rdpmc),
             ("rr-xen-probe", rr_xen_probe),
             ("page-touch", page_touch),
             ("cpuid-loop", cpuid_loop),
+            ("untaken-branch-loop", untaken_branch_loop),
         ];
         let mut info = InstructionInfoFactory::new();
         for (name, window) in windows {

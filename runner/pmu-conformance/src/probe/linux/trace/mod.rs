@@ -70,6 +70,9 @@ pub struct TracedWindow {
     /// The stretches from the arming syscall's return to each later syscall,
     /// each ending with (and counting) its syscall.
     pub segments: Vec<Counts>,
+    /// Of the counted conditional branches, those taken: what an encoding
+    /// that counts COND_TAKEN would count.
+    pub taken_conditional_branches: u64,
     /// What the one delivered notification's handler retired, if one was.
     pub handler: Option<HandlerCost>,
     /// Single steps taken, set-up included.

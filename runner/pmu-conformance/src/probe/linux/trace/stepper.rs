@@ -162,6 +162,10 @@ pub fn step(pid: libc::pid_t, layout: &Layout, request: &TraceRequest) -> Result
     let mut handler_read = false;
     let mut handled = false;
     let mut steps = 0u64;
+    // A conditional branch counted, at this address, whose outcome the next stop shows.
+    let mut pending_branch: Option<(u64, u64)> = None;
+    let mut taken = 0u64;
+    let mut taken_through_last_syscall = 0u64;
     loop {
         if steps >= request.step_limit {
             return Err(TraceError::Failed(format!(
@@ -176,6 +180,11 @@ pub fn step(pid: libc::pid_t, layout: &Layout, request: &TraceRequest) -> Result
         }
         let regs = registers(pid)?;
         let ip = regs.rip;
+        if let Some((at, len)) = pending_branch.take()
+            && ip != at + len
+        {
+            taken += 1;
+        }
         if phase == Phase::Before && ip == layout.entry {
             phase = Phase::Window;
         }
@@ -213,6 +222,9 @@ pub fn step(pid: libc::pid_t, layout: &Layout, request: &TraceRequest) -> Result
                         }
                         if counting {
                             running = running + one;
+                            if executed.conditional_branch {
+                                pending_branch = Some((ip, executed.len));
+                            }
                         }
                         if executed.syscall {
                             if syscalls >= 1 {
@@ -220,6 +232,7 @@ pub fn step(pid: libc::pid_t, layout: &Layout, request: &TraceRequest) -> Result
                             }
                             if counting {
                                 through_last_syscall = running;
+                                taken_through_last_syscall = taken;
                             }
                         }
                         if executed.ret {
@@ -228,6 +241,7 @@ pub fn step(pid: libc::pid_t, layout: &Layout, request: &TraceRequest) -> Result
                             return Ok(TracedWindow {
                                 counts,
                                 segments,
+                                taken_conditional_branches: taken_through_last_syscall,
                                 handler: handled.then_some(handler),
                                 steps,
                             });
