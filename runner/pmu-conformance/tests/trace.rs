@@ -15,7 +15,6 @@ use pmu_conformance::probe::linux::trace::{TraceError, TraceRequest, trace, trac
 use pmu_conformance::probe::sim::programs::linux_window;
 use pmu_conformance::vocabulary::{HANDLER_TOTAL, HANDLER_UP_TO_READ, ProbeKind, ReadWith};
 use pmu_conformance::workload::{Counts, RDPMC_READ, Workload, WorkloadKind};
-use pmu_model::program::Step;
 
 /// One trace at a time, so that a test can tell that no child is left behind.
 fn serial() -> std::sync::MutexGuard<'static, ()> {
@@ -88,37 +87,6 @@ fn the_traced_listings_are_the_listings() {
     }
 }
 
-/// The model's user-mode stretches between kernel entries, as counts.
-fn model_segments(w: &Workload) -> Vec<Counts> {
-    let program = linux_window(w, 10);
-    let mut segments = Vec::new();
-    let mut current: Option<Counts> = None;
-    for step in &program.0 {
-        if let Step::Run { block, repeat } = step {
-            if block.iter().all(|i| i.kernel) {
-                // A syscall's kernel part closes the stretch before it.
-                if let Some(c) = current.take() {
-                    segments.push(c);
-                }
-                continue;
-            }
-            for i in block {
-                let one = Counts {
-                    instructions: 1,
-                    conditional_branches: u64::from(i.cond_branch),
-                    branches: u64::from(i.branch),
-                    page_faults: u64::from(i.page_fault),
-                    vm_exits: u64::from(i.vm_exit),
-                    ..Counts::ZERO
-                };
-                current = Some(current.unwrap_or(Counts::ZERO) + one * *repeat);
-            }
-        }
-    }
-    segments.extend(current);
-    segments
-}
-
 #[test]
 fn the_models_programs_retire_what_the_trace_saw_between_syscalls() {
     let _serial = serial();
@@ -127,9 +95,14 @@ fn the_models_programs_retire_what_the_trace_saw_between_syscalls() {
         let w = Workload { kind, size };
         let t = traced(kind, size, ReadWith::Syscall, false);
         // The trace has no per-stretch faults; the model marks its faulting instructions.
-        let model: Vec<Counts> = model_segments(&w)
+        let model: Vec<Counts> = linux_window(&w, 10)
+            .user_segments()
             .into_iter()
-            .map(|c| Counts { page_faults: 0, ..c })
+            .map(|c| Counts {
+                page_faults: 0,
+                branches_between_cpuids: 0,
+                ..c
+            })
             .collect();
         let seen: Vec<Counts> = t.segments.iter().map(|c| Counts { marker_hits: 0, ..*c }).collect();
         assert_eq!(model, seen, "{kind} at {size}: the model's stretches between syscalls");

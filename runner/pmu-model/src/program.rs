@@ -96,24 +96,42 @@ impl Program {
 
     /// Everything the program retires in user mode, for tests against listings.
     pub fn user_totals(&self) -> Counts {
-        let mut total = Counts::ZERO;
+        self.user_segments().into_iter().fold(Counts::ZERO, |a, b| a + b)
+    }
+
+    /// What the program retires in user mode between kernel-mode stretches
+    /// (a syscall's entry), one entry per stretch: what a trace of the real
+    /// window sees between its syscalls.
+    pub fn user_segments(&self) -> Vec<Counts> {
+        let mut segments = Vec::new();
+        let mut current: Option<Counts> = None;
         for step in &self.0 {
-            if let Step::Run { block, repeat } = step {
-                for i in block.iter().filter(|i| !i.kernel) {
-                    let one = Counts {
-                        instructions: 1,
-                        conditional_branches: u64::from(i.cond_branch),
-                        branches: u64::from(i.branch),
-                        page_faults: u64::from(i.page_fault),
-                        vm_exits: u64::from(i.vm_exit),
-                        branches_between_cpuids: u64::from(i.between_cpuids),
-                        marker_hits: 0,
-                    };
-                    total = total + one * *repeat;
-                }
+            let Step::Run { block, repeat } = step else { continue };
+            if block.iter().all(|i| i.kernel) {
+                segments.extend(current.take());
+                continue;
+            }
+            for i in block.iter().filter(|i| !i.kernel) {
+                current = Some(current.unwrap_or(Counts::ZERO) + i.counts() * *repeat);
             }
         }
-        total
+        segments.extend(current);
+        segments
+    }
+}
+
+impl Instr {
+    /// This instruction as counts (marker hits are not modelled).
+    pub fn counts(&self) -> Counts {
+        Counts {
+            instructions: 1,
+            conditional_branches: u64::from(self.cond_branch),
+            branches: u64::from(self.branch),
+            page_faults: u64::from(self.page_fault),
+            vm_exits: u64::from(self.vm_exit),
+            branches_between_cpuids: u64::from(self.between_cpuids),
+            marker_hits: 0,
+        }
     }
 }
 
