@@ -266,3 +266,29 @@ fn every_kernel_exact_expectation_is_the_traced_count() {
     }
     assert!(proven >= 2, "only {proven} kernel expectations traced");
 }
+
+#[test]
+fn a_trace_past_its_deadline_is_an_error_and_leaves_no_child() {
+    let _serial = serial();
+    let mut request = TraceRequest::new(
+        Workload {
+            kind: WorkloadKind::BranchLoop,
+            size: 1_000_000,
+        },
+        ReadWith::Syscall,
+    );
+    request.deadline = std::time::Duration::from_millis(200);
+    let started = std::time::Instant::now();
+    let err = trace(&request).unwrap_err();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(&err, TraceError::Failed(m) if m.contains("deadline") || m.contains("killed")),
+        "{err}"
+    );
+    let rc = unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) };
+    assert_eq!(rc, -1, "a child is left behind");
+}

@@ -35,6 +35,40 @@ impl Drop for Child {
     }
 }
 
+/// Kills the child at the deadline even if a step never comes back (a
+/// `waitpid` blocks), so a trace cannot hang its caller; dropped when the
+/// trace ends first.
+struct Deadline {
+    done: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+}
+
+impl Deadline {
+    fn start(pid: libc::pid_t, after: std::time::Duration) -> Deadline {
+        let done = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+        let watched = done.clone();
+        std::thread::spawn(move || {
+            let (lock, wake) = &*watched;
+            let guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let (finished, _) = wake
+                .wait_timeout_while(guard, after, |finished| !*finished)
+                .unwrap_or_else(|p| p.into_inner());
+            if !*finished {
+                // SAFETY: signals our own child, not yet reaped (the trace still holds it).
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        });
+        Deadline { done }
+    }
+}
+
+impl Drop for Deadline {
+    fn drop(&mut self) {
+        let (lock, wake) = &*self.done;
+        *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        wake.notify_all();
+    }
+}
+
 enum Stop {
     Signal(i32),
     Exited(i32),
@@ -124,6 +158,9 @@ enum Phase {
 /// Steps `pid` through its window.
 pub fn step(pid: libc::pid_t, layout: &Layout, request: &TraceRequest) -> Result<TracedWindow, TraceError> {
     let child = Child(pid);
+    // Declared after the child, so dropped before it: the watchdog stands
+    // down before the child is reaped and its pid can be reused.
+    let _deadline = Deadline::start(pid, request.deadline);
     let started = Instant::now();
     match wait(child.0)? {
         Stop::Signal(libc::SIGSTOP) => {}
