@@ -123,10 +123,7 @@ pub fn trace_case(
         (t.counts, t.handler, method)
     } else {
         let shape = trace_listing(workload.kind, case.read_with)?;
-        let traced = shape
-            .listing
-            .checked_total(workload.iterations())
-            .ok_or_else(|| TraceError::NotTraceable("the traced counts overflow 64 bits".into()))?;
+        let traced = shape.total(workload.iterations())?;
         let handler = match sampling {
             true => handler_cost(workload, case)?,
             false => None,

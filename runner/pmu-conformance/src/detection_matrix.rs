@@ -52,13 +52,15 @@ pub struct Matrix {
     pub ideal_failures: Vec<(String, Outcome)>,
 }
 
-/// The model with `faults`, as a guest of the hypervisor the first of them
-/// belongs to (so Xen's faults run with Xen's physical LVTPC).
-fn executor(table: &Arc<EventTable>, faults: Vec<Fault>) -> SimExecutor {
-    let preset = match faults.first().is_some_and(Fault::amd_only) {
-        true => Config::preset(AMD_PRESET).expect("a known preset"),
-        false => Config::preset(PRESET).expect("a known preset"),
+/// The model a column runs on: with `faults`, on the AMD preset where the
+/// first is AMD's, as a guest of the hypervisor it belongs to (so Xen's
+/// faults run with Xen's physical LVTPC). Returns the preset's name too.
+pub fn model_for(faults: Vec<Fault>) -> (&'static str, Config) {
+    let name = match faults.first().is_some_and(Fault::amd_only) {
+        true => AMD_PRESET,
+        false => PRESET,
     };
+    let preset = Config::preset(name).expect("a known preset");
     let host = match faults.first().and_then(Fault::hypervisor) {
         Some(hypervisor) => preset.under(hypervisor).expect("every fault's hypervisor is modelled"),
         None => preset,
@@ -67,7 +69,12 @@ fn executor(table: &Arc<EventTable>, faults: Vec<Fault>) -> SimExecutor {
         faults: Faults(faults),
         ..host
     };
-    SimExecutor::new(PRESET, config, table.clone())
+    (name, config)
+}
+
+fn executor(table: &Arc<EventTable>, faults: Vec<Fault>) -> SimExecutor {
+    let (name, config) = model_for(faults);
+    SimExecutor::new(name, config, table.clone())
 }
 
 /// The least detection probability a catch must keep (as the detection

@@ -230,26 +230,28 @@ impl Workload {
     /// The value of a formula variable under `probe`: a [`Quantity`],
     /// `iterations`, or the kind's size parameter.
     pub fn variable(&self, name: &str, probe: ProbeKind) -> Option<u64> {
-        if name == self.kind.size_parameter() {
-            return Some(self.size);
-        }
-        if name == "iterations" {
-            return Some(self.iterations());
-        }
-        let q = Quantity::from_name(name)?;
-        self.counts(probe).map(|c| q.of(&c))
+        self.size_variable(name).or_else(|| {
+            let q = Quantity::from_name(name)?;
+            self.counts(probe).map(|c| q.of(&c))
+        })
     }
 
     /// The value of a formula variable when the window retired `counts`
     /// (a traced window's, say), not what its listing says.
     pub fn variable_in(&self, name: &str, counts: &Counts) -> Option<u64> {
+        self.size_variable(name)
+            .or_else(|| Quantity::from_name(name).map(|q| q.of(counts)))
+    }
+
+    /// `iterations` or the kind's size parameter, which no count changes.
+    fn size_variable(&self, name: &str) -> Option<u64> {
         if name == self.kind.size_parameter() {
-            return Some(self.size);
+            Some(self.size)
+        } else if name == "iterations" {
+            Some(self.iterations())
+        } else {
+            None
         }
-        if name == "iterations" {
-            return Some(self.iterations());
-        }
-        Quantity::from_name(name).map(|q| q.of(counts))
     }
 
     /// Every variable a formula over this workload may use.

@@ -151,23 +151,8 @@ fn every_known_bug_is_diagnosed_from_the_models_output() {
     let mut undiagnosed = Vec::new();
     for fault in Fault::ALL {
         // Rates forced to 1, so that the failure is there to diagnose.
-        let forced = fault.with_rate(1.0);
-        let preset = match fault.amd_only() {
-            true => Config::amd_zen3(),
-            false => Config::intel_skylake(),
-        };
-        let host = match fault.hypervisor() {
-            Some(h) => preset.under(h).unwrap(),
-            None => preset,
-        };
-        let sim = SimExecutor::new(
-            "intel-skylake",
-            Config {
-                faults: Faults(vec![forced]),
-                ..host
-            },
-            table.clone(),
-        );
+        let (preset, config) = detection_matrix::model_for(vec![fault.with_rate(1.0)]);
+        let sim = SimExecutor::new(preset, config, table.clone());
         let hypervisor = sim.fingerprint().hypervisor.as_ref().map(|h| h.name.clone());
         assert_eq!(
             hypervisor.as_deref(),

@@ -7,7 +7,7 @@
 //! allow for. The probe kernel's window is traced too, by QEMU's instruction
 //! log under TCG (`executor::qemu::window_trace`).
 
-use pmu_conformance::case::{SuiteSources, load_suites};
+use pmu_conformance::case::{Suite, SuiteSources, load_suites};
 use pmu_conformance::case_trace::{Method, comparable, trace_case};
 use pmu_conformance::event_table::EventTable;
 use pmu_conformance::known_bugs::KnownBugs;
@@ -20,6 +20,11 @@ use pmu_conformance::workload::{Counts, RDPMC_READ, Workload, WorkloadKind};
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
     SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The built-in suites.
+fn suites() -> Vec<Suite> {
+    load_suites(&SuiteSources::builtin(), &EventTable::builtin(), &KnownBugs::builtin()).unwrap()
 }
 
 fn traced(
@@ -134,8 +139,7 @@ fn the_handler_costs_what_the_checks_allow_for() {
 #[test]
 fn every_exact_expectation_in_the_suites_is_the_traced_count() {
     let _serial = serial();
-    let table = EventTable::builtin();
-    let suites = load_suites(&SuiteSources::builtin(), &table, &KnownBugs::builtin()).unwrap();
+    let suites = suites();
     let mut proven = Vec::new();
     for suite in &suites {
         for case in suite
@@ -171,8 +175,7 @@ fn every_exact_expectation_in_the_suites_is_the_traced_count() {
 #[test]
 fn a_small_case_stepped_whole_agrees_with_its_extrapolation() {
     let _serial = serial();
-    let table = EventTable::builtin();
-    let suites = load_suites(&SuiteSources::builtin(), &table, &KnownBugs::builtin()).unwrap();
+    let suites = suites();
     let case = suites
         .iter()
         .flat_map(|s| s.cases.iter().map(move |c| (s, c)))
@@ -248,8 +251,7 @@ fn the_kernel_window_logged_by_qemu_retires_its_listing_at_two_sizes() {
 #[test]
 fn every_kernel_exact_expectation_is_the_traced_count() {
     let _serial = serial();
-    let table = EventTable::builtin();
-    let suites = load_suites(&SuiteSources::builtin(), &table, &KnownBugs::builtin()).unwrap();
+    let suites = suites();
     let mut proven = 0;
     for suite in &suites {
         for case in suite

@@ -200,12 +200,7 @@ impl Probe for LinuxProbe {
     }
 
     fn traced_counts(&mut self, workload: &Workload, read_with: ReadWith) -> Option<Result<Counts, String>> {
-        let traced = trace::trace_listing(workload.kind, read_with).map_err(|e| e.to_string());
-        Some(traced.and_then(|t| {
-            t.listing
-                .checked_total(workload.iterations())
-                .ok_or_else(|| "the traced counts overflow 64 bits".to_owned())
-        }))
+        Some(trace::extrapolated_counts(workload, read_with).map_err(|e| e.to_string()))
     }
 }
 

@@ -246,6 +246,21 @@ pub struct TracedListing {
 /// hundred steps, and unequal, so that fixed and per-pass parts separate.
 pub const LISTING_ITERATIONS: [u64; 3] = [2, 9, 33];
 
+/// What `workload`'s window retires, from its traced listing
+/// ([`trace_listing`]): quick at any size.
+pub fn extrapolated_counts(workload: &Workload, read_with: ReadWith) -> Result<Counts, TraceError> {
+    trace_listing(workload.kind, read_with)?.total(workload.iterations())
+}
+
+impl TracedListing {
+    /// What the window retires over `iterations` passes, by this listing.
+    pub fn total(&self, iterations: u64) -> Result<Counts, TraceError> {
+        self.listing
+            .checked_total(iterations)
+            .ok_or_else(|| TraceError::NotTraceable("the traced counts overflow 64 bits".into()))
+    }
+}
+
 /// Traces `kind`'s window at [`LISTING_ITERATIONS`] and derives its listing.
 pub fn trace_listing(kind: WorkloadKind, read_with: ReadWith) -> Result<TracedListing, TraceError> {
     let [a, b, c] = LISTING_ITERATIONS;
