@@ -14,6 +14,7 @@ use serde_saphyr::Spanned;
 
 use crate::cpu::{ArchitecturalPmu, CpuFeatures, CpuIdentity, Vendor};
 use crate::input_error::{InputErrors, SourceText};
+use crate::outcome::{Reason, ReasonCode};
 use crate::workload::Quantity;
 
 /// The table compiled into the binary.
@@ -340,8 +341,11 @@ impl EventTable {
         cpu: &CpuIdentity,
         pmu: &ArchitecturalPmu,
         features: &CpuFeatures,
-    ) -> Result<ResolvedEvent, String> {
-        let def = self.events.get(name).ok_or_else(|| format!("unknown event `{name}`"))?;
+    ) -> Result<ResolvedEvent, Reason> {
+        let def = self
+            .events
+            .get(name)
+            .ok_or_else(|| Reason::new(ReasonCode::Internal, format!("unknown event `{name}`")))?;
         let uarch = self.microarchitecture(cpu);
         let (encoding, skid) = match &def.source {
             EventSource::Software { event, skid } => (Encoding::Software(*event), *skid),
@@ -350,36 +354,43 @@ impl EventTable {
                     e.on.iter()
                         .any(|t| Some(t.as_str()) == uarch.map(|u| u.name.as_str()) || t == cpu.vendor.name())
                 };
-                let encoding = encodings.iter().find(applies).ok_or_else(|| match uarch {
-                    Some(u) => {
-                        format!("the event table has no encoding of `{name}` for {}", u.name)
-                    }
-                    None => {
-                        format!("the event table has no encoding of `{name}` for this CPU: {cpu}")
-                    }
+                let encoding = encodings.iter().find(applies).ok_or_else(|| {
+                    let message = match uarch {
+                        Some(u) => format!("the event table has no encoding of `{name}` for {}", u.name),
+                        None => format!("the event table has no encoding of `{name}` for this CPU: {cpu}"),
+                    };
+                    Reason::new(ReasonCode::NoEncoding, message)
                 })?;
                 match &encoding.form {
-                    EncodingForm::Unsupported(reason) => return Err(format!("`{name}`: {reason}")),
+                    EncodingForm::Unsupported(reason) => {
+                        return Err(Reason::new(ReasonCode::NoEncoding, format!("`{name}`: {reason}")));
+                    }
                     EncodingForm::Raw {
                         config,
                         architectural,
                         requires_tsx,
                     } => {
                         if *requires_tsx && !features.tsx {
-                            return Err(format!(
-                                "`{name}` needs Intel TSX, which CPUID.7.0:EBX does not report here (neither HLE \
+                            return Err(Reason::new(
+                                ReasonCode::NoTsx,
+                                format!(
+                                    "`{name}` needs Intel TSX, which CPUID.7.0:EBX does not report here (neither HLE \
                                  nor RTM): Linux would drop its IN_TX/IN_TXCP bit silently and count as if it \
                                  were not set, so the case would test nothing"
+                                ),
                             ));
                         }
                         if let Some(bit) = architectural
                             && cpu.vendor == Vendor::Intel
                             && !pmu.has_event(*bit)
                         {
-                            return Err(format!(
-                                "`{name}` is architectural event {bit}, which CPUID.0AH does not advertise \
-                                 (version {}, EBX length {}, EBX {:#x})",
-                                pmu.version, pmu.events_described, pmu.unavailable_events
+                            return Err(Reason::new(
+                                ReasonCode::EventNotAdvertised,
+                                format!(
+                                    "`{name}` is architectural event {bit}, which CPUID.0AH does not advertise \
+                                     (version {}, EBX length {}, EBX {:#x})",
+                                    pmu.version, pmu.events_described, pmu.unavailable_events
+                                ),
                             ));
                         }
                         (Encoding::Raw(*config), uarch.map(|u| u.skid))
@@ -488,7 +499,7 @@ mod tests {
     /// Leaf 0xA of a PMU v4 with 8 counters of 48 bits and all 7 events.
     const INTEL_V4: [u32; 4] = [0x07300804, 0, 0, 0x0603];
 
-    fn rcb(eax: u32, vendor: &str) -> Result<ResolvedEvent, String> {
+    fn rcb(eax: u32, vendor: &str) -> Result<ResolvedEvent, Reason> {
         let (c, p) = cpu(vendor, eax, INTEL_V4);
         EventTable::builtin().resolve("retired-conditional-branches", &c, &p, &CpuFeatures::default())
     }
@@ -537,13 +548,16 @@ mod tests {
     fn cpus_without_the_event_are_unsupported_with_a_reason() {
         // Diamond Rapids (family 19 model 1) is not in the table: the reason quotes the signature.
         let err = rcb(0x00400f01, "GenuineIntel").unwrap_err();
-        assert!(err.contains("(CPUID.1:EAX 0x00400f01)"), "{err}");
+        assert!(err.message.contains("(CPUID.1:EAX 0x00400f01)"), "{err}");
         // Penryn has no exact event at all.
         let err = rcb(0x00010676, "GenuineIntel").unwrap_err();
-        assert!(err.contains("no exact retired-conditional-branch event"), "{err}");
+        assert!(
+            err.message.contains("no exact retired-conditional-branch event"),
+            "{err}"
+        );
         // Piledriver (15h m02).
         let err = rcb(0x00600f20, "AuthenticAMD").unwrap_err();
-        assert!(err.contains("far transfers"), "{err}");
+        assert!(err.message.contains("far transfers"), "{err}");
     }
 
     #[test]
@@ -562,7 +576,7 @@ mod tests {
         let err = table
             .resolve("instructions", &c, &p, &CpuFeatures::default())
             .unwrap_err();
-        assert!(err.contains("CPUID.0AH does not advertise (version 0"), "{err}");
+        assert!(err.message.contains("CPUID.0AH does not advertise (version 0"), "{err}");
         // EBX bit 5 set: branches unavailable (as Xen's `ipc` vPMU mode shows it).
         let (c, p) = cpu("GenuineIntel", 0x000506e3, [0x07300804, 1 << 5, 0, 0x603]);
         assert!(table.resolve("branches", &c, &p, &CpuFeatures::default()).is_err());

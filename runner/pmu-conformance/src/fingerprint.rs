@@ -71,6 +71,10 @@ pub struct LinuxFacts {
     /// /sys/hypervisor/pmu/pmu_mode on Xen guests: off, self, hv or all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub xen_pmu_mode: Option<String>,
+    /// /sys/hypervisor/pmu/pmu_features on Xen guests, as Linux prints it
+    /// (`0x00000002`: vpmu=ipc; `0x00000004`: vpmu=arch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xen_pmu_features: Option<String>,
     /// /sys/bus/event_source/devices/cpu/rdpmc: 0 never, 1 while a counter is mmapped, 2 always.
     pub rdpmc: String,
 }
@@ -99,8 +103,15 @@ impl LinuxFacts {
             perf_event_paranoid: read_trimmed("/proc/sys/kernel/perf_event_paranoid").and_then(|s| s.parse().ok()),
             nmi_watchdog: read_trimmed("/proc/sys/kernel/nmi_watchdog").and_then(|s| s.parse().ok()),
             xen_pmu_mode: read_trimmed("/sys/hypervisor/pmu/pmu_mode"),
+            xen_pmu_features: read_trimmed("/sys/hypervisor/pmu/pmu_features"),
             rdpmc,
         }
+    }
+
+    /// Xen's vPMU feature flags, where Xen shows them.
+    pub fn xen_pmu_features(&self) -> Option<u32> {
+        let text = self.xen_pmu_features.as_deref()?;
+        u32::from_str_radix(text.trim_start_matches("0x"), 16).ok()
     }
 
     /// Whether a core PMU event source exists at all.
@@ -282,6 +293,21 @@ impl Fingerprint {
                 self.cpu.microarchitecture.as_deref().unwrap_or("unknown")
             )
         })
+    }
+
+    /// Why there is no PMU here, `seen` being what showed it: the
+    /// hypervisor's own refusal where its rules and this CPU name one
+    /// ([`pmu_kernel_checks::refusal`]).
+    pub fn no_pmu(&self, seen: &str) -> crate::outcome::Reason {
+        let hypervisor = self.hypervisor.as_ref().map_or("bare", |h| h.name.as_str());
+        let id = &self.cpu.identity;
+        pmu_kernel_checks::refusal::no_pmu(
+            seen,
+            hypervisor,
+            id.vendor == crate::cpu::Vendor::Intel,
+            id.family,
+            id.model,
+        )
     }
 
     /// The facts that explain a missing hardware PMU, for unsupported reasons:

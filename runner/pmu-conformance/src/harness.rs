@@ -35,7 +35,7 @@ use crate::event_table::ResolvedEvent;
 use crate::executor::Executor;
 use crate::expectation::{Expectation, Gate, Recorded, Store, TrialResult, UpdateMode};
 use crate::known_bugs::KnownBugs;
-use crate::outcome::Outcome;
+use crate::outcome::{Outcome, Reason, ReasonCode};
 
 /// Everything a run needs, built once before any trial exists.
 pub struct Session {
@@ -185,7 +185,7 @@ struct TrialJob {
     straggler: Straggler,
     case: Arc<Case>,
     suite_path: String,
-    preflight: Result<Option<ResolvedEvent>, String>,
+    preflight: Result<Option<ResolvedEvent>, Reason>,
     executor: Arc<dyn Executor>,
     store: Store,
     bugs: Arc<KnownBugs>,
@@ -199,7 +199,7 @@ impl TrialJob {
         let mut outcome = match &self.preflight {
             Ok(event) => match self.straggler.wait(self.case.timeout) {
                 Ok(()) => run_case(self.case.clone(), event.clone(), self.executor.clone(), &self.straggler),
-                Err(why) => Outcome::error(why),
+                Err(why) => Outcome::error(ReasonCode::Deadline, why),
             },
             Err(reason) => Outcome::unsupported(reason.clone()),
         };
@@ -307,14 +307,14 @@ fn run_case(
                     .map(String::as_str)
                     .or_else(|| payload.downcast_ref::<&str>().copied())
                     .unwrap_or("no message");
-                Outcome::error(format!("the check panicked: {message}"))
+                Outcome::error(ReasonCode::Internal, format!("the check panicked: {message}"))
             });
             let _ = done.send(outcome);
         })
     };
     let worker = match worker {
         Ok(handle) => handle,
-        Err(e) => return Outcome::error(format!("cannot start the measuring thread: {e}")),
+        Err(e) => return Outcome::error(ReasonCode::Harness, format!("cannot start the measuring thread: {e}")),
     };
     match outcome.recv_timeout(timeout + GRACE) {
         Ok(outcome) => {
@@ -325,12 +325,14 @@ fn run_case(
             // A window cannot be interrupted safely: the thread is left to
             // finish, and the next case waits for it.
             straggler.leave(case.id.to_string(), worker);
-            Outcome::error(format!(
-                "ran past its deadline of {} s and was abandoned",
-                timeout.as_secs_f64()
-            ))
+            Outcome::error(
+                ReasonCode::Deadline,
+                format!("ran past its deadline of {} s and was abandoned", timeout.as_secs_f64()),
+            )
         }
-        Err(RecvTimeoutError::Disconnected) => Outcome::error("the measuring thread ended without an outcome"),
+        Err(RecvTimeoutError::Disconnected) => {
+            Outcome::error(ReasonCode::Internal, "the measuring thread ended without an outcome")
+        }
     }
 }
 

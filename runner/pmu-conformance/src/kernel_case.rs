@@ -17,7 +17,7 @@ use pmu_kernel_checks::record::{Fact, Record};
 use serde_json::Value;
 
 use crate::case::{Case, CheckKind, EventRef};
-use crate::outcome::Outcome;
+use crate::outcome::{Outcome, Reason, ReasonCode};
 
 /// The request for `case`, as the probe kernel's plan carries it.
 pub fn request(case: &Case) -> CaseRequest {
@@ -49,12 +49,17 @@ pub fn outcome(record: Record) -> Outcome {
     let mut outcome = match (record.verdict, record.signature) {
         (pmu_kernel_checks::record::Verdict::Fail, Some(signature)) => Outcome::fail(signature, record.summary),
         (pmu_kernel_checks::record::Verdict::Pass, _) => Outcome::pass(record.summary),
-        (pmu_kernel_checks::record::Verdict::Unsupported, _) => Outcome::unsupported(record.reason.unwrap_or_default()),
-        _ => Outcome::error(
+        (pmu_kernel_checks::record::Verdict::Unsupported, _) => Outcome::unsupported(
             record
                 .reason
-                .unwrap_or_else(|| "the probe kernel gave no reason".into()),
+                .unwrap_or_else(|| Reason::new(ReasonCode::Guest, "the probe kernel gave no reason")),
         ),
+        _ => {
+            let reason = record
+                .reason
+                .unwrap_or_else(|| Reason::new(ReasonCode::Guest, "the probe kernel gave no reason"));
+            Outcome::error(reason.code, reason.message)
+        }
     };
     for (name, fact) in record.facts {
         let value = match fact {
@@ -107,21 +112,36 @@ impl Transcript {
     /// The outcome of case `id`, or the error that says why there is none.
     pub fn outcome(&self, id: &str) -> Outcome {
         if let Some(why) = self.hello_field("plan_error") {
-            return Outcome::error(format!("the probe kernel could not read its plan: {why}"));
+            return Outcome::error(
+                ReasonCode::Internal,
+                format!("the probe kernel could not read its plan: {why}"),
+            );
         }
         match self.records.get(id).map(Vec::as_slice) {
             Some([record]) => outcome(record.clone()),
-            Some(more) => Outcome::error(format!("the probe kernel reported this case {} times", more.len())),
-            None if !self.corrupted.is_empty() => Outcome::error(format!(
-                "no intact record: {} corrupted frame(s) on the console (first: {})",
-                self.corrupted.len(),
-                self.corrupted[0]
-            )),
-            None if self.hello.is_none() => Outcome::error("the probe kernel never said hello: it did not boot"),
-            None if self.end.is_none() => {
-                Outcome::error("the guest stopped before reporting this case (no end marker)")
+            Some(more) => Outcome::error(
+                ReasonCode::Guest,
+                format!("the probe kernel reported this case {} times", more.len()),
+            ),
+            None if !self.corrupted.is_empty() => Outcome::error(
+                ReasonCode::Guest,
+                format!(
+                    "no intact record: {} corrupted frame(s) on the console (first: {})",
+                    self.corrupted.len(),
+                    self.corrupted[0]
+                ),
+            ),
+            None if self.hello.is_none() => {
+                Outcome::error(ReasonCode::Guest, "the probe kernel never said hello: it did not boot")
             }
-            None => Outcome::error("the probe kernel finished without reporting this case"),
+            None if self.end.is_none() => Outcome::error(
+                ReasonCode::Guest,
+                "the guest stopped before reporting this case (no end marker)",
+            ),
+            None => Outcome::error(
+                ReasonCode::Guest,
+                "the probe kernel finished without reporting this case",
+            ),
         }
     }
 }
@@ -131,7 +151,7 @@ mod tests {
     use pmu_kernel_checks::record::SignatureKind;
 
     use super::*;
-    use crate::outcome::Verdict;
+    use crate::outcome::{Magnitude, Unit, Verdict};
 
     fn frames() -> Vec<String> {
         vec![
@@ -141,6 +161,7 @@ mod tests {
             protocol::record(&Record::fail(
                 "k/b",
                 SignatureKind::LvtpcNotMasked,
+                Magnitude::new(0x20, Unit::Register),
                 "clear",
                 "LVTPC 0x20",
             )),
@@ -157,8 +178,11 @@ mod tests {
         let b = t.outcome("k/b");
         assert_eq!(b.signature.map(|s| s.kind), Some(SignatureKind::LvtpcNotMasked));
         assert_eq!(
-            t.outcome("k/c").reason.as_deref(),
-            Some("the probe kernel finished without reporting this case")
+            t.outcome("k/c").reason,
+            Some(Reason::new(
+                ReasonCode::Guest,
+                "the probe kernel finished without reporting this case"
+            ))
         );
     }
 
@@ -171,13 +195,13 @@ mod tests {
         let t = Transcript::read(lines.iter().map(String::as_str));
         let b = t.outcome("k/b");
         assert_eq!(b.verdict, Verdict::Error);
-        assert!(b.reason.unwrap().contains("corrupted frame"));
+        assert!(b.reason.unwrap().message.contains("corrupted frame"));
         // The intact record still stands.
         assert_eq!(t.outcome("k/a").verdict, Verdict::Pass);
 
         let t = Transcript::read(lines[..3].iter().map(String::as_str));
-        assert!(t.outcome("k/b").reason.unwrap().contains("no end marker"));
+        assert!(t.outcome("k/b").reason.unwrap().message.contains("no end marker"));
         let t = Transcript::read(["junk"]);
-        assert!(t.outcome("k/a").reason.unwrap().contains("did not boot"));
+        assert!(t.outcome("k/a").reason.unwrap().message.contains("did not boot"));
     }
 }

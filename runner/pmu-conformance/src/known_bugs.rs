@@ -1,25 +1,47 @@
 //! The catalogue of known PMU bugs (`known-bugs.yaml`).
 //!
 //! Cases name the bugs they are meant to catch, and validation rejects a name
-//! that is not here. A failing outcome is diagnosed against the same entries:
-//! each bug says how an outcome `shows` it (a signature, and a phrase its
-//! magnitude contains), and the reference model has one fault per entry under
-//! the same id. There is one hand-kept list of bugs, not three.
+//! that is not here. An outcome is diagnosed against the same entries: each
+//! bug says how an outcome `shows` it, as structured data: a failure's
+//! signature kind, optionally its magnitude's unit and amount, or the code of
+//! the reason a case could not run (a hypervisor's refusal is catalogued too).
+//! The reference model has one fault per failing entry under the same id.
+//! There is one hand-kept list of bugs, not three.
 
 use serde::Deserialize;
 
 use crate::input_error::{InputErrors, SourceText};
-use crate::outcome::{Outcome, SignatureKind, Verdict};
+use crate::outcome::{Outcome, ReasonCode, SignatureKind, Unit, Verdict};
 
 pub const BUILTIN_PATH: &str = "runner/pmu-conformance/known-bugs.yaml";
 pub const BUILTIN_TEXT: &str = include_str!("../known-bugs.yaml");
 
-/// How an outcome shows a bug.
+/// How an outcome shows a bug: a failure of this kind (of this unit, of
+/// this amount, where given), or a case not run for this reason.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Shows {
-    pub signature: SignatureKind,
-    /// A phrase the signature's magnitude contains, if any particular one.
-    pub magnitude: Option<String>,
+pub enum Shows {
+    Failure {
+        kind: SignatureKind,
+        unit: Option<Unit>,
+        amount: Option<i64>,
+    },
+    Reason(ReasonCode),
+}
+
+impl Shows {
+    fn matches(&self, outcome: &Outcome) -> bool {
+        match (self, outcome.verdict) {
+            (Shows::Failure { kind, unit, amount }, Verdict::Fail) => outcome.signature.as_ref().is_some_and(|s| {
+                s.kind == *kind
+                    && unit.is_none_or(|u| u == s.magnitude.unit)
+                    && amount.is_none_or(|a| a == s.magnitude.amount)
+            }),
+            (Shows::Reason(code), Verdict::Unsupported | Verdict::Error) => {
+                outcome.reason.as_ref().is_some_and(|r| r.code == *code)
+            }
+            _ => false,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -103,15 +125,7 @@ impl KnownBug {
     }
 
     fn shown_by(&self, outcome: &Outcome) -> bool {
-        let Some(s) = outcome.signature.as_ref().filter(|_| outcome.verdict == Verdict::Fail) else {
-            return false;
-        };
-        self.shows.iter().any(|m| {
-            m.signature == s.kind
-                && m.magnitude
-                    .as_ref()
-                    .is_none_or(|phrase| s.magnitude.contains(phrase.as_str()))
-        })
+        self.shows.iter().any(|s| s.matches(outcome))
     }
 }
 
@@ -141,8 +155,10 @@ impl KnownBugs {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct RawShows {
-            signature: serde_saphyr::Spanned<String>,
-            magnitude: Option<String>,
+            signature: Option<serde_saphyr::Spanned<String>>,
+            unit: Option<serde_saphyr::Spanned<String>>,
+            amount: Option<i64>,
+            reason: Option<serde_saphyr::Spanned<String>>,
         }
         let raw: Vec<Raw> = source.parse_yaml()?;
         let mut errors = InputErrors::default();
@@ -156,14 +172,52 @@ impl KnownBugs {
             }
             let mut shows = Vec::new();
             for s in r.shows {
-                match SignatureKind::from_name(&s.signature.value) {
-                    Some(signature) => shows.push(Shows {
-                        signature,
-                        magnitude: s.magnitude,
-                    }),
-                    None => {
-                        errors.push(source.error_at(&s.signature, format!("unknown signature `{}`", s.signature.value)))
+                match (s.signature, s.reason) {
+                    (Some(signature), None) => {
+                        let kind = SignatureKind::from_name(&signature.value);
+                        if kind.is_none() {
+                            errors
+                                .push(source.error_at(&signature, format!("unknown signature `{}`", signature.value)));
+                        }
+                        let unit = s.unit.as_ref().map(|u| (u, Unit::from_name(&u.value)));
+                        if let Some((at, None)) = &unit {
+                            let known: Vec<&str> = Unit::ALL.iter().map(|u| u.name()).collect();
+                            errors.push(
+                                source
+                                    .error_at(at, format!("unknown unit `{}`; known: {}", at.value, known.join(", "))),
+                            );
+                        }
+                        if s.amount.is_some() && unit.is_none() {
+                            errors.push(source.error_at(&signature, "an `amount` needs its `unit`"));
+                        }
+                        if let Some(kind) = kind {
+                            shows.push(Shows::Failure {
+                                kind,
+                                unit: unit.and_then(|(_, u)| u),
+                                amount: s.amount,
+                            });
+                        }
                     }
+                    (None, Some(reason)) => {
+                        if s.unit.is_some() || s.amount.is_some() {
+                            errors.push(source.error_at(&reason, "a reason has no `unit` or `amount`"));
+                        }
+                        match ReasonCode::from_name(&reason.value) {
+                            Some(code) => shows.push(Shows::Reason(code)),
+                            None => {
+                                let known: Vec<&str> = ReasonCode::ALL.iter().map(|c| c.name()).collect();
+                                errors.push(source.error_at(
+                                    &reason,
+                                    format!("unknown reason code `{}`; known: {}", reason.value, known.join(", ")),
+                                ));
+                            }
+                        }
+                    }
+                    _ => errors.push(source.error_at(
+                        &r.id,
+                        "each of a bug's `shows` gives either a `signature` (with an optional `unit` and `amount`) \
+                         or a `reason` code",
+                    )),
                 }
             }
             if r.sources.is_empty() {
@@ -207,7 +261,7 @@ impl KnownBugs {
         self.0.iter().map(|b| b.id.as_str())
     }
 
-    /// The known bugs a failing outcome shows, among those that can apply
+    /// The known bugs an outcome shows, among those that can apply
     /// under `hypervisor` (the fingerprint's; `None` on bare metal, where only
     /// `any` bugs can): among those its case says it catches, if any of them
     /// fits; otherwise among all. An unverified bug says so.
@@ -232,14 +286,11 @@ impl KnownBugs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outcome::Signature;
+    use crate::outcome::{Magnitude, Reason, Signature};
 
-    fn fail(kind: SignatureKind, magnitude: &str) -> Outcome {
+    fn fail(kind: SignatureKind, amount: i64, unit: Unit) -> Outcome {
         Outcome::fail(
-            Signature {
-                kind,
-                magnitude: magnitude.into(),
-            },
+            Signature::new(kind, Magnitude::new(amount, unit), "words are never matched"),
             "",
         )
     }
@@ -248,8 +299,12 @@ mod tests {
     fn the_builtin_catalogue_loads() {
         let bugs = KnownBugs::builtin();
         assert_eq!(
-            bugs.get("xen-pmc-quirk").unwrap().shows[0].signature,
-            SignatureKind::Overcount
+            bugs.get("xen-pmc-quirk").unwrap().shows[0],
+            Shows::Failure {
+                kind: SignatureKind::Overcount,
+                unit: Some(Unit::EventsPerPmi),
+                amount: Some(1)
+            }
         );
     }
 
@@ -258,7 +313,7 @@ mod tests {
         let bugs = KnownBugs::builtin();
         let none: Vec<String> = Vec::new();
         let quirk = bugs.diagnose(
-            &fail(SignatureKind::Overcount, "+1 per PMI in every run"),
+            &fail(SignatureKind::Overcount, 1, Unit::EventsPerPmi),
             &none,
             Some("xen"),
         );
@@ -266,8 +321,17 @@ mod tests {
         assert!(quirk[0].starts_with("matches xen-pmc-quirk: +1 per PMI that landed on zero (Xen from"));
         // An unverified claim says so.
         assert!(quirk[0].contains("unverified: the history commits"), "{quirk:?}");
+        // The same unit with another amount is another fault.
+        assert!(
+            bugs.diagnose(
+                &fail(SignatureKind::Overcount, 2, Unit::EventsPerPmi),
+                &none,
+                Some("xen")
+            )
+            .is_empty()
+        );
         let parallels = bugs.diagnose(
-            &fail(SignatureKind::Overcount, "+2147483648 in every run"),
+            &fail(SignatureKind::Overcount, 2_147_483_648, Unit::EventsPerRun),
             &none,
             Some("parallels"),
         );
@@ -275,39 +339,78 @@ mod tests {
             parallels[0].starts_with("matches parallels-2^31-offset: +2^31"),
             "{parallels:?}"
         );
-        // "counted 0" could be either; a case that catches one of them narrows it.
-        let dead = fail(SignatureKind::Undercount, "counted 0 in every run");
+        // A dead counter could be any of several; a case that catches one of them narrows it.
+        let dead = fail(SignatureKind::Undercount, 0, Unit::PercentCounted);
         assert!(bugs.diagnose(&dead, &none, Some("kvm")).len() >= 2);
         let txcp = vec!["kvm-in-txcp-drop".to_owned()];
         assert_eq!(bugs.diagnose(&dead, &txcp, Some("kvm")).len(), 1);
         assert!(bugs.diagnose(&Outcome::pass("ok"), &none, Some("kvm")).is_empty());
+        // The MSR that faulted is matched as a number.
+        let status_set = fail(SignatureKind::UnexpectedGp, 0xc000_0303, Unit::Msr);
+        assert!(bugs.diagnose(&status_set, &none, Some("kvm"))[0].starts_with("matches kvm-amd-status-set-gp"));
+        assert!(
+            bugs.diagnose(&fail(SignatureKind::UnexpectedGp, 0x38f, Unit::Msr), &none, Some("kvm"))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_refusal_is_diagnosed_by_its_reason_code() {
+        let bugs = KnownBugs::builtin();
+        let none: Vec<String> = Vec::new();
+        let refused = |code| Outcome::unsupported(Reason::new(code, "words are never matched"));
+        let hybrid = bugs.diagnose(&refused(ReasonCode::KvmHybridHost), &none, Some("kvm"));
+        assert!(hybrid[0].starts_with("matches kvm-hybrid-no-vpmu"), "{hybrid:?}");
+        let xen = bugs.diagnose(&refused(ReasonCode::XenNoVpmu), &none, Some("xen"));
+        assert!(xen[0].starts_with("matches xen-vpmu-refused"), "{xen:?}");
+        // A plain missing PMU names no one's refusal.
+        assert!(
+            bugs.diagnose(&refused(ReasonCode::NoPmu), &none, Some("kvm"))
+                .is_empty()
+        );
     }
 
     #[test]
     fn diagnosis_suggests_only_the_bugs_of_the_hypervisor_the_fingerprint_shows() {
         let bugs = KnownBugs::builtin();
         let none: Vec<String> = Vec::new();
-        let extra = fail(SignatureKind::PmiExtra, "1 PMI before acknowledgement and unmask");
-        let ids = |hypervisor| -> Vec<String> {
-            bugs.diagnose(&extra, &none, hypervisor)
+        let early = fail(SignatureKind::PmiExtra, 1, Unit::PmisBeforeRearm);
+        let twice = fail(SignatureKind::PmiExtra, 2, Unit::PmisPerOverflow);
+        let ids = |outcome: &Outcome, hypervisor| -> Vec<String> {
+            bugs.diagnose(outcome, &none, hypervisor)
                 .iter()
                 .map(|d| d.split(':').next().unwrap().to_owned())
                 .collect()
         };
-        assert_eq!(
-            ids(Some("kvm")),
-            ["matches kvm-lvtpc-never-masked", "matches kvm-duplicate-pmi"]
-        );
+        assert_eq!(ids(&early, Some("kvm")), ["matches kvm-lvtpc-never-masked"]);
+        assert_eq!(ids(&twice, Some("kvm")), ["matches kvm-duplicate-pmi"]);
         // No KVM bug is suggested on Xen, nor on bare metal.
-        assert!(ids(Some("xen")).is_empty());
-        assert!(ids(None).is_empty());
+        assert!(ids(&early, Some("xen")).is_empty());
+        assert!(ids(&early, None).is_empty());
         // A bug of `any` hypervisor is suggested everywhere.
-        let lost = fail(SignatureKind::PmiLost, "3 boundaries never notified");
+        let lost = fail(SignatureKind::PmiLost, 3, Unit::OverflowsLost);
         assert!(
             bugs.diagnose(&lost, &none, None)
                 .iter()
                 .any(|d| d.starts_with("matches lost-pmi"))
         );
+    }
+
+    #[test]
+    fn shows_are_checked_as_data() {
+        let bad = "- id: b\n  about: a\n  magnitude: m\n  hypervisors: [any]\n  affected: a\n  sources: [SDM Vol. 3B 20.1]\n  shows:\n    - {signature: overcount, unit: furlongs}\n    - {signature: overcount, amount: 1}\n    - {reason: no-such-code}\n    - {reason: no-pmu, unit: msr}\n    - {}\n";
+        let errors = KnownBugs::load(&SourceText::new("k.yaml", bad))
+            .unwrap_err()
+            .to_string();
+        for expected in [
+            "unknown unit `furlongs`",
+            "an `amount` needs its `unit`",
+            "unknown reason code `no-such-code`",
+            "a reason has no `unit` or `amount`",
+            "either a `signature`",
+        ] {
+            assert!(errors.contains(expected), "{expected}: {errors}");
+        }
     }
 
     #[test]

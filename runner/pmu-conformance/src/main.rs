@@ -61,7 +61,7 @@ enum Command {
     /// another machine. Exit status as for the run it reports: 0 when every
     /// trial was ok, 101 when any failed.
     Show {
-        /// The report (schema pmu-conformance/report/v1).
+        /// The report (schema pmu-conformance/report/v2).
         report: PathBuf,
     },
     /// List every environment the matrices define, with its kind.
@@ -69,6 +69,10 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         matrices: Option<PathBuf>,
     },
+    /// List the stable codes outcomes are given in: failure signatures, the
+    /// units of their magnitudes, and the reasons a case was not judged.
+    /// Expectations and known-bugs.yaml's `shows` hold these, never sentences.
+    Codes,
     /// Validate suites and matrices without running anything.
     Check {
         #[arg(long, value_name = "DIR")]
@@ -198,6 +202,7 @@ fn main() -> ExitCode {
         Some(Command::Env { cpuid, cpuid_replay }) => print_env(cpuid, cpuid_replay.as_deref()),
         Some(Command::Show { report }) => show(&report),
         Some(Command::Environments { matrices }) => list_environments(matrices),
+        Some(Command::Codes) => print_codes(),
         Some(Command::Check { suites, matrices }) => check(suites, matrices),
         Some(Command::Events { cpuid }) => print_events(cpuid.as_deref()),
         Some(Command::DetectionMatrix) => print_detection_matrix(),
@@ -424,6 +429,29 @@ fn list_environments(matrices: Option<PathBuf>) -> Result<ExitCode, RunError> {
     }
     for env in environments.environments.values() {
         out.add_row(vec![env.id.as_str(), env.target.kind(), env.about.as_str()]);
+    }
+    println!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_codes() -> Result<ExitCode, RunError> {
+    use pmu_conformance::outcome::{ReasonCode, SignatureKind, Unit};
+    let mut out = Table::new();
+    out.load_style(pmu_conformance::report::table::STYLE)
+        .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
+        .set_header(vec!["code", "kind", "means"]);
+    if !out.is_tty() {
+        out.set_width(120);
+    }
+    let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    for k in SignatureKind::ALL {
+        out.add_row(vec![k.name().to_owned(), "signature".to_owned(), words(k.about())]);
+    }
+    for u in Unit::ALL {
+        out.add_row(vec![u.name().to_owned(), "unit".to_owned(), words(u.about())]);
+    }
+    for c in ReasonCode::ALL {
+        out.add_row(vec![c.name().to_owned(), "reason".to_owned(), words(c.about())]);
     }
     println!("{out}");
     Ok(ExitCode::SUCCESS)

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-pub use pmu_kernel_checks::record::{Signature, SignatureKind, Verdict};
+pub use pmu_kernel_checks::record::{Magnitude, Reason, ReasonCode, Signature, SignatureKind, Unit, Verdict};
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Outcome {
@@ -21,7 +21,7 @@ pub struct Outcome {
     pub signature: Option<Signature>,
     /// Why a case is unsupported, or what went wrong for an error.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
     /// The key figure, in one line, for the terminal table.
     pub summary: String,
     /// Figures that are exactly reproducible in one environment.
@@ -61,16 +61,16 @@ impl Outcome {
         }
     }
 
-    pub fn unsupported(reason: impl Into<String>) -> Outcome {
+    pub fn unsupported(reason: Reason) -> Outcome {
         Outcome {
-            reason: Some(reason.into()),
+            reason: Some(reason),
             ..Outcome::new(Verdict::Unsupported, "not run here")
         }
     }
 
-    pub fn error(message: impl Into<String>) -> Outcome {
+    pub fn error(code: ReasonCode, message: impl Into<String>) -> Outcome {
         Outcome {
-            reason: Some(message.into()),
+            reason: Some(Reason::new(code, message)),
             ..Outcome::new(Verdict::Error, "no verdict")
         }
     }
@@ -94,7 +94,7 @@ impl Outcome {
     pub fn explanation(&self) -> String {
         match (&self.signature, &self.reason) {
             (Some(s), _) => s.to_string(),
-            (None, Some(r)) => r.clone(),
+            (None, Some(r)) => r.message.clone(),
             (None, None) => self.proves.clone().unwrap_or_default(),
         }
     }

@@ -132,7 +132,7 @@ fn accept_records_and_a_changed_expectation_fails_with_a_diff() {
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(stdout.contains("as recorded"), "{stdout}");
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    assert_eq!(report["schema"], "pmu-conformance/report/v1");
+    assert_eq!(report["schema"], "pmu-conformance/report/v2");
     assert_eq!(report["cases"][0]["gate"]["status"], "matches");
     assert_eq!(report["cases"][0]["verdict"], "pass");
     assert!(report["environment"]["fingerprint"]["cpu"].is_object());
@@ -275,7 +275,8 @@ fn stray_debug_traps_become_the_cases_error_not_the_runs_death() {
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let case = &report["cases"][0];
     assert_eq!(case["verdict"], "error", "{case}");
-    let reason = case["reason"].as_str().unwrap();
+    assert_eq!(case["reason"]["code"], "disturbed", "{case}");
+    let reason = case["reason"]["message"].as_str().unwrap();
     assert!(
         reason.contains("a breakpoint trap the kernel did not claim") && reason.contains("sent by process"),
         "{reason}"
@@ -477,8 +478,9 @@ fn a_linux_case_past_its_deadline_does_not_spoil_the_next() {
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let (slow, next) = (&report["cases"][0], &report["cases"][1]);
     assert_eq!(slow["verdict"], "error", "{slow}");
+    assert_eq!(slow["reason"]["code"], "deadline", "{slow}");
     assert!(
-        slow["reason"]
+        slow["reason"]["message"]
             .as_str()
             .unwrap()
             .contains("ran past its deadline of 1 s and was abandoned"),

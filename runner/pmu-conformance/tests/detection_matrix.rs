@@ -11,7 +11,7 @@ use pmu_conformance::event_table::EventTable;
 use pmu_conformance::executor::Executor;
 use pmu_conformance::executor::sim::SimExecutor;
 use pmu_conformance::known_bugs::KnownBugs;
-use pmu_conformance::outcome::{Outcome, Verdict};
+use pmu_conformance::outcome::{Magnitude, Outcome, Unit, Verdict};
 use pmu_model::{Config, Fault, Faults};
 
 /// The probability a case's own budget must give its best catcher of every fault.
@@ -115,7 +115,9 @@ fn the_rr_probe_reads_501_only_under_the_xen_quirk() {
         "{:?}",
         xen.figures
     );
-    assert_eq!(xen.signature.unwrap().magnitude, "+1 per PMI in every run");
+    let signature = xen.signature.unwrap();
+    assert_eq!(signature.magnitude, Magnitude::new(1, Unit::EventsPerPmi));
+    assert_eq!(signature.detail, "+1 per PMI in every run");
 }
 
 /// A case's `catches:` is a claim the model must bear out: the case fails
@@ -194,4 +196,46 @@ fn every_known_bug_is_diagnosed_from_the_models_output() {
         undiagnosed.is_empty(),
         "no failing case's diagnosis names {undiagnosed:?}"
     );
+}
+
+/// Every refusal in the catalogue (a bug that shows as a reason code, such
+/// as KVM's vPMU off on hybrid hosts), end to end: some sim environment's
+/// outcome carries its code, and the diagnosis of that outcome names it.
+#[test]
+fn every_refusal_is_diagnosed_from_the_models_output() {
+    use pmu_conformance::environment::{Matrices, Target};
+    use pmu_conformance::known_bugs::Shows;
+    let table = EventTable::builtin();
+    let bugs = KnownBugs::builtin();
+    let suites = load_suites(&SuiteSources::builtin(), &table, &bugs).unwrap();
+    let table = Arc::new(table);
+    let refusals: Vec<&str> = bugs
+        .0
+        .iter()
+        .filter(|b| b.shows.iter().any(|s| matches!(s, Shows::Reason(_))))
+        .map(|b| b.id.as_str())
+        .collect();
+    assert!(refusals.len() >= 3, "{refusals:?}");
+    let mut named = std::collections::BTreeSet::new();
+    for env in Matrices::builtin().unwrap().environments.values() {
+        // The presets are where refusals live; a fault alone refuses nothing.
+        let Target::Sim { preset, config } = &env.target else { continue };
+        if preset == "intel-skylake" || preset == "amd-zen3" {
+            continue;
+        }
+        let sim = SimExecutor::new(preset, config.clone(), table.clone());
+        let hypervisor = sim.fingerprint().hypervisor.as_ref().map(|h| h.name.clone());
+        for case in suites.iter().flat_map(|s| &s.cases) {
+            let outcome = match sim.preflight(case) {
+                Ok(event) => sim.run(case, event.as_ref()),
+                Err(reason) => Outcome::unsupported(reason),
+            };
+            for d in bugs.diagnose(&outcome, &case.catches, hypervisor.as_deref()) {
+                let id = d.trim_start_matches("matches ").split(':').next().unwrap().to_owned();
+                named.insert(id);
+            }
+        }
+    }
+    let missing: Vec<&&str> = refusals.iter().filter(|r| !named.contains(**r)).collect();
+    assert!(missing.is_empty(), "no sim environment's outcome is diagnosed as {missing:?}");
 }

@@ -121,14 +121,15 @@ fn every_misbehaving_guest_is_an_error_within_its_deadline_and_the_next_case_goe
     let cases = report["cases"].as_array().unwrap();
     assert_eq!(cases.len(), ids.len(), "every case ran and was reported");
     let says = [
-        "still running at its deadline of 3 s",
-        "wrote more than 4 MiB to its console",
-        "another process kept its console open",
-        "QEMU exited with status 1 before the guest printed anything",
+        ("deadline", "still running at its deadline of 3 s"),
+        ("guest", "wrote more than 4 MiB to its console"),
+        ("guest", "another process kept its console open"),
+        ("guest", "QEMU exited with status 1 before the guest printed anything"),
     ];
-    for (case, says) in cases.iter().zip(says) {
+    for (case, (code, says)) in cases.iter().zip(says) {
         assert_eq!(case["verdict"], "error", "{case}");
-        let reason = case["reason"].as_str().unwrap();
+        assert_eq!(case["reason"]["code"], code, "{case}");
+        let reason = case["reason"]["message"].as_str().unwrap();
         assert!(reason.contains(says), "{}: {reason}", case["id"]);
         let ended = case["figures"]["ended_ms"].as_u64().unwrap();
         assert!(
@@ -139,7 +140,7 @@ fn every_misbehaving_guest_is_an_error_within_its_deadline_and_the_next_case_goe
         eprintln!("{}: error after {ended} ms", case["id"]);
     }
     assert!(
-        cases[3]["reason"]
+        cases[3]["reason"]["message"]
             .as_str()
             .unwrap()
             .contains("pretend QEMU could not start"),

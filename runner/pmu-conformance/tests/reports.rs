@@ -149,7 +149,7 @@ fn a_report_reads_back_exactly_as_it_was_written() {
 
     let err = json::parse(
         "old.json",
-        &text.replace("pmu-conformance/report/v1", "pmu-conformance/report/v0"),
+        &text.replace("pmu-conformance/report/v2", "pmu-conformance/report/v0"),
     )
     .unwrap_err();
     assert!(matches!(err, ReadReportError::Schema { .. }), "{err}");

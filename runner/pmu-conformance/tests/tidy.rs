@@ -12,7 +12,7 @@ use pmu_conformance::environment::{Matrices, Target};
 use pmu_conformance::event_table::EventTable;
 use pmu_conformance::executor::sim::SimExecutor;
 use pmu_conformance::expectation::store::snapshot_path;
-use pmu_conformance::known_bugs::KnownBugs;
+use pmu_conformance::known_bugs::{KnownBugs, Shows};
 use pmu_conformance::vocabulary::{EnvironmentId, ProbeKind};
 use pmu_conformance::workload::WorkloadKind;
 
@@ -209,10 +209,30 @@ fn every_known_bug_is_modelled_and_has_its_environment() {
     let catalogue: BTreeSet<&str> = bugs.ids().collect();
     let modelled: BTreeSet<&str> = pmu_model::Fault::ALL.iter().map(|f| f.id()).collect();
     let mut problems = Vec::new();
+    // A refusal (a bug that shows as a reason code) is a configuration, not
+    // a fault: it needs a sim environment whose recorded outcomes carry it.
+    let recorded_reasons = recorded_sim_reasons();
     for id in catalogue.difference(&modelled) {
-        problems.push(format!(
-            "runner/pmu-conformance/known-bugs.yaml: `{id}` has no fault in runner/pmu-model/src/fault.rs; model it"
-        ));
+        let bug = bugs.get(id).expect("listed");
+        let codes: Vec<&str> = bug
+            .shows
+            .iter()
+            .filter_map(|s| match s {
+                Shows::Reason(code) => Some(code.name()),
+                Shows::Failure { .. } => None,
+            })
+            .collect();
+        if codes.is_empty() {
+            problems.push(format!(
+                "runner/pmu-conformance/known-bugs.yaml: `{id}` has no fault in runner/pmu-model/src/fault.rs; model it"
+            ));
+        } else if !codes.iter().any(|c| recorded_reasons.contains(*c)) {
+            problems.push(format!(
+                "runner/pmu-conformance/known-bugs.yaml: the refusal `{id}` ({}) is recorded by no sim environment; \
+                 add one to matrices/sim.yaml",
+                codes.join(", ")
+            ));
+        }
     }
     for id in modelled.difference(&catalogue) {
         problems.push(format!(
@@ -294,4 +314,31 @@ fn no_plain_yaml_value_loses_its_tail_to_a_comment() {
         }
     }
     assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}
+
+/// Every reason code recorded under `expected/sim-*/`.
+fn recorded_sim_reasons() -> BTreeSet<String> {
+    let mut codes = BTreeSet::new();
+    let mut stack: Vec<PathBuf> = std::fs::read_dir(root().join("expected"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("sim-")))
+        .collect();
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            stack.extend(
+                std::fs::read_dir(&path)
+                    .unwrap()
+                    .filter_map(|e| e.ok().map(|e| e.path())),
+            );
+        } else if path.extension().is_some_and(|e| e == "snap") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            codes.extend(
+                text.lines()
+                    .filter_map(|l| l.strip_prefix("reason: "))
+                    .map(|c| c.trim().to_owned()),
+            );
+        }
+    }
+    codes
 }

@@ -13,7 +13,9 @@
 //! The pieces: [`hardware`] is the interface; [`pmu`] finds the counters from
 //! CPUID and names their MSRs; [`window`] is the counted window, one asm
 //! block between two WRMSRs; [`checks`] are the checks; [`record`] and
-//! [`protocol`] are what they report and how it crosses the console;
+//! [`protocol`] are what they report and how it crosses the console, with
+//! [`reason`] and [`magnitude`] the codes and units a record's why and how
+//! much are given in;
 //! [`cpuid_leaves`] are what the host fingerprints the guest by;
 //! [`plan`] is the list of cases the host asks for; [`errata`] the published
 //! errata the checks relax for; [`run`] ties them up.
@@ -28,11 +30,15 @@ pub mod checks;
 pub mod cpuid_leaves;
 pub mod errata;
 pub mod hardware;
+pub mod hypervisor;
 pub mod listing;
+pub mod magnitude;
 pub mod plan;
 pub mod pmu;
 pub mod protocol;
+pub mod reason;
 pub mod record;
+pub mod refusal;
 mod run;
 pub mod window;
 

@@ -3,7 +3,10 @@
 //! Sources: Intel SDM Vol. 3B ch. 20 (21 in older editions) and Vol. 4;
 //! AMD APM Vol. 2 §13.2; `kvm-unit-tests:lib/x86/pmu.c`.
 
+use alloc::format;
+
 use crate::hardware::{Fault, Hardware};
+use crate::reason::{Reason, ReasonCode};
 
 /// Intel MSRs.
 pub mod intel {
@@ -116,6 +119,9 @@ pub struct Pmu {
     pub vendor: Vendor,
     /// CPUID.1:EAX, for errata that name CPU models ([`crate::errata`]).
     pub signature: u32,
+    /// The hypervisor CPUID names ("bare", "kvm", "xen", …), for the
+    /// reasons a vPMU is refused ([`crate::refusal`]).
+    pub hypervisor: &'static str,
     /// Intel: CPUID.0AH's version (0: no architectural PMU). AMD: 2 with
     /// PerfMonV2, else 1 where core counters exist.
     pub version: u8,
@@ -144,6 +150,7 @@ impl Pmu {
         let none = Pmu {
             vendor,
             signature: if max_leaf >= 1 { hw.cpuid(1, 0)[0] } else { 0 },
+            hypervisor: crate::hypervisor::identify(|leaf, sub| hw.cpuid(leaf, sub)).name,
             version: 0,
             gp: 0,
             width: 0,
@@ -213,11 +220,13 @@ impl Pmu {
     }
 
     /// Why this PMU cannot run kernel checks at all, if it cannot.
-    pub fn missing(&self) -> Option<&'static str> {
+    pub fn missing(&self) -> Option<Reason> {
+        let (family, model) = crate::errata::family_model(self.signature);
+        let refused = |seen: &str| crate::refusal::no_pmu(seen, self.hypervisor, true, family, model);
         match self.vendor {
-            Vendor::Other => Some("the CPU is neither Intel nor AMD"),
-            Vendor::Intel if self.version == 0 => Some("CPUID.0AH: PMU version 0 (no architectural PMU)"),
-            Vendor::Intel if self.gp == 0 => Some("CPUID.0AH: no general-purpose counters"),
+            Vendor::Other => Some(Reason::new(ReasonCode::NoPmu, "the CPU is neither Intel nor AMD")),
+            Vendor::Intel if self.version == 0 => Some(refused("CPUID.0AH: PMU version 0 (no architectural PMU)")),
+            Vendor::Intel if self.gp == 0 => Some(refused("CPUID.0AH: no general-purpose counters")),
             _ => None,
         }
     }
@@ -276,7 +285,7 @@ impl Pmu {
 
     /// The event select encoding (event | umask) of an architectural event,
     /// or why this CPU does not count it.
-    pub fn encoding(&self, event: ArchEvent) -> Result<u64, &'static str> {
+    pub fn encoding(&self, event: ArchEvent) -> Result<u64, Reason> {
         let (intel_bit, intel, amd) = match event {
             ArchEvent::Instructions => (1, 0x00c0, 0xc0),
             ArchEvent::Branches => (5, 0x00c4, 0xc2),
@@ -286,8 +295,16 @@ impl Pmu {
             Vendor::Intel if intel_bit < self.events_described && self.unavailable_events & (1 << intel_bit) == 0 => {
                 Ok(intel)
             }
-            Vendor::Intel => Err("CPUID.0AH does not advertise this architectural event"),
-            Vendor::Other => Err("not an Intel or AMD CPU"),
+            Vendor::Intel => Err(Reason::new(
+                ReasonCode::EventNotAdvertised,
+                format!(
+                    "CPUID.0AH does not advertise {} (architectural event {intel_bit}; EBX length {}, EBX {:#x})",
+                    crate::plan::event_name(event),
+                    self.events_described,
+                    self.unavailable_events
+                ),
+            )),
+            Vendor::Other => Err(Reason::new(ReasonCode::NoEncoding, "not an Intel or AMD CPU")),
         }
     }
 

@@ -10,7 +10,9 @@
 //! its CRC-32 (ISO-HDLC, 8 hex digits). The payload is space-separated
 //! `key=value` tokens with `%XX` escapes for `%`, space, `=` and any byte
 //! outside printable ASCII. The first token is `kind=hello`, `kind=case` or
-//! `kind=end`. A case's facts are `fact.<name>=n:<u64>`, `b:<bool>` or
+//! `kind=end`. A failing case gives `signature=<kind> amount=<i64>
+//! unit=<unit> detail=<text>`; an unsupported or erroneous one `code=<code>
+//! reason=<text>`. A case's facts are `fact.<name>=n:<u64>`, `b:<bool>` or
 //! `s:<text>`.
 //!
 //! Console lines without the `@pmuc1 ` magic are not frames and are ignored.
@@ -23,7 +25,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::{self, Write};
 
-use crate::record::{Fact, Record, Signature, SignatureKind, Verdict};
+use crate::record::{Fact, Magnitude, Reason, ReasonCode, Record, Signature, SignatureKind, Unit, Verdict};
 
 pub const MAGIC: &str = "@pmuc1 ";
 
@@ -125,10 +127,13 @@ pub fn record(r: &Record) -> String {
     token(&mut payload, "verdict", r.verdict.name());
     if let Some(s) = &r.signature {
         token(&mut payload, "signature", s.kind.name());
-        token(&mut payload, "magnitude", &s.magnitude);
+        token(&mut payload, "amount", &format!("{}", s.magnitude.amount));
+        token(&mut payload, "unit", s.magnitude.unit.name());
+        token(&mut payload, "detail", &s.detail);
     }
     if let Some(reason) = &r.reason {
-        token(&mut payload, "reason", reason);
+        token(&mut payload, "code", reason.code.name());
+        token(&mut payload, "reason", &reason.message);
     }
     token(&mut payload, "summary", &r.summary);
     for (name, fact) in &r.facts {
@@ -188,20 +193,32 @@ fn decode_framed(rest: &str) -> Result<Frame, FrameError> {
             let verdict = get("verdict")
                 .and_then(Verdict::from_name)
                 .ok_or(FrameError::Field("verdict"))?;
-            let signature = match (get("signature"), get("magnitude")) {
-                (Some(kind), Some(magnitude)) => Some(Signature {
+            let signature = match (get("signature"), get("amount"), get("unit"), get("detail")) {
+                (Some(kind), Some(amount), Some(unit), Some(detail)) => Some(Signature {
                     kind: SignatureKind::from_name(kind).ok_or(FrameError::Field("signature"))?,
-                    magnitude: String::from(magnitude),
+                    magnitude: Magnitude {
+                        amount: amount.parse().map_err(|_| FrameError::Field("amount"))?,
+                        unit: Unit::from_name(unit).ok_or(FrameError::Field("unit"))?,
+                    },
+                    detail: String::from(detail),
                 }),
-                (None, None) => None,
+                (None, None, None, None) => None,
                 _ => return Err(FrameError::Field("signature")),
             };
             // A failure always says how; nothing else may claim a signature.
             if (verdict == Verdict::Fail) != signature.is_some() {
                 return Err(FrameError::Field("signature"));
             }
-            let reason = get("reason").map(String::from);
-            if matches!(verdict, Verdict::Unsupported | Verdict::Error) && reason.is_none() {
+            let reason = match (get("code"), get("reason")) {
+                (Some(code), Some(message)) => Some(Reason {
+                    code: ReasonCode::from_name(code).ok_or(FrameError::Field("code"))?,
+                    message: String::from(message),
+                }),
+                (None, None) => None,
+                _ => return Err(FrameError::Field("reason")),
+            };
+            // Only a case without a verdict says why, and it always does.
+            if matches!(verdict, Verdict::Unsupported | Verdict::Error) != reason.is_some() {
                 return Err(FrameError::Field("reason"));
             }
             let summary = String::from(get("summary").ok_or(FrameError::Field("summary"))?);
@@ -266,6 +283,7 @@ mod tests {
         Record::fail(
             "kernel/overflow status",
             SignatureKind::StatusNotSet,
+            Magnitude::new(1, Unit::StatusBits),
             "bit 0 clear = 100%",
             "INT=0: STATUS 0x0",
         )
@@ -313,28 +331,35 @@ mod tests {
 
     #[test]
     fn a_frame_cannot_claim_a_pass_with_a_signature() {
-        let payload = "kind=case id=a verdict=pass signature=overcount magnitude=1 summary=x";
+        let payload = "kind=case id=a verdict=pass signature=overcount amount=1 unit=events-per-run detail=x summary=x";
         assert_eq!(decode(&frame(payload)), Some(Err(FrameError::Field("signature"))));
         let payload = "kind=case id=a verdict=unsupported summary=x";
         assert_eq!(decode(&frame(payload)), Some(Err(FrameError::Field("reason"))));
+        let payload = "kind=case id=a verdict=unsupported code=no-such-code reason=x summary=x";
+        assert_eq!(decode(&frame(payload)), Some(Err(FrameError::Field("code"))));
+        let payload = "kind=case id=a verdict=pass code=no-pmu reason=x summary=x";
+        assert_eq!(decode(&frame(payload)), Some(Err(FrameError::Field("reason"))));
+        let payload = "kind=case id=a verdict=fail signature=overcount amount=x unit=events-per-run detail=x summary=x";
+        assert_eq!(decode(&frame(payload)), Some(Err(FrameError::Field("amount"))));
     }
 
     fn arbitrary_record() -> impl Strategy<Value = Record> {
         let verdict = prop::sample::select(Verdict::ALL.to_vec());
         let kind = prop::sample::select(SignatureKind::ALL.to_vec());
+        let unit = prop::sample::select(Unit::ALL.to_vec());
+        let code = prop::sample::select(ReasonCode::ALL.to_vec());
         (
-            verdict,
-            kind,
+            (verdict, kind, unit, code, any::<i64>()),
             "\\PC{0,20}",
             "\\PC{1,20}",
             "\\PC{0,30}",
             prop::collection::vec(("[a-z_]{1,8}", any::<u64>()), 0..4),
         )
-            .prop_map(|(verdict, kind, magnitude, id, text, facts)| {
+            .prop_map(|((verdict, kind, unit, code, amount), detail, id, text, facts)| {
                 let mut r = Record::new(&id, verdict, text.clone());
                 match verdict {
-                    Verdict::Fail => r.signature = Some(Signature { kind, magnitude }),
-                    Verdict::Unsupported | Verdict::Error => r.reason = Some(text),
+                    Verdict::Fail => r.signature = Some(Signature::new(kind, Magnitude { amount, unit }, detail)),
+                    Verdict::Unsupported | Verdict::Error => r.reason = Some(Reason::new(code, text)),
                     Verdict::Pass => {}
                 }
                 for (name, n) in facts {

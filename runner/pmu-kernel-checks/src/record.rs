@@ -2,11 +2,16 @@
 //! crosses the console ([`crate::protocol`]) and becomes the host's outcome.
 //!
 //! [`Verdict`] and [`SignatureKind`] are the project's one list of verdicts
-//! and failure signatures; the host's outcome model uses these types.
+//! and failure signatures, as [`crate::reason::ReasonCode`] is of reasons and
+//! [`crate::magnitude::Unit`] of what a failure's size counts; the host's
+//! outcome model uses these types.
 
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
+
+pub use crate::magnitude::{Magnitude, Unit};
+pub use crate::reason::{Reason, ReasonCode};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(
@@ -62,6 +67,13 @@ macro_rules! signatures {
             pub fn name(self) -> &'static str {
                 match self {
                     $(SignatureKind::$variant => $name,)*
+                }
+            }
+
+            /// What the name means, from its documentation.
+            pub fn about(self) -> &'static str {
+                match self {
+                    $(SignatureKind::$variant => concat!($($doc, " ",)*).trim_ascii(),)*
                 }
             }
         }
@@ -122,16 +134,30 @@ impl fmt::Display for SignatureKind {
 
 impl fmt::Display for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.kind, self.magnitude)
+        write!(f, "{} ({})", self.kind, self.detail)
     }
 }
 
-/// How a case failed: the kind, and its size in words a developer can act on.
+/// How a case failed: the kind, its size as a number with a unit, and the
+/// same in words a developer can act on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Signature {
     pub kind: SignatureKind,
-    pub magnitude: String,
+    pub magnitude: Magnitude,
+    /// The magnitude in words, with the rest of what was seen (in how many
+    /// runs, which MSRs); reports show it, expectations do not hold it.
+    pub detail: String,
+}
+
+impl Signature {
+    pub fn new(kind: SignatureKind, magnitude: Magnitude, detail: impl Into<String>) -> Signature {
+        Signature {
+            kind,
+            magnitude,
+            detail: detail.into(),
+        }
+    }
 }
 
 /// One figure a check reports.
@@ -168,7 +194,7 @@ pub struct Record {
     pub verdict: Verdict,
     pub signature: Option<Signature>,
     /// Why unsupported, or what went wrong.
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
     /// The key figure, in one line.
     pub summary: String,
     /// Exact, reproducible figures, in the order reported.
@@ -191,27 +217,30 @@ impl Record {
         Record::new(case, Verdict::Pass, summary)
     }
 
-    pub fn fail(case: &str, kind: SignatureKind, magnitude: impl Into<String>, summary: impl Into<String>) -> Record {
-        let signature = Some(Signature {
-            kind,
-            magnitude: magnitude.into(),
-        });
+    /// A failure of `kind`, `magnitude` large, `detail` saying so in words.
+    pub fn fail(
+        case: &str,
+        kind: SignatureKind,
+        magnitude: Magnitude,
+        detail: impl Into<String>,
+        summary: impl Into<String>,
+    ) -> Record {
         Record {
-            signature,
+            signature: Some(Signature::new(kind, magnitude, detail)),
             ..Record::new(case, Verdict::Fail, summary)
         }
     }
 
-    pub fn unsupported(case: &str, reason: impl Into<String>) -> Record {
+    pub fn unsupported(case: &str, code: ReasonCode, reason: impl Into<String>) -> Record {
         Record {
-            reason: Some(reason.into()),
+            reason: Some(Reason::new(code, reason)),
             ..Record::new(case, Verdict::Unsupported, "not run here")
         }
     }
 
-    pub fn error(case: &str, message: impl Into<String>) -> Record {
+    pub fn error(case: &str, code: ReasonCode, message: impl Into<String>) -> Record {
         Record {
-            reason: Some(message.into()),
+            reason: Some(Reason::new(code, message)),
             ..Record::new(case, Verdict::Error, "no verdict")
         }
     }

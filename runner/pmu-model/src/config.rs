@@ -46,6 +46,10 @@ pub struct Config {
     pub tsx: bool,
     /// KVM's quirk: nonexistent legacy PMC0/PMC1 (0xc1, 0xc2) read as 0.
     pub legacy_pmc_reads_zero: bool,
+    /// Xen's `vpmu=ipc`: an event select off its list (cycles, reference
+    /// cycles, instructions) raises #GP
+    /// (xen-project/xen@c447b730:xen/arch/x86/cpu/vpmu_intel.c (core2_vpmu_do_wrmsr)).
+    pub xen_ipc_only: bool,
     /// Instructions retired between an overflow and its PMI: uniform in this range.
     pub skid: (u32, u32),
     /// A timer interrupt every this many user-mode instructions; each adds one
@@ -78,6 +82,7 @@ impl Config {
             debugctl_freeze: true,
             tsx: true,
             legacy_pmc_reads_zero: false,
+            xen_ipc_only: false,
             skid: (0, 24),
             interrupt_every: 4_000_000,
             syscall_entry: 200,
@@ -87,11 +92,14 @@ impl Config {
     }
 
     /// The CPUs and hosts environments can name, by name.
-    pub const PRESETS: [&'static str; 5] = [
+    pub const PRESETS: [&'static str; 8] = [
         "intel-skylake",
         "amd-zen3",
         "xen-intel-skylake",
+        "xen-intel-skylake-vpmu-off",
+        "xen-intel-skylake-vpmu-ipc",
         "kvm-intel-skylake",
+        "kvm-intel-alder-lake",
         "kvm-amd-zen3",
     ];
 
@@ -110,6 +118,20 @@ impl Config {
                 debugctl_freeze: false,
                 ..c
             }),
+            // Xen without a vPMU for this guest (vpmu off, the default; the
+            // NMI watchdog; a host arch-perfmon version outside 2-5):
+            // leaf 0xA empty (vpmu_intel.c:902-924, vpmu.c:824-827).
+            "xen-intel-skylake-vpmu-off" => Config::preset("xen-intel-skylake").map(|c| Config {
+                version: 0,
+                gp: 0,
+                fixed: 0,
+                ..c
+            }),
+            // Xen booted with vpmu=ipc: only three event selects pass.
+            "xen-intel-skylake-vpmu-ipc" => Config::preset("xen-intel-skylake").map(|c| Config {
+                xen_ipc_only: true,
+                ..c
+            }),
             // KVM's perf-based vPMU: guests see at most version 2
             // (kvm_init_pmu_capability: min(version, 2)), freeze refused
             // (vmx_is_valid_debugctl), legacy PMC0/1 read as 0
@@ -118,6 +140,16 @@ impl Config {
                 version: 2,
                 debugctl_freeze: false,
                 legacy_pmc_reads_zero: true,
+                ..c
+            }),
+            // A KVM guest on an Alder Lake host (family 6 model 0x97, CPUID.1
+            // 0x90672): KVM turns its vPMU off on hybrid hosts, so leaf 0xA
+            // is empty (kvm_init_pmu_capability).
+            "kvm-intel-alder-lake" => Config::preset("kvm-intel-skylake").map(|c| Config {
+                signature: 0x0009_0672,
+                version: 0,
+                gp: 0,
+                fixed: 0,
                 ..c
             }),
             // KVM's vPMU on AMD: PerfMonV2 passed through, reserved bits

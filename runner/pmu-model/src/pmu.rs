@@ -620,6 +620,14 @@ impl Pmu {
             if value & INTEL_EVTSEL_RESERVED != 0 {
                 return Err(Gp::GP);
             }
+            if self.config.xen_ipc_only
+                && pmu_kernel_checks::refusal::xen_filter_refuses(
+                    pmu_kernel_checks::refusal::XEN_FEATURE_IPC_ONLY,
+                    value,
+                )
+            {
+                return Err(Gp::GP);
+            }
             self.gp_sel[i] = value;
             return Ok(());
         }

@@ -152,7 +152,7 @@ fn an_unsupported_check_says_why() {
         Params::default(),
     );
     assert_eq!(r.verdict, Verdict::Unsupported);
-    assert!(r.reason.unwrap().contains("version 3"));
+    assert!(r.reason.unwrap().message.contains("version 3"));
     let r = run(
         Config {
             version: 0,
@@ -162,7 +162,7 @@ fn an_unsupported_check_says_why() {
         Params::default(),
     );
     assert_eq!(
-        r.reason.as_deref(),
+        r.reason.as_ref().map(|r| r.message.as_str()),
         Some("CPUID.0AH: PMU version 0 (no architectural PMU)")
     );
     let fixed = Params {
@@ -230,7 +230,7 @@ fn counters_that_neither_hold_nor_count_are_no_pmu() {
         };
         let r = checks::run(&mut hw, pmu, &case);
         assert_eq!(r.verdict, Verdict::Unsupported, "{}: {r:?}", check.name());
-        assert!(r.reason.unwrap().contains("no usable PMU"), "{}", check.name());
+        assert!(r.reason.unwrap().message.contains("no usable PMU"), "{}", check.name());
     }
     // A counter that holds writes but never counts is a finding, not "no PMU".
     let r = run(
@@ -285,7 +285,12 @@ fn no_pmi_without_int_counts_only_beside_a_pmi_with_int() {
     let every_pmi_lost = with(&[Fault::LostPmi { rate: 1.0 }]);
     let r = run(every_pmi_lost, KernelCheck::PmiIffInt, no_int);
     assert_eq!(r.verdict, Verdict::Error, "{r:?}");
-    assert!(r.reason.unwrap().starts_with("not exercised: the positive control"));
+    assert!(
+        r.reason
+            .unwrap()
+            .message
+            .starts_with("not exercised: the positive control")
+    );
 }
 
 /// KVM on AMD drops reserved bits instead of raising #GP, as its source
@@ -336,7 +341,7 @@ fn counter_range_gp_skips_what_cannot_show_absence() {
     };
     let r = run(one, KernelCheck::CounterRangeGp, params(KernelCheck::CounterRangeGp));
     assert_eq!(r.verdict, Verdict::Unsupported, "{r:?}");
-    assert!(r.reason.unwrap().contains("0x187 (KVM answers it silently)"));
+    assert!(r.reason.unwrap().message.contains("0x187 (KVM answers it silently)"));
     // With four, counter 4's MSRs (0x18a, 0xc5) are tried, and raise #GP.
     let r = run(
         Config::intel_skylake(),

@@ -25,7 +25,6 @@
 #![cfg_attr(target_os = "none", no_main)]
 
 mod cmdline;
-mod hypervisor;
 
 #[cfg(target_os = "none")]
 mod clock;
@@ -41,6 +40,8 @@ mod exit;
 mod hardware;
 #[cfg(target_os = "none")]
 mod heap;
+#[cfg(target_os = "none")]
+mod hypervisor;
 #[cfg(target_os = "none")]
 mod idt;
 #[cfg(target_os = "none")]

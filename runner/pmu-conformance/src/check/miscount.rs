@@ -1,12 +1,15 @@
 //! Naming a wrong count: overcount or undercount, and by how much.
 //!
 //! Both count checks end here when runs miss their expected count. The
-//! magnitude is phrased so that the same fault reads the same way every time:
-//! `+1 per PMI in every run` for Xen's quirk on rr's probe, `counted 0 in every
-//! run` for a dead counter, `-1 in 3 of 100 runs` for an intermittent loss.
+//! magnitude is the most specific reading that fits every miss, so the same
+//! fault sizes the same way every time: `+1 events-per-pmi` for Xen's quirk
+//! on rr's probe, `0 percent-counted` for a dead counter, `-1
+//! events-per-vm-exit` for an uncounted emulated instruction, `-1
+//! events-per-run` for an intermittent loss. The detail says the same in
+//! words, with how many runs missed.
 
 use crate::check::signed;
-use crate::outcome::{Signature, SignatureKind};
+use crate::outcome::{Magnitude, Signature, SignatureKind, Unit};
 
 /// One run that missed: its deviation from the expected count, and how many
 /// overflow notifications it had (for per-PMI magnitudes).
@@ -33,14 +36,20 @@ pub fn signature(misses: &[Miss], runs: u64, expected: u64, per_pmi: bool, vm_ex
     };
 
     let deviations = || misses.iter().map(|m| m.deviation);
-    let magnitude = if expected > 0 && deviations().all(|d| d == -(expected as i128)) {
-        format!("counted 0 {share}")
+    let (magnitude, detail) = if expected > 0 && deviations().all(|d| d == -(expected as i128)) {
+        (Magnitude::new(0, Unit::PercentCounted), format!("counted 0 {share}"))
     } else if let Some(c) = per_pmi.then(|| per_notification(misses)).flatten() {
-        format!("{} per PMI {share}", signed(c))
+        (
+            Magnitude::new(c, Unit::EventsPerPmi),
+            format!("{} per PMI {share}", signed(c)),
+        )
     } else if vm_exits > 0 && deviations().all(|d| d == -i128::from(vm_exits)) {
-        format!("-1 per VM exit ({vm_exits} in the window) {share}")
+        (
+            Magnitude::new(-1, Unit::EventsPerVmExit),
+            format!("-1 per VM exit ({vm_exits} in the window) {share}"),
+        )
     } else if let Some(d) = same(deviations()) {
-        format!("{} {share}", signed(d))
+        (Magnitude::new(d, Unit::EventsPerRun), format!("{} {share}", signed(d)))
     } else {
         let lo = deviations().min().unwrap_or(0);
         let hi = deviations().max().unwrap_or(0);
@@ -50,10 +59,17 @@ pub fn signature(misses: &[Miss], runs: u64, expected: u64, per_pmi: bool, vm_ex
             && misses
                 .iter()
                 .all(|m| m.deviation > 0 && m.deviation <= i128::from(m.notifications));
-        let bound = if bounded { ", at most +1 per PMI" } else { "" };
-        format!("{}…{} {share}{bound}", signed(lo), signed(hi))
+        let range = format!("{}…{} {share}", signed(lo), signed(hi));
+        if bounded {
+            (
+                Magnitude::new(1, Unit::EventsPerPmiAtMost),
+                format!("{range}, at most +1 per PMI"),
+            )
+        } else {
+            (Magnitude::worst(deviations()), range)
+        }
     };
-    Signature { kind, magnitude }
+    Signature::new(kind, magnitude, detail)
 }
 
 /// The one value every item has, if they all agree.
@@ -90,38 +106,43 @@ mod tests {
     fn xen_quirk_on_rrs_probe_reads_plus_one_per_pmi() {
         let s = signature(&[miss(1, 1), miss(1, 1)], 2, 500, true, 0);
         assert_eq!(
-            (s.kind, s.magnitude.as_str()),
+            (s.kind, s.detail.as_str()),
             (SignatureKind::Overcount, "+1 per PMI in every run")
         );
+        assert_eq!(s.magnitude, Magnitude::new(1, Unit::EventsPerPmi));
     }
 
     #[test]
     fn varying_deviations_proportional_to_pmis_read_per_pmi() {
         let s = signature(&[miss(3, 3), miss(5, 5)], 10, 10_000, true, 0);
-        assert_eq!(s.magnitude, "+1 per PMI in 2 of 10 runs");
+        assert_eq!(s.detail, "+1 per PMI in 2 of 10 runs");
     }
 
     #[test]
     fn dead_counters_and_intermittent_losses_are_named_plainly() {
         let s = signature(&[miss(-500, 0), miss(-500, 0)], 2, 500, false, 0);
         assert_eq!(
-            (s.kind, s.magnitude.as_str()),
+            (s.kind, s.detail.as_str()),
             (SignatureKind::Undercount, "counted 0 in every run")
         );
+        assert_eq!(s.magnitude, Magnitude::new(0, Unit::PercentCounted));
         let s = signature(&[miss(-1, 0)], 100, 500, false, 0);
         assert_eq!(
-            (s.kind, s.magnitude.as_str()),
+            (s.kind, s.detail.as_str()),
             (SignatureKind::Undercount, "-1 in 1 of 100 runs")
         );
         let s = signature(&[miss(2, 0), miss(7, 0), miss(-1, 0)], 3, 500, false, 0);
         // Xen does not count instructions that exit to it.
         let s1 = signature(&[miss(8, 100), miss(20, 100)], 2, 100_000, true, 0);
-        assert_eq!(s1.magnitude, "+8…+20 in every run, at most +1 per PMI");
+        assert_eq!(s1.detail, "+8…+20 in every run, at most +1 per PMI");
+        assert_eq!(s1.magnitude, Magnitude::new(1, Unit::EventsPerPmiAtMost));
         let s2 = signature(&[miss(-2000, 0)], 1, 10_007, false, 2000);
-        assert_eq!(s2.magnitude, "-1 per VM exit (2000 in the window) in every run");
+        assert_eq!(s2.detail, "-1 per VM exit (2000 in the window) in every run");
+        assert_eq!(s2.magnitude, Magnitude::new(-1, Unit::EventsPerVmExit));
         assert_eq!(
-            (s.kind, s.magnitude.as_str()),
+            (s.kind, s.detail.as_str()),
             (SignatureKind::Overcount, "-1…+7 in every run")
         );
+        assert_eq!(s.magnitude, Magnitude::new(7, Unit::EventsPerRun));
     }
 }

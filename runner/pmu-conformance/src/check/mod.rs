@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::case::{Case, CheckKind};
 use crate::event_table::ResolvedEvent;
-use crate::outcome::Outcome;
+use crate::outcome::{Outcome, ReasonCode};
 use crate::probe::{Probe, ProbeError, Sampling, Window, WindowRun};
 
 /// How many windows of one case may be disturbed (and run again) before the
@@ -64,7 +64,7 @@ impl Probe for Retrying<'_> {
                     self.first.get_or_insert(why);
                 }
                 Err(ProbeError::Disturbed(why)) => {
-                    return Err(ProbeError::Harness(format!(
+                    return Err(ProbeError::Disturbed(format!(
                         "{why}; that is {} disturbed windows in this case, more than the {MAX_DISTURBED} it may run again",
                         self.disturbed + 1
                     )));
@@ -123,9 +123,14 @@ fn one_run(window: &Window<'_>, probe: &mut dyn Probe, which: &str) -> Result<Wi
     match probe.run(window) {
         Ok(run) => Ok(run),
         Err(ProbeError::Unsupported(reason)) => Err(Stop(Box::new(Outcome::unsupported(reason)))),
-        Err(ProbeError::Harness(message) | ProbeError::Disturbed(message)) => {
-            Err(Stop(Box::new(Outcome::error(format!("{which}: {message}")))))
-        }
+        Err(ProbeError::Harness(message)) => Err(Stop(Box::new(Outcome::error(
+            ReasonCode::Harness,
+            format!("{which}: {message}"),
+        )))),
+        Err(ProbeError::Disturbed(message)) => Err(Stop(Box::new(Outcome::error(
+            ReasonCode::Disturbed,
+            format!("{which}: {message}"),
+        )))),
     }
 }
 
@@ -150,7 +155,10 @@ pub fn proves(case: &Case, failures: &str, trials: u64, unit: &str) -> Option<St
 /// An `error` outcome for a check that observed less than it must: no pass
 /// without evidence.
 pub fn not_exercised(what: String) -> Stop {
-    Stop(Box::new(Outcome::error(format!("not exercised: {what}"))))
+    Stop(Box::new(Outcome::error(
+        ReasonCode::NotExercised,
+        format!("not exercised: {what}"),
+    )))
 }
 
 /// How often each deviation from the expected count occurred.
@@ -512,7 +520,7 @@ mod tests {
         let outcome = run(&case, &event, &mut never);
         assert_eq!(outcome.verdict, Verdict::Error, "{outcome:?}");
         assert!(
-            outcome.reason.unwrap().starts_with("not exercised: "),
+            outcome.reason.unwrap().message.starts_with("not exercised: "),
             "zero evidence is never a pass"
         );
     }
@@ -536,9 +544,10 @@ mod tests {
         let outcome = run(&case, &event, &mut scripted(vec![handled(2), handled(0)]));
         let signature = outcome.signature.clone().expect("a failure");
         assert_eq!(
-            (signature.kind, signature.magnitude.as_str()),
+            (signature.kind, signature.magnitude, signature.detail.as_str()),
             (
                 crate::outcome::SignatureKind::PmiLost,
+                crate::outcome::Magnitude::new(2, crate::outcome::Unit::OverflowsLost),
                 "2 overflows never handled in 1 of 2 runs"
             ),
             "{outcome:?}"
@@ -561,7 +570,9 @@ mod tests {
         assert_eq!(outcome.verdict, Verdict::Error, "{outcome:?}");
         let reason = outcome.reason.unwrap();
         assert!(
-            reason.starts_with("run 2 of 2: a stray trap; that is 4 disturbed windows"),
+            reason
+                .message
+                .starts_with("run 2 of 2: a stray trap; that is 4 disturbed windows"),
             "{reason}"
         );
     }

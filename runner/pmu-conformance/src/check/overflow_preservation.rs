@@ -15,7 +15,7 @@ use super::miscount::{self, Miss};
 use super::{Deviations, Stop, for_each_run, not_exercised};
 use crate::case::Case;
 use crate::event_table::ResolvedEvent;
-use crate::outcome::{Outcome, Signature, SignatureKind};
+use crate::outcome::{Magnitude, Outcome, Signature, SignatureKind, Unit};
 use crate::probe::Probe;
 
 pub fn run(case: &Case, event: &ResolvedEvent, probe: &mut dyn Probe) -> Result<Outcome, Stop> {
@@ -79,10 +79,11 @@ pub fn run(case: &Case, event: &ResolvedEvent, probe: &mut dyn Probe) -> Result<
     } else if misses.is_empty() {
         // Every count is right, but not every run took its overflows: the
         // quirk this check is for could not have shown there.
-        let signature = Signature {
-            kind: SignatureKind::PmiLost,
-            magnitude: short(),
-        };
+        let signature = Signature::new(
+            SignatureKind::PmiLost,
+            Magnitude::new(unhandled, Unit::OverflowsLost),
+            short(),
+        );
         Outcome::fail(
             signature,
             format!(

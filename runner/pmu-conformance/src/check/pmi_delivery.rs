@@ -25,7 +25,7 @@
 use super::{Stop, not_exercised, one_run, runs_of};
 use crate::case::Case;
 use crate::event_table::{Rearm, ResolvedEvent};
-use crate::outcome::{Outcome, Signature, SignatureKind};
+use crate::outcome::{Magnitude, Outcome, Reason, ReasonCode, Signature, SignatureKind, Unit};
 use crate::probe::{Notification, NotificationKind, Probe, Window};
 use crate::vocabulary::{HANDLER_UP_TO_READ, ProbeKind};
 use crate::workload::Workload;
@@ -210,12 +210,20 @@ pub fn run(case: &Case, event: &ResolvedEvent, probe: &mut dyn Probe) -> Result<
     let budget = match (event.rearm, event.skid) {
         (Rearm::Relative, _) => 0,
         (Rearm::Absolute, Some(budget)) => budget + allowance,
-        (Rearm::Absolute, None) => return Ok(Outcome::unsupported("no skid budget is known for this CPU")),
+        (Rearm::Absolute, None) => {
+            return Ok(Outcome::unsupported(Reason::new(
+                ReasonCode::NoSkidBudget,
+                "no skid budget is known for this CPU",
+            )));
+        }
     };
     if event.rearm == Rearm::Absolute && budget >= period {
-        return Ok(Outcome::unsupported(format!(
-            "the skid budget here ({budget}) is not below the period ({period}), \
-             so notifications cannot be matched to boundaries; use a larger period"
+        return Ok(Outcome::unsupported(Reason::new(
+            ReasonCode::NoSkidBudget,
+            format!(
+                "the skid budget here ({budget}) is not below the period ({period}), \
+                 so notifications cannot be matched to boundaries; use a larger period"
+            ),
         )));
     }
     // rr's thresholds (rr-debugger/rr@01ae9d25aedf:src/PerfCounters.cc
@@ -263,9 +271,10 @@ pub fn run(case: &Case, event: &ResolvedEvent, probe: &mut dyn Probe) -> Result<
     })?;
 
     if unjudgeable {
-        return Ok(Outcome::unsupported(
+        return Ok(Outcome::unsupported(Reason::new(
+            ReasonCode::ProbeCannotSee,
             "this probe does not report the overflows it handled, so a timer's notifications cannot be judged",
-        ));
+        )));
     }
     let runs = u64::from(case.runs);
     if total.required == 0 {
@@ -301,30 +310,34 @@ pub fn run(case: &Case, event: &ResolvedEvent, probe: &mut dyn Probe) -> Result<
         Rearm::Relative => ("timer overflows never notified", "overflows"),
     };
     let failure = [
-        (SignatureKind::PmiLost, total.lost, lost_what),
+        (SignatureKind::PmiLost, total.lost, Unit::OverflowsLost, lost_what),
         (
             SignatureKind::PmiExtra,
             total.extra,
+            Unit::ExtraNotifications,
             "notifications for no new overflow",
         ),
         (
             SignatureKind::PmiLateRecord,
             judged(total.late_record),
+            Unit::LateNotifications,
             "notifications beyond 5× the skid budget (rr warns even while recording)",
         ),
         (
             SignatureKind::PmiLate,
             judged(total.late),
+            Unit::LateNotifications,
             "notifications beyond the skid budget (rr's replay fails)",
         ),
         (
             SignatureKind::HupMissing,
             total.hup_missing,
+            Unit::MissingHups,
             "REFRESH budgets ended without POLL_HUP",
         ),
     ]
     .into_iter()
-    .find(|(_, n, _)| *n > 0);
+    .find(|(_, n, _, _)| *n > 0);
 
     let outcome = match failure {
         None => {
@@ -363,10 +376,10 @@ pub fn run(case: &Case, event: &ResolvedEvent, probe: &mut dyn Probe) -> Result<
                 &format!("runs ({} {unit})", total.required),
             ))
         }
-        Some((kind, n, what)) => {
-            let magnitude = format!("{n} {what} {}", in_runs(runs_with_faults));
+        Some((kind, n, unit, what)) => {
+            let detail = format!("{n} {what} {}", in_runs(runs_with_faults));
             Outcome::fail(
-                Signature { kind, magnitude },
+                Signature::new(kind, Magnitude::new(n, unit), detail),
                 format!(
                     "{} required, {} notified, {} lost, {} extra, {} late",
                     total.required, total.notified, total.lost, total.extra, total.late

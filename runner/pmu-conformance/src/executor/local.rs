@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use super::{Executor, resolve};
 use crate::case::Case;
 use crate::event_table::{Encoding, ResolvedEvent};
-use crate::outcome::Outcome;
+use crate::outcome::{Outcome, Reason, ReasonCode};
 use crate::probe::linux::{LinuxProbe, Machine, stray_traps};
 use crate::vocabulary::ReadWith;
 use crate::workload::WorkloadKind;
@@ -22,7 +22,7 @@ type OpenShape = (Encoding, WorkloadKind, Option<u64>, ReadWith);
 pub struct LocalExecutor {
     machine: Arc<Machine>,
     /// Trial opens already made while listing, by what was opened.
-    opened: Mutex<HashMap<OpenShape, Result<(), String>>>,
+    opened: Mutex<HashMap<OpenShape, Result<(), Reason>>>,
 }
 
 impl LocalExecutor {
@@ -44,9 +44,14 @@ impl Executor for LocalExecutor {
 
     /// Resolves the case's event here and opens it once, or says why the
     /// case cannot run here. Cheap: trial opens are remembered.
-    fn preflight(&self, case: &Case) -> Result<Option<ResolvedEvent>, String> {
+    fn preflight(&self, case: &Case) -> Result<Option<ResolvedEvent>, Reason> {
         let m = &self.machine;
-        let event = resolve(case, &m.table, &m.cpu, &m.pmu, &m.features)?;
+        let event = resolve(case, &m.table, &m.fingerprint)?;
+        if let (Some(features), Encoding::Raw(config)) = (m.xen_pmu_features, event.encoding)
+            && pmu_kernel_checks::refusal::xen_filter_refuses(features, config)
+        {
+            return Err(pmu_kernel_checks::refusal::xen_filter(config));
+        }
         let window = crate::check::window(case, &event);
         let key = (event.encoding, case.workload.kind, case.period, case.read_with);
         let probe = LinuxProbe::new(m.clone());
@@ -61,7 +66,7 @@ impl Executor for LocalExecutor {
 
     fn run(&self, case: &Case, event: Option<&ResolvedEvent>) -> Outcome {
         let Some(event) = event else {
-            return Outcome::error("a linux case reached its probe without its event");
+            return Outcome::error(ReasonCode::Internal, "a linux case reached its probe without its event");
         };
         crate::check::run(case, event, &mut LinuxProbe::new(self.machine.clone()))
     }

@@ -22,11 +22,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::case::{Case, CheckKind, EventRef};
-use crate::cpu::{ArchitecturalPmu, CpuFeatures, CpuIdentity};
 use crate::environment::{Environment, Target};
-use crate::event_table::{EventTable, Rearm, ResolvedEvent};
+use crate::event_table::{Encoding, EventTable, Rearm, ResolvedEvent};
 use crate::fingerprint::Fingerprint;
-use crate::outcome::Outcome;
+use crate::outcome::{Outcome, Reason, ReasonCode};
 
 pub trait Executor: Send + Sync {
     /// What executes the cases, for reports: `linux perf_event_open`.
@@ -34,27 +33,44 @@ pub trait Executor: Send + Sync {
 
     /// Whether `case` can run here, and its event as resolved here (linux
     /// cases) or `None` (kernel cases). Called while trials are listed.
-    fn preflight(&self, case: &Case) -> Result<Option<ResolvedEvent>, String>;
+    fn preflight(&self, case: &Case) -> Result<Option<ResolvedEvent>, Reason>;
 
     /// Runs `case` on the calling thread and returns its outcome.
     fn run(&self, case: &Case, event: Option<&ResolvedEvent>) -> Outcome;
 }
 
-/// A linux case's event as `cpu` encodes it, or why the case cannot run there.
-pub(crate) fn resolve(
-    case: &Case,
-    table: &EventTable,
-    cpu: &CpuIdentity,
-    pmu: &ArchitecturalPmu,
-    features: &CpuFeatures,
-) -> Result<ResolvedEvent, String> {
+/// A linux case's event as the machine `fingerprint` shows encodes it, or
+/// why the case cannot run there. An architectural event missing because
+/// there is no PMU at all says why there is none, in the hypervisor's terms
+/// where they name a refusal.
+pub(crate) fn resolve(case: &Case, table: &EventTable, fingerprint: &Fingerprint) -> Result<ResolvedEvent, Reason> {
+    let (cpu, pmu) = (&fingerprint.cpu.identity, &fingerprint.pmu.architectural);
     let event = match &case.event {
-        EventRef::Named(name) => table.resolve(name, cpu, pmu, features)?,
+        EventRef::Named(name) => table
+            .resolve(name, cpu, pmu, &fingerprint.cpu.features)
+            .map_err(|why| match why.code {
+                ReasonCode::EventNotAdvertised if pmu.version == 0 => fingerprint.no_pmu(&why.message),
+                _ => why,
+            })?,
         EventRef::Raw(config) => table.resolve_raw(*config, cpu),
     };
+    // An Intel guest whose leaf 0xA is empty has no vPMU at all: its
+    // hypervisor gives it none, so no hardware event, architectural or not,
+    // can count there, and the hypervisor's refusal is the reason.
+    if let Encoding::Raw(_) = event.encoding
+        && cpu.vendor == crate::cpu::Vendor::Intel
+        && pmu.version == 0
+        && fingerprint.hypervisor.is_some()
+    {
+        return Err(fingerprint.no_pmu(&format!(
+            "`{}` is a hardware event, and CPUID.0AH says PMU version 0",
+            event.name
+        )));
+    }
     if case.check == CheckKind::PmiDelivery && event.rearm == Rearm::Absolute && event.skid.is_none() {
-        return Err(format!(
-            "no skid budget is known for this CPU ({cpu}); add its microarchitecture to the event table"
+        return Err(Reason::new(
+            ReasonCode::NoSkidBudget,
+            format!("no skid budget is known for this CPU ({cpu}); add its microarchitecture to the event table"),
         ));
     }
     Ok(event)

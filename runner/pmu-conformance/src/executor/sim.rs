@@ -21,7 +21,7 @@ use crate::cpu::{CpuidDump, CpuidReader};
 use crate::event_table::{EventTable, ResolvedEvent};
 use crate::fingerprint::Fingerprint;
 use crate::kernel_case::{self, Transcript};
-use crate::outcome::Outcome;
+use crate::outcome::{Outcome, Reason, ReasonCode};
 use crate::probe::sim::SimProbe;
 use crate::vocabulary::ProbeKind;
 
@@ -83,19 +83,11 @@ impl Executor for SimExecutor {
         format!("reference model: {} with {faults}", self.preset)
     }
 
-    fn preflight(&self, case: &Case) -> Result<Option<ResolvedEvent>, String> {
+    fn preflight(&self, case: &Case) -> Result<Option<ResolvedEvent>, Reason> {
         if case.probe == ProbeKind::Kernel {
             return Ok(None);
         }
-        let f = &self.fingerprint;
-        super::resolve(
-            case,
-            &self.table,
-            &f.cpu.identity,
-            &f.pmu.architectural,
-            &f.cpu.features,
-        )
-        .map(Some)
+        super::resolve(case, &self.table, &self.fingerprint).map(Some)
     }
 
     fn run(&self, case: &Case, event: Option<&ResolvedEvent>) -> Outcome {
@@ -128,7 +120,7 @@ impl SimExecutor {
                 (outcome, hw.machine.pmu.opportunities)
             }
             (ProbeKind::Linux, None) => (
-                Outcome::error("a linux case reached the model without its event"),
+                Outcome::error(ReasonCode::Internal, "a linux case reached the model without its event"),
                 Opportunities::default(),
             ),
         }

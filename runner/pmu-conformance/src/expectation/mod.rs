@@ -32,28 +32,41 @@ use serde_json::Value;
 
 pub use self::location::{Location, LocationError};
 pub use self::store::{Recorded, Store};
-use crate::outcome::{Outcome, Signature, Verdict};
+use crate::outcome::{Magnitude, Outcome, ReasonCode, SignatureKind, Verdict};
 
-/// The part of an outcome that must be the same every time in one environment.
+/// The part of an outcome that must be the same every time in one
+/// environment: codes and numbers, never sentences, so rewording a message
+/// changes no expectation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expectation {
     pub verdict: Verdict,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signature: Option<Signature>,
-    /// Why unsupported, or the error's message.
+    pub signature: Option<ExpectedSignature>,
+    /// Why unsupported, or why an error: the reason's code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<ReasonCode>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub facts: BTreeMap<String, Value>,
+}
+
+/// A failure as expectations hold it: its kind and magnitude, not its words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectedSignature {
+    pub kind: SignatureKind,
+    pub magnitude: Magnitude,
 }
 
 impl From<&Outcome> for Expectation {
     fn from(o: &Outcome) -> Expectation {
         Expectation {
             verdict: o.verdict,
-            signature: o.signature.clone(),
-            reason: o.reason.clone(),
+            signature: o.signature.as_ref().map(|s| ExpectedSignature {
+                kind: s.kind,
+                magnitude: s.magnitude,
+            }),
+            reason: o.reason.as_ref().map(|r| r.code),
             facts: o.facts.clone(),
         }
     }
@@ -141,7 +154,12 @@ impl Gate {
     pub fn trial_result(&self, outcome: &Outcome, bless: &str) -> TrialResult {
         let diagnosis: String = outcome.diagnosis.iter().map(|d| format!("diagnosis: {d}\n")).collect();
         let skipped_or_passed = || match outcome.verdict {
-            Verdict::Unsupported => TrialResult::Skipped(outcome.reason.clone().unwrap_or_default()),
+            Verdict::Unsupported => TrialResult::Skipped(
+                outcome
+                    .reason
+                    .as_ref()
+                    .map_or_else(String::new, |r| format!("{} ({})", r.message, r.code)),
+            ),
             _ => TrialResult::Passed,
         };
         match (self, outcome.verdict) {

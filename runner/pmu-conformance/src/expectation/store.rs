@@ -177,7 +177,7 @@ mod tests {
 
     use super::*;
     use crate::expectation::TrialResult;
-    use crate::outcome::{Signature, SignatureKind};
+    use crate::outcome::{Magnitude, Reason, ReasonCode, Signature, SignatureKind, Unit};
 
     fn store_with(snapshot: Option<&str>, mode: UpdateMode) -> (Store, tempfile::TempDir, CaseId) {
         let dir = tempfile::tempdir().unwrap();
@@ -196,17 +196,18 @@ mod tests {
 
     fn xen_overcount() -> Outcome {
         Outcome::fail(
-            Signature {
-                kind: SignatureKind::Overcount,
-                magnitude: "+1 per PMI in every run".into(),
-            },
+            Signature::new(
+                SignatureKind::Overcount,
+                Magnitude::new(1, Unit::EventsPerPmi),
+                "+1 per PMI in every run",
+            ),
             "501",
         )
         .fact("expected", 500)
         .figure("deviations", "ignored: figures are never compared")
     }
 
-    const RECORDED_OVERCOUNT: &str = "---\nsource: suites/overflow.yaml\ndescription: rr's probe\n---\nverdict: fail\nsignature:\n  kind: overcount\n  magnitude: +1 per PMI in every run\nfacts:\n  expected: 500\n";
+    const RECORDED_OVERCOUNT: &str = "---\nsource: suites/overflow.yaml\ndescription: rr's probe\n---\nverdict: fail\nsignature:\n  kind: overcount\n  magnitude:\n    amount: 1\n    unit: events-per-pmi\nfacts:\n  expected: 500\n";
 
     fn gate(store: &Store, id: &CaseId, outcome: &Outcome) -> Gate {
         let case = crate::case::tests::case_named(id.clone());
@@ -254,11 +255,11 @@ mod tests {
             TrialResult::Passed
         );
         assert_eq!(
-            Gate::Unrecorded.trial_result(&Outcome::unsupported("ENOENT"), "b"),
-            TrialResult::Skipped("ENOENT".into())
+            Gate::Unrecorded.trial_result(&Outcome::unsupported(Reason::new(ReasonCode::NoPmu, "ENOENT")), "b"),
+            TrialResult::Skipped("ENOENT (no-pmu)".into())
         );
         assert!(matches!(
-            Gate::Unrecorded.trial_result(&Outcome::error("boom"), "b"),
+            Gate::Unrecorded.trial_result(&Outcome::error(ReasonCode::Internal, "boom"), "b"),
             TrialResult::Failed(_)
         ));
         let nowhere = Store::new(None, "x", "y", UpdateMode::Compare);

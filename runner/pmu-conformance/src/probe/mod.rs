@@ -13,6 +13,7 @@ pub mod sim;
 use std::fmt;
 
 use crate::event_table::ResolvedEvent;
+use crate::outcome::Reason;
 use crate::vocabulary::ReadWith;
 use crate::workload::{Counts, Workload};
 
@@ -76,7 +77,7 @@ pub struct WindowRun {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProbeError {
     /// The environment cannot run this at all; becomes `unsupported`.
-    Unsupported(String),
+    Unsupported(Reason),
     /// Something went wrong that says nothing about the PMU's conformance
     /// (a multiplexed counter, a failed syscall); becomes `error`.
     Harness(String),
@@ -89,7 +90,7 @@ pub enum ProbeError {
 impl fmt::Display for ProbeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ProbeError::Unsupported(reason) => write!(f, "unsupported: {reason}"),
+            ProbeError::Unsupported(reason) => write!(f, "unsupported ({}): {reason}", reason.code),
             ProbeError::Harness(message) => f.write_str(message),
             ProbeError::Disturbed(why) => write!(f, "disturbed: {why}"),
         }

@@ -1,5 +1,5 @@
 //! The JSON report (`--json PATH`): a [`Report`] as JSON, and back. Its
-//! schema, `pmu-conformance/report/v1`, is documented in README.md ("JSON
+//! schema, `pmu-conformance/report/v2`, is documented in README.md ("JSON
 //! report"), and a test holds the two together; change both at once.
 
 use std::io::{self, Write};

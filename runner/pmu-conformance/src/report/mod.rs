@@ -22,10 +22,10 @@ use crate::environment::Environment;
 use crate::expectation::{Gate, TrialResult};
 use crate::fingerprint::Fingerprint;
 use crate::harness::Record;
-use crate::outcome::{Signature, Verdict};
+use crate::outcome::{Reason, Signature, Verdict};
 
 /// The report's schema id; a reader refuses any other.
-pub const SCHEMA: &str = "pmu-conformance/report/v1";
+pub const SCHEMA: &str = "pmu-conformance/report/v2";
 
 /// One run in one environment, as README.md's "JSON report" documents it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -95,7 +95,7 @@ pub struct CaseReport {
     pub catches: Vec<String>,
     pub verdict: Verdict,
     pub signature: Option<Signature>,
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
     pub summary: String,
     pub facts: BTreeMap<String, Value>,
     pub figures: BTreeMap<String, Value>,
@@ -216,7 +216,7 @@ impl CaseReport {
     pub fn explanation(&self) -> String {
         match (&self.signature, &self.reason) {
             (Some(s), _) => s.to_string(),
-            (None, Some(r)) => r.clone(),
+            (None, Some(r)) => r.message.clone(),
             (None, None) => self.proves.clone().unwrap_or_default(),
         }
     }

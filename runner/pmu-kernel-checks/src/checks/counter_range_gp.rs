@@ -19,7 +19,7 @@ use alloc::vec::Vec;
 
 use super::{Context, Stop};
 use crate::pmu::Counter;
-use crate::record::{Record, SignatureKind};
+use crate::record::{Magnitude, ReasonCode, Record, SignatureKind, Unit};
 
 /// MSRs KVM answers silently when they are not valid counters.
 fn answered_by_kvm(msr: u32) -> bool {
@@ -43,18 +43,24 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
         }
     }
     if msrs.is_empty() {
-        return Err(c.unsupported(format!(
-            "counter {beyond}'s MSRs cannot show its absence: {}",
-            skipped.join(", ")
-        )));
+        return Err(c.unsupported(
+            ReasonCode::ProbeCannotSee,
+            format!(
+                "counter {beyond}'s MSRs cannot show its absence: {}",
+                skipped.join(", ")
+            ),
+        ));
     }
     let mut answered: Vec<String> = Vec::new();
+    let mut first = None;
     for &msr in &msrs {
         if c.hw.rdmsr(msr).is_ok() {
             answered.push(format!("RDMSR {msr:#x}"));
+            first.get_or_insert(msr);
         }
         if c.hw.wrmsr(msr, 0).is_ok() {
             answered.push(format!("WRMSR {msr:#x}"));
+            first.get_or_insert(msr);
         }
     }
     let record = if answered.is_empty() {
@@ -66,6 +72,7 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
         Record::fail(
             c.id(),
             SignatureKind::NoGp,
+            Magnitude::new(first.unwrap_or(0), Unit::Msr),
             format!(
                 "{} succeeded though CPUID advertises {} counters",
                 answered.join(", "),

@@ -19,7 +19,7 @@ use alloc::vec::Vec;
 
 use super::{Context, Stop, signed};
 use crate::pmu::Vendor;
-use crate::record::{Fact, Record, SignatureKind};
+use crate::record::{Fact, Magnitude, ReasonCode, Record, SignatureKind, Unit};
 use crate::window::LISTING;
 
 /// Events an AMD count may exceed the listing by: a 1000-pass window lasts
@@ -31,7 +31,11 @@ pub const AMD_BELOW: u64 = 1;
 pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
     let p = c.case.params.clone();
     let Some(expected) = p.expect else {
-        return Err(Stop::from(Record::error(c.id(), "the host sent no expected count")));
+        return Err(Stop::from(Record::error(
+            c.id(),
+            ReasonCode::Internal,
+            "the host sent no expected count",
+        )));
     };
     let mut deviations: BTreeMap<i128, u64> = BTreeMap::new();
     for _ in 0..p.runs {
@@ -82,13 +86,30 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
         // The stopping WRMSR exits to the hypervisor; one that goes uncounted is named so.
         let exits = i128::from(LISTING.after.vm_exits);
         let instructions = p.event == crate::pmu::ArchEvent::Instructions;
-        let magnitude = match misses.as_slice() {
-            [(d, _)] if *d == -i128::from(expected) => format!("counted 0 {share}"),
-            [(d, _)] if instructions && *d == -exits => format!("-1 per VM exit ({exits} in the window) {share}"),
-            [(d, _)] => format!("{} {share}", signed(*d)),
-            _ => format!("{}…{} {share}", signed(misses[0].0), signed(misses[misses.len() - 1].0)),
+        let (magnitude, detail) = match misses.as_slice() {
+            [(d, _)] if *d == -i128::from(expected) => {
+                (Magnitude::new(0, Unit::PercentCounted), format!("counted 0 {share}"))
+            }
+            [(d, _)] if instructions && *d == -exits => (
+                Magnitude::new(-1, Unit::EventsPerVmExit),
+                format!("-1 per VM exit ({exits} in the window) {share}"),
+            ),
+            [(d, _)] => (
+                Magnitude::new(*d, Unit::EventsPerRun),
+                format!("{} {share}", signed(*d)),
+            ),
+            _ => (
+                Magnitude::worst(misses.iter().map(|(d, _)| *d)),
+                format!("{}…{} {share}", signed(misses[0].0), signed(misses[misses.len() - 1].0)),
+            ),
         };
-        Record::fail(c.id(), kind, magnitude, format!("expected {expected}: {described}"))
+        Record::fail(
+            c.id(),
+            kind,
+            magnitude,
+            detail,
+            format!("expected {expected}: {described}"),
+        )
     };
     let record = record.fact("expected", expected).fact("runs", u64::from(p.runs));
     let record = match erratum {

@@ -9,12 +9,15 @@ use alloc::format;
 
 use super::{Context, Stop};
 use crate::pmu::{Vendor, intel};
-use crate::record::{Record, SignatureKind};
+use crate::record::{Magnitude, ReasonCode, Record, SignatureKind, Unit};
 
 pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
     let p = c.case.params.clone();
-    if c.pmu.vendor != Vendor::Intel || c.pmu.globals.is_none() {
-        return Err(c.unsupported("freeze on PMI is Intel's, from PMU version 2"));
+    if c.pmu.vendor != Vendor::Intel {
+        return Err(c.unsupported(ReasonCode::OtherVendor, "freeze on PMI is Intel's, from PMU version 2"));
+    }
+    if c.pmu.globals.is_none() {
+        return Err(c.unsupported(ReasonCode::PmuVersion, "freeze on PMI is Intel's, from PMU version 2"));
     }
     let events = c.calibrate(p.counter, p.iterations)?;
     let debugctl = c.hw.rdmsr(intel::DEBUGCTL).unwrap_or(0);
@@ -22,7 +25,10 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
         .wrmsr(intel::DEBUGCTL, debugctl | intel::DEBUGCTL_FREEZE_PERFMON_ON_PMI)
         .is_err()
     {
-        return Err(c.unsupported("IA32_DEBUGCTL rejects FREEZE_PERFMON_ON_PMI (#GP)"));
+        return Err(c.unsupported(
+            ReasonCode::ControlRefused,
+            "IA32_DEBUGCTL rejects FREEZE_PERFMON_ON_PMI (#GP)",
+        ));
     }
     let half = events / 2;
     let result = c.window(&[(p.counter, true, c.pmu.preset(p.counter, half))], p.iterations);
@@ -42,6 +48,7 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
         Record::fail(
             c.id(),
             SignatureKind::NotFrozen,
+            Magnitude::new(after_wrap, Unit::Events),
             format!("counted {after_wrap} events after the PMI of a window of {events}"),
             "kept counting after the PMI",
         )
@@ -49,6 +56,7 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
         Record::fail(
             c.id(),
             SignatureKind::NotFrozen,
+            Magnitude::new(status, Unit::StatusBits),
             "counters stopped but CTR_Frz is clear",
             format!("STATUS {status:#x}"),
         )

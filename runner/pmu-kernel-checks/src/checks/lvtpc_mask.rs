@@ -6,7 +6,7 @@ use alloc::format;
 
 use super::{Context, PMI_WAIT_SPINS, Stop};
 use crate::pmu::Vendor;
-use crate::record::{Record, SignatureKind};
+use crate::record::{Magnitude, Record, SignatureKind, Unit};
 
 const MASK: u32 = 1 << 16;
 
@@ -21,6 +21,7 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
         return Ok(Record::fail(
             c.id(),
             SignatureKind::PmiLost,
+            Magnitude::new(1, Unit::OverflowsLost),
             "no PMI, so no mask to judge",
             "no PMI",
         ));
@@ -30,6 +31,7 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
         (Vendor::Amd, true) => Record::fail(
             c.id(),
             SignatureKind::LvtpcMasked,
+            Magnitude::new(lvt, Unit::Register),
             "AMD must not mask the LVT on a PMI",
             format!("LVTPC {lvt:#x}"),
         ),
@@ -37,6 +39,7 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
         (_, false) => Record::fail(
             c.id(),
             SignatureKind::LvtpcNotMasked,
+            Magnitude::new(lvt, Unit::Register),
             "the mask bit stayed clear after the PMI",
             format!("LVTPC {lvt:#x}"),
         ),

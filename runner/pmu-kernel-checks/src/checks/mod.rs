@@ -25,7 +25,7 @@ use alloc::string::String;
 use crate::hardware::{Fault, Hardware, PMI_VECTOR};
 use crate::plan::CaseRequest;
 use crate::pmu::{Counter, Pmu};
-use crate::record::{Record, SignatureKind};
+use crate::record::{Magnitude, Reason, ReasonCode, Record, SignatureKind, Unit};
 use crate::window::{LISTING, WindowArgs};
 
 macro_rules! kernel_checks {
@@ -116,8 +116,25 @@ impl Context<'_> {
         &self.case.id
     }
 
-    pub fn unsupported(&self, reason: impl Into<String>) -> Stop {
-        Stop::from(Record::unsupported(self.id(), reason))
+    pub fn unsupported(&self, code: ReasonCode, reason: impl Into<String>) -> Stop {
+        Stop::from(Record::unsupported(self.id(), code, reason))
+    }
+
+    /// The case cannot run here, for `why`.
+    pub fn refused(&self, why: Reason) -> Stop {
+        self.unsupported(why.code, why.message)
+    }
+
+    /// An access to `msr` the architecture allows raised an exception: sized
+    /// by the MSR, so a diagnosis can name which.
+    pub fn msr_fault(&self, msr: u32, what: &str, fault: Fault) -> Stop {
+        Stop::from(Record::fail(
+            self.id(),
+            SignatureKind::UnexpectedGp,
+            Magnitude::new(msr, Unit::Msr),
+            format!("{what} raised vector {}", fault.vector),
+            format!("{what}: unexpected exception"),
+        ))
     }
 
     /// An access the architecture allows raised an exception.
@@ -125,6 +142,7 @@ impl Context<'_> {
         Stop::from(Record::fail(
             self.id(),
             SignatureKind::UnexpectedGp,
+            Magnitude::new(fault.vector, Unit::Vector),
             format!("{what} raised vector {}", fault.vector),
             format!("{what}: unexpected exception"),
         ))
@@ -133,20 +151,46 @@ impl Context<'_> {
     pub fn rdmsr(&mut self, msr: u32) -> Result<u64, Stop> {
         self.hw
             .rdmsr(msr)
-            .map_err(|f| self.fault(&format!("RDMSR {msr:#x}"), f))
+            .map_err(|f| self.msr_fault(msr, &format!("RDMSR {msr:#x}"), f))
     }
 
+    /// A write the architecture allows; #GP is a failure, except where it
+    /// is Xen's `vpmu=ipc` or `vpmu=arch` refusing an event select off its
+    /// list (zero included), which is a refusal. Which filter is on cannot be
+    /// seen from the guest, so any select `vpmu=ipc` refuses counts.
     pub fn wrmsr(&mut self, msr: u32, value: u64) -> Result<(), Stop> {
-        self.hw
-            .wrmsr(msr, value)
-            .map_err(|f| self.fault(&format!("WRMSR {msr:#x} = {value:#x}"), f))
+        let pmu = self.pmu;
+        let filtered = pmu.hypervisor == "xen"
+            && (0..pmu.gp).any(|i| pmu.evtsel(i) == msr)
+            && crate::refusal::xen_filter_refuses(crate::refusal::XEN_FEATURE_IPC_ONLY, value);
+        self.hw.wrmsr(msr, value).map_err(|f| {
+            if filtered {
+                self.refused(crate::refusal::xen_filter(value))
+            } else {
+                self.msr_fault(msr, &format!("WRMSR {msr:#x} = {value:#x}"), f)
+            }
+        })
+    }
+
+    /// Every counter stopped: GLOBAL_CTRL, each event select, the fixed control.
+    fn stop_all(&mut self) -> Result<(), Stop> {
+        let pmu = self.pmu;
+        if let Some(g) = pmu.globals {
+            self.wrmsr(g.ctrl, 0)?;
+        }
+        for i in 0..pmu.gp {
+            self.wrmsr(pmu.evtsel(i), 0)?;
+        }
+        if pmu.fixed > 0 {
+            self.wrmsr(crate::pmu::intel::FIXED_CTR_CTRL, 0)?;
+        }
+        Ok(())
     }
 
     /// Stops and clears everything, drains a latched PMI, unmasks the LVT.
     pub fn quiesce(&mut self) -> Result<(), Stop> {
         let pmu = self.pmu;
-        pmu.stop_all(self.hw)
-            .map_err(|f| self.fault("stopping the counters", f))?;
+        self.stop_all()?;
         for i in 0..pmu.gp {
             self.wrmsr(pmu.counter_msr(Counter::Gp(i)), 0)?;
         }
@@ -185,11 +229,11 @@ impl Context<'_> {
         match counter {
             // Fixed counter 0 is INST_RETIRED.ANY; the others are not loop events.
             Counter::Fixed(0) if event == crate::pmu::ArchEvent::Instructions => Ok(0),
-            Counter::Fixed(i) => Err(self.unsupported(format!(
-                "fixed counter {i} does not count {}",
-                crate::plan::event_name(event)
-            ))),
-            Counter::Gp(_) => self.pmu.encoding(event).map_err(|why| self.unsupported(why)),
+            Counter::Fixed(i) => Err(self.unsupported(
+                ReasonCode::CounterNotAdvertised,
+                format!("fixed counter {i} does not count {}", crate::plan::event_name(event)),
+            )),
+            Counter::Gp(_) => self.pmu.encoding(event).map_err(|why| self.refused(why)),
         }
     }
 
@@ -207,14 +251,16 @@ impl Context<'_> {
         iterations: u64,
     ) -> Result<(), Stop> {
         let pmu = self.pmu;
-        pmu.stop_all(self.hw)
-            .map_err(|f| self.fault("stopping the counters", f))?;
+        self.stop_all()?;
         let mut start = 0;
         let mut bracket = None;
         let mut fixed_ctrl = 0u64;
         for &(counter, int, preset) in counters {
             if !pmu.has(counter) {
-                return Err(self.unsupported(format!("CPUID advertises no {}", crate::plan::counter_name(counter))));
+                return Err(self.unsupported(
+                    ReasonCode::CounterNotAdvertised,
+                    format!("CPUID advertises no {}", crate::plan::counter_name(counter)),
+                ));
             }
             let encoding = self.encoding(counter, event)?;
             match counter {
@@ -239,9 +285,18 @@ impl Context<'_> {
             bracket = Some((msr, off));
             self.wrmsr(pmu.counter_msr(counter), preset)?;
         }
-        let (msr, stop) = bracket.ok_or_else(|| Stop::from(Record::error(self.id(), "a window with no counter")))?;
+        let (msr, stop) = bracket.ok_or_else(|| {
+            Stop::from(Record::error(
+                self.id(),
+                ReasonCode::Internal,
+                "a window with no counter",
+            ))
+        })?;
         if pmu.globals.is_none() && counters.len() > 1 {
-            return Err(self.unsupported("without global controls, one window drives one counter"));
+            return Err(self.unsupported(
+                ReasonCode::TooFewCounters,
+                "without global controls, one window drives one counter",
+            ));
         }
         // A trial of both bracket values, so a #GP cannot happen inside the window.
         self.wrmsr(msr, stop)?;
@@ -274,6 +329,7 @@ impl Context<'_> {
             return Err(Stop::from(Record::fail(
                 self.id(),
                 SignatureKind::Undercount,
+                Magnitude::new(0, Unit::PercentCounted),
                 format!("counted {events} in a window of {iterations} passes"),
                 "the counter does not count",
             )));
@@ -301,11 +357,14 @@ impl Context<'_> {
         let counted = self.read(counter)?;
         self.quiesce()?;
         if counted == 0 {
-            return Err(self.unsupported(format!(
-                "no usable PMU: {} reads {read_back:#x} after a write of {MARK:#x} and counts no instructions \
+            return Err(self.unsupported(
+                ReasonCode::NoPmu,
+                format!(
+                    "no usable PMU: {} reads {read_back:#x} after a write of {MARK:#x} and counts no instructions \
                  (Linux's check_hw_exists rejects such a PMU too)",
-                crate::plan::counter_name(counter)
-            )));
+                    crate::plan::counter_name(counter)
+                ),
+            ));
         }
         Ok(())
     }
@@ -323,7 +382,7 @@ impl Context<'_> {
 /// Runs one requested case.
 pub fn run(hw: &mut dyn Hardware, pmu: Pmu, case: &CaseRequest) -> Record {
     if let Some(why) = pmu.missing() {
-        return Record::unsupported(&case.id, why);
+        return Record::unsupported(&case.id, why.code, why.message);
     }
     let mut context = Context { hw, pmu, case };
     let result = context

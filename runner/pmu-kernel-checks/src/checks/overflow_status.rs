@@ -10,12 +10,15 @@ use alloc::format;
 
 use super::{Context, Stop};
 use crate::pmu::Vendor;
-use crate::record::{Record, SignatureKind};
+use crate::record::{Magnitude, ReasonCode, Record, SignatureKind, Unit};
 
 pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
     let p = c.case.params.clone();
     if c.pmu.globals.is_none() {
-        return Err(c.unsupported("no GLOBAL_STATUS: PMU version 1, or AMD without PerfMonV2"));
+        return Err(c.unsupported(
+            ReasonCode::PmuVersion,
+            "no GLOBAL_STATUS: PMU version 1, or AMD without PerfMonV2",
+        ));
     }
     let events = c.calibrate(p.counter, p.iterations)?;
     let preset = c.pmu.preset(p.counter, events - 1);
@@ -30,6 +33,7 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
         Record::fail(
             c.id(),
             SignatureKind::StatusNotSet,
+            Magnitude::new(bit, Unit::StatusBits),
             format!("the overflow left its bit ({bit:#x}) clear with {int}"),
             format!("STATUS {status:#x} after the wrap"),
         )
@@ -42,6 +46,7 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
         Record::fail(
             c.id(),
             kind,
+            Magnitude::new(i128::from(value) - 1, Unit::Events),
             format!("the counter read {value} after the wrap, not 1"),
             format!("{int}: read {value}"),
         )

@@ -6,15 +6,21 @@ use alloc::format;
 
 use super::{Context, Stop};
 use crate::pmu::{ArchEvent, Counter};
-use crate::record::{Record, SignatureKind};
+use crate::record::{Magnitude, ReasonCode, Record, SignatureKind, Unit};
 
 pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
     let p = c.case.params.clone();
     let Some(g) = c.pmu.globals else {
-        return Err(c.unsupported("no global status: PMU version 1, or AMD without PerfMonV2"));
+        return Err(c.unsupported(
+            ReasonCode::PmuVersion,
+            "no global status: PMU version 1, or AMD without PerfMonV2",
+        ));
     };
     if c.pmu.gp < 2 || p.event != ArchEvent::Branches {
-        return Err(c.unsupported("needs two general-purpose counters counting branches"));
+        return Err(c.unsupported(
+            ReasonCode::TooFewCounters,
+            "needs two general-purpose counters counting branches",
+        ));
     }
     let (a, b) = (Counter::Gp(0), Counter::Gp(1));
     let events = c.calibrate(a, p.iterations)?;
@@ -26,6 +32,7 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
         return Ok(Record::fail(
             c.id(),
             SignatureKind::StatusNotSet,
+            Magnitude::new((bit_a | bit_b) & !status, Unit::StatusBits),
             format!("STATUS {status:#x} after two overflows"),
             "overflow bits missing",
         ));
@@ -38,6 +45,7 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
         Record::fail(
             c.id(),
             SignatureKind::StatusNotCleared,
+            Magnitude::new(bit_a, Unit::StatusBits),
             format!("bit {bit_a:#x} still set after its acknowledgement"),
             format!("STATUS {after_a:#x}"),
         )
@@ -45,6 +53,7 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
         Record::fail(
             c.id(),
             SignatureKind::StatusOvercleared,
+            Magnitude::new(bit_b, Unit::StatusBits),
             format!("acknowledging {bit_a:#x} also cleared {bit_b:#x}"),
             format!("STATUS {after_a:#x}"),
         )
@@ -52,6 +61,7 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
         Record::fail(
             c.id(),
             SignatureKind::StatusNotCleared,
+            Magnitude::new(after_b & (bit_a | bit_b), Unit::StatusBits),
             "a bit stayed set after its acknowledgement",
             format!("STATUS {after_b:#x}"),
         )

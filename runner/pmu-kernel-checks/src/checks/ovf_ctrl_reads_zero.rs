@@ -5,12 +5,16 @@ use alloc::format;
 
 use super::{Context, Stop};
 use crate::pmu::Vendor;
-use crate::record::{Record, SignatureKind};
+use crate::record::{Magnitude, ReasonCode, Record, SignatureKind, Unit};
 
 pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
     let p = c.case.params.clone();
     let Some(g) = c.pmu.globals.filter(|_| c.pmu.vendor == Vendor::Intel) else {
-        return Err(c.unsupported("IA32_PERF_GLOBAL_OVF_CTRL is Intel's, from PMU version 2"));
+        let code = match c.pmu.vendor {
+            Vendor::Intel => ReasonCode::PmuVersion,
+            _ => ReasonCode::OtherVendor,
+        };
+        return Err(c.unsupported(code, "IA32_PERF_GLOBAL_OVF_CTRL is Intel's, from PMU version 2"));
     };
     let events = c.calibrate(p.counter, p.iterations)?;
     c.window(&[(p.counter, false, c.pmu.preset(p.counter, events - 1))], p.iterations)?;
@@ -22,6 +26,7 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
         Record::fail(
             c.id(),
             SignatureKind::OvfCtrlNotZero,
+            Magnitude::new(read, Unit::Register),
             format!("read {read:#x}"),
             format!("OVF_CTRL {read:#x}"),
         )

@@ -13,7 +13,7 @@ use alloc::format;
 
 use super::{Context, PMI_WAIT_SPINS, Stop, pmis as plural};
 use crate::pmu::Counter;
-use crate::record::{Record, SignatureKind};
+use crate::record::{Magnitude, ReasonCode, Record, SignatureKind, Unit};
 
 /// The PMIs one overflow of `counter`, with INT as given, raises.
 fn overflow(c: &mut Context<'_>, counter: Counter, int: bool, events: u64) -> Result<u64, Stop> {
@@ -36,6 +36,7 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
         if pmis == 0 {
             return Ok(Record::error(
                 c.id(),
+                ReasonCode::NotExercised,
                 "not exercised: the positive control, the same overflow with INT set, raised no PMI either, \
                  so no PMI without INT proves nothing here",
             ));
@@ -50,6 +51,7 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
         Record::fail(
             c.id(),
             SignatureKind::PmiLost,
+            Magnitude::new(1, Unit::OverflowsLost),
             format!("{int}: no PMI for the overflow"),
             plural(pmis),
         )
@@ -57,6 +59,7 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
         Record::fail(
             c.id(),
             SignatureKind::PmiExtra,
+            Magnitude::new(pmis, Unit::PmisPerOverflow),
             format!("{int}: {} for one overflow", plural(pmis)),
             plural(pmis),
         )

@@ -8,7 +8,7 @@ use alloc::format;
 use super::{Context, PMI_WAIT_SPINS, Stop, pmis};
 use crate::hardware::PMI_VECTOR;
 use crate::pmu::Vendor;
-use crate::record::{Record, SignatureKind};
+use crate::record::{Magnitude, Record, SignatureKind, Unit};
 
 pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
     let p = c.case.params.clone();
@@ -30,6 +30,7 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
         return Ok(Record::fail(
             c.id(),
             kind,
+            Magnitude::new(first, Unit::PmisPerOverflow),
             format!("{} for the first overflow", pmis(first)),
             "first overflow",
         ));
@@ -46,6 +47,7 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
         return Ok(Record::fail(
             c.id(),
             kind,
+            Magnitude::new(second, Unit::PmisBeforeRearm),
             format!("{} for an overflow before acknowledgement and unmask", pmis(second)),
             "second overflow",
         ));
@@ -67,6 +69,7 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
         Record::fail(
             c.id(),
             kind,
+            Magnitude::new(third, Unit::PmisPerOverflow),
             format!("{} for an overflow after acknowledgement and unmask", pmis(third)),
             "third overflow",
         )

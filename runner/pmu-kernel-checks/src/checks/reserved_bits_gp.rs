@@ -14,7 +14,7 @@ use alloc::vec::Vec;
 
 use super::{Context, Stop};
 use crate::pmu::Counter;
-use crate::record::{Record, SignatureKind};
+use crate::record::{Magnitude, Record, SignatureKind, Unit};
 
 pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
     let pmu = c.pmu;
@@ -60,6 +60,7 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
         Record::fail(
             c.id(),
             SignatureKind::NoGp,
+            Magnitude::new(accepted.len(), Unit::Accesses),
             format!("{} accepted", accepted.join(", ")),
             format!("{} of {tried} accepted", accepted.len()),
         )

@@ -6,17 +6,23 @@ use alloc::format;
 
 use super::{Context, Stop};
 use crate::pmu::Counter;
-use crate::record::{Record, SignatureKind};
+use crate::record::{Magnitude, ReasonCode, Record, SignatureKind, Unit};
 
 pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
     let Some(g) = c.pmu.globals else {
-        return Err(c.unsupported("no global status: PMU version 1, or AMD without PerfMonV2"));
+        return Err(c.unsupported(
+            ReasonCode::PmuVersion,
+            "no global status: PMU version 1, or AMD without PerfMonV2",
+        ));
     };
     let Some(set) = g.status_set else {
-        return Err(c.unsupported(format!(
-            "STATUS_SET exists from PMU version 4; CPUID.0AH says version {}",
-            c.pmu.version
-        )));
+        return Err(c.unsupported(
+            ReasonCode::PmuVersion,
+            format!(
+                "STATUS_SET exists from PMU version 4; CPUID.0AH says version {}",
+                c.pmu.version
+            ),
+        ));
     };
     let bit = c.pmu.bit(Counter::Gp(0));
     c.wrmsr(set, bit)?;
@@ -27,6 +33,7 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
         Record::fail(
             c.id(),
             SignatureKind::StatusSetIgnored,
+            Magnitude::new(bit, Unit::StatusBits),
             format!("bit {bit:#x} not set"),
             format!("STATUS {after_set:#x}"),
         )
@@ -34,6 +41,7 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
         Record::fail(
             c.id(),
             SignatureKind::StatusNotCleared,
+            Magnitude::new(bit, Unit::StatusBits),
             format!("bit {bit:#x} still set"),
             format!("STATUS {after_clear:#x}"),
         )

@@ -28,7 +28,7 @@ use crate::event_table::{EventTable, ResolvedEvent};
 use crate::executor::{Executor, StartError};
 use crate::fingerprint::Fingerprint;
 use crate::kernel_case::{self, Transcript};
-use crate::outcome::{Outcome, Verdict};
+use crate::outcome::{Outcome, Reason, ReasonCode, Verdict};
 use crate::vocabulary::Accel;
 
 /// How long the first boot, which only reads the guest's CPUID, may take.
@@ -99,26 +99,33 @@ impl QemuExecutor {
         };
         let cmdline = match plan.to_cmdline() {
             Ok(cmdline) => cmdline,
-            Err(why) => return Outcome::error(why),
+            Err(why) => return Outcome::error(ReasonCode::Internal, why),
         };
         let config = config(&self.image, self.accel, &self.cpu, &cmdline, case.timeout);
         let boot = match launcher::boot(&config) {
             Ok(boot) => boot,
-            Err(e) => return Outcome::error(e.to_string()),
+            Err(e) => return Outcome::error(ReasonCode::Guest, e.to_string()),
         };
         let transcript = Transcript::read(boot.lines.iter().map(String::as_str));
         let outcome = transcript.outcome(&id);
         let outcome =
             if (outcome.verdict == Verdict::Error && !transcript.reported(&id)) || boot.ending != Ending::Exited {
                 // The transcript says what is missing; the boot says why.
-                Outcome::error(format!(
-                    "{} ({})",
-                    outcome
-                        .reason
-                        .filter(|_| !transcript.reported(&id))
-                        .unwrap_or_else(|| "the guest's record cannot be trusted".into()),
-                    failure(&boot, &config)
-                ))
+                let code = match boot.ending {
+                    Ending::Deadline => ReasonCode::Deadline,
+                    _ => ReasonCode::Guest,
+                };
+                Outcome::error(
+                    code,
+                    format!(
+                        "{} ({})",
+                        outcome
+                            .reason
+                            .filter(|_| !transcript.reported(&id))
+                            .map_or_else(|| "the guest's record cannot be trusted".into(), |r| r.message),
+                        failure(&boot, &config)
+                    ),
+                )
             } else {
                 outcome
             };
@@ -133,7 +140,7 @@ impl Executor for QemuExecutor {
         format!("probe kernel under QEMU ({}), one boot per case", self.accel.name())
     }
 
-    fn preflight(&self, _case: &Case) -> Result<Option<ResolvedEvent>, String> {
+    fn preflight(&self, _case: &Case) -> Result<Option<ResolvedEvent>, Reason> {
         // Whether the guest's PMU can run a case is the kernel's to say, in
         // its record: the host knows nothing about the guest's MSRs.
         Ok(None)

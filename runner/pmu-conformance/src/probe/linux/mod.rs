@@ -24,6 +24,7 @@ use self::windows::WindowArgs;
 use crate::cpu::{ArchitecturalPmu, CpuFeatures, CpuIdentity};
 use crate::event_table::{EventTable, ResolvedEvent};
 use crate::fingerprint::Fingerprint;
+use crate::outcome::{Reason, ReasonCode};
 use crate::probe::{Probe, ProbeError, Reading, Sampling, Window, WindowRun};
 use crate::vocabulary::ReadWith;
 use crate::workload::{Counts, Workload, WorkloadKind};
@@ -37,6 +38,10 @@ pub struct Machine {
     pub features: CpuFeatures,
     /// Why a hardware event might be missing, for unsupported reasons.
     pub context: String,
+    /// This machine, for the reason there is no PMU ([`Fingerprint::no_pmu`]).
+    pub fingerprint: Fingerprint,
+    /// Xen's `vpmu=ipc`/`vpmu=arch` flags, from /sys/hypervisor/pmu/pmu_features.
+    pub xen_pmu_features: Option<u32>,
     /// The perf type for raw events: PERF_TYPE_RAW, or `cpu_core`'s on hybrids.
     pub raw_type: u32,
     /// The CPU every window runs on.
@@ -54,6 +59,8 @@ impl Machine {
             pmu: fingerprint.pmu.architectural,
             features: fingerprint.cpu.features,
             context: fingerprint.pmu_context(),
+            fingerprint: fingerprint.clone(),
+            xen_pmu_features: fingerprint.linux.as_ref().and_then(|l| l.xen_pmu_features()),
             raw_type,
             cpu_to_pin: affinity::first_allowed_cpu(core_cpus.as_deref()),
             rdpmc_setting: fingerprint
@@ -78,6 +85,13 @@ impl LinuxProbe {
         &self.machine
     }
 
+    /// What an errno from perf_event_open means for the case.
+    fn open_error(&self, error: &io::Error) -> Reason {
+        describe_open_error(error, &self.machine.context, |seen| {
+            self.machine.fingerprint.no_pmu(seen)
+        })
+    }
+
     fn spec(&self, event: &ResolvedEvent, workload: &Workload, sampling: Option<Sampling>) -> CounterSpec {
         // rr's probe opens with a parked period and sets the real one inside its window.
         let sample_period = sampling.map(|s| match workload.kind {
@@ -95,9 +109,9 @@ impl LinuxProbe {
     /// Opens `window`'s counter once, as its run would, and closes it again:
     /// the cheap way to learn whether this machine can run it at all, and if
     /// not, why.
-    pub fn trial_open(&self, window: &Window<'_>) -> Result<(), String> {
+    pub fn trial_open(&self, window: &Window<'_>) -> Result<(), Reason> {
         let spec = self.spec(window.event, &window.workload, window.sampling);
-        let counter = Counter::open(&spec).map_err(|e| describe_open_error(&e, &self.machine.context))?;
+        let counter = Counter::open(&spec).map_err(|e| self.open_error(&e))?;
         match window.read_with {
             ReadWith::Syscall => Ok(()),
             ReadWith::Rdpmc => user_page_for_rdpmc(&counter, &self.machine.rdpmc_setting).map(drop),
@@ -109,8 +123,7 @@ impl Probe for LinuxProbe {
     fn run(&mut self, window: &Window<'_>) -> Result<WindowRun, ProbeError> {
         affinity::pin_this_thread(self.machine.cpu_to_pin).map_err(ProbeError::Harness)?;
         let spec = self.spec(window.event, &window.workload, window.sampling);
-        let counter = Counter::open(&spec)
-            .map_err(|e| ProbeError::Unsupported(describe_open_error(&e, &self.machine.context)))?;
+        let counter = Counter::open(&spec).map_err(|e| ProbeError::Unsupported(self.open_error(&e)))?;
         let pages = match window.workload.kind {
             WorkloadKind::PageTouch => Some(FreshPages::map(window.workload.size).map_err(ProbeError::Harness)?),
             _ => None,
@@ -205,12 +218,20 @@ impl Probe for LinuxProbe {
 }
 
 /// The counter's mmap page, if the kernel lets user space rdpmc the counter.
-fn user_page_for_rdpmc(counter: &Counter, setting: &str) -> Result<UserPage, String> {
-    let page = UserPage::map(counter).map_err(|e| format!("mapping the counter's perf page for rdpmc: {e}"))?;
+fn user_page_for_rdpmc(counter: &Counter, setting: &str) -> Result<UserPage, Reason> {
+    let page = UserPage::map(counter).map_err(|e| {
+        Reason::new(
+            ReasonCode::PerfRefused,
+            format!("mapping the counter's perf page for rdpmc: {e}"),
+        )
+    })?;
     if !page.rdpmc_allowed() {
-        return Err(format!(
-            "cap_user_rdpmc is 0 for this counter: the kernel does not let user space read it with rdpmc \
+        return Err(Reason::new(
+            ReasonCode::PerfRefused,
+            format!(
+                "cap_user_rdpmc is 0 for this counter: the kernel does not let user space read it with rdpmc \
              (/sys/bus/event_source/devices/cpu/rdpmc is {setting})"
+            ),
         ));
     }
     Ok(page)

@@ -10,6 +10,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use perf_event_open_sys::{self as sys, bindings};
 
 use crate::event_table::{Encoding, SoftwareEvent};
+use crate::outcome::{Reason, ReasonCode};
 use crate::probe::Reading;
 
 /// Period for events that are sampling but set their real period inside the
@@ -110,8 +111,9 @@ impl AsRawFd for Counter {
     }
 }
 
-/// Says what an errno from perf_event_open means for the case.
-pub fn describe_open_error(error: &io::Error, context: &str) -> String {
+/// Says what an errno from perf_event_open means for the case: `no_pmu`
+/// says why there is no PMU here, given what showed it.
+pub fn describe_open_error(error: &io::Error, context: &str, no_pmu: impl FnOnce(&str) -> Reason) -> Reason {
     let name = match error.raw_os_error() {
         Some(libc::ENOENT) => "ENOENT",
         Some(libc::EACCES) => "EACCES",
@@ -121,10 +123,14 @@ pub fn describe_open_error(error: &io::Error, context: &str) -> String {
         Some(libc::ENODEV) => "ENODEV",
         Some(libc::EBUSY) => "EBUSY",
         Some(libc::ENOSPC) => "ENOSPC",
-        _ => return format!("perf_event_open: {error}"),
+        _ => return Reason::new(ReasonCode::PerfRefused, format!("perf_event_open: {error}")),
     };
+    if let Some(libc::ENOENT | libc::ENODEV) = error.raw_os_error() {
+        return no_pmu(&format!(
+            "perf_event_open: {name} — no hardware PMU exposed ({context})"
+        ));
+    }
     let meaning = match error.raw_os_error() {
-        Some(libc::ENOENT | libc::ENODEV) => format!("no hardware PMU exposed ({context})"),
         Some(libc::EACCES | libc::EPERM) => {
             format!("not permitted ({context}); run as root or lower perf_event_paranoid")
         }
@@ -134,7 +140,7 @@ pub fn describe_open_error(error: &io::Error, context: &str) -> String {
         Some(libc::ENOSPC) => "no free breakpoint or counter slot".to_owned(),
         _ => unreachable!("handled above"),
     };
-    format!("perf_event_open: {name} — {meaning}")
+    Reason::new(ReasonCode::PerfRefused, format!("perf_event_open: {name} — {meaning}"))
 }
 
 /// A sampling counter's ring buffer. The kernel writes one record into it for
