@@ -219,7 +219,9 @@ fn every_refusal_is_diagnosed_from_the_models_output() {
     let mut named = std::collections::BTreeSet::new();
     for env in Matrices::builtin().unwrap().environments.values() {
         // The presets are where refusals live; a fault alone refuses nothing.
-        let Target::Sim { preset, config } = &env.target else { continue };
+        let Target::Sim { preset, config } = &env.target else {
+            continue;
+        };
         if preset == "intel-skylake" || preset == "amd-zen3" {
             continue;
         }
@@ -237,5 +239,8 @@ fn every_refusal_is_diagnosed_from_the_models_output() {
         }
     }
     let missing: Vec<&&str> = refusals.iter().filter(|r| !named.contains(**r)).collect();
-    assert!(missing.is_empty(), "no sim environment's outcome is diagnosed as {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "no sim environment's outcome is diagnosed as {missing:?}"
+    );
 }

@@ -9,6 +9,9 @@ pub enum Vendor {
     Amd,
 }
 
+/// Xen's CPUID signature (leaf 0x40000000, or 0x40000100 beside Viridian).
+pub const XEN_SIGNATURE: &str = "XenVMMXenVMM";
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub vendor: Vendor,
@@ -162,10 +165,15 @@ impl Config {
         }
     }
 
+    /// Whether this is a guest of Xen, whose PMI handler acts on every PMI.
+    pub fn under_xen(&self) -> bool {
+        self.hypervisor == Some(XEN_SIGNATURE)
+    }
+
     /// The hypervisors a model can run under, by the name fingerprints
     /// give them, with their CPUID signatures.
     pub const HYPERVISORS: [(&'static str, &'static str); 4] = [
-        ("xen", "XenVMMXenVMM"),
+        ("xen", XEN_SIGNATURE),
         ("kvm", "KVMKVMKVM\0\0\0"),
         ("vmware", "VMwareVMware"),
         ("parallels", " lrpepyh  vr"),

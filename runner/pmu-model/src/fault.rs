@@ -45,7 +45,9 @@ pub enum Fault {
     /// KVM's pinned host event cannot be scheduled: with this chance per
     /// window, the counter silently stops part-way.
     KvmPinnedStarvation { rate: f64 },
-    /// KVM injects every PMI twice.
+    /// KVM injects a PMI twice when an instruction it emulates (one that
+    /// exits to it: CPUID, an intercepted WRMSR) overflows the counter, with
+    /// the guest's LVTPC unmasked (torvalds/linux@73554b29bd70).
     KvmDuplicatePmi,
     /// With this chance per PMI, it never reaches the guest.
     LostPmi { rate: f64 },

@@ -64,6 +64,11 @@ pub struct Pmu {
     physical_masked: bool,
     /// Instructions left before a raised PMI fires.
     pending: Option<u32>,
+    /// Whether the raised PMI's overflow came from an instruction that
+    /// exits to the hypervisor, which emulates it and counts it in software.
+    pending_emulated: bool,
+    /// Whether the instruction retiring now exits to the hypervisor.
+    retiring_emulated: bool,
     /// PMIs fired and waiting in the LAPIC for the guest to take them.
     latched: u32,
     /// PMIs the guest has taken.
@@ -93,6 +98,8 @@ impl Pmu {
             lvtpc: LVT_MASK,
             physical_masked: false,
             pending: None,
+            pending_emulated: false,
+            retiring_emulated: false,
             latched: 0,
             delivered: 0,
             stop_after: vec![None; gp],
@@ -295,6 +302,7 @@ impl Pmu {
 
     /// Retires one instruction.
     pub fn retire(&mut self, i: &Instr) {
+        self.retiring_emulated = i.vm_exit;
         for c in self.counters() {
             let mut n = self.increment(c, i);
             if n == 0 {
@@ -316,6 +324,7 @@ impl Pmu {
             }
             self.add(c, n);
         }
+        self.retiring_emulated = false;
         self.tick();
     }
 
@@ -364,6 +373,7 @@ impl Pmu {
                 skid += extra;
             }
             self.pending = Some(skid);
+            self.pending_emulated = self.retiring_emulated;
         }
     }
 
@@ -388,6 +398,7 @@ impl Pmu {
     /// act), then latches it at the guest's LAPIC unless the LVT is masked.
     fn fire(&mut self) {
         self.pending = None;
+        let emulated = std::mem::take(&mut self.pending_emulated);
         if self.chance.happens(self.config.faults.rate("lost-pmi")) {
             return;
         }
@@ -407,6 +418,12 @@ impl Pmu {
         }
         if self.fault("xen-status-shadow") {
             self.guest_status |= self.status;
+        }
+        // Xen's handler then acknowledges the hardware status
+        // (xen:vpmu_intel.c:787-789), so no stale bit survives into the next
+        // PMI's quirk; the guest sees the shadow (or its own view) only.
+        if self.config.under_xen() {
+            self.status &= intel::STATUS_CTR_FRZ;
         }
         if self.debugctl & intel::DEBUGCTL_FREEZE_PERFMON_ON_PMI != 0 {
             self.generation += 1;
@@ -430,8 +447,15 @@ impl Pmu {
             }
         }
         // A masked LVT entry drops the interrupt; it is not held for later.
+        // KVM before 73554b29bd70 injected a second PMI when the overflow
+        // came from an instruction it emulated during a VM exit that also ran
+        // the PMI's irq_work, with the guest's LVTPC unmasked.
         if self.lvtpc & LVT_MASK == 0 {
-            self.latched += if self.fault("kvm-duplicate-pmi") { 2 } else { 1 };
+            self.latched += if emulated && self.fault("kvm-duplicate-pmi") {
+                2
+            } else {
+                1
+            };
         }
     }
 

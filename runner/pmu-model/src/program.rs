@@ -135,8 +135,9 @@ impl Instr {
     }
 }
 
-/// Lays out a listing part as instructions: faulting ones first, then
-/// exiting ones, plain ones, and branches last (loops end in their back-edge).
+/// Lays out a listing part as instructions: faulting ones first, then plain
+/// ones, exiting ones, and branches last (loops end in their back-edge; the
+/// kernel window's tail ends in its stopping WRMSR).
 pub fn block(c: Counts, kernel: bool) -> Vec<Instr> {
     let base = if kernel { Instr::KERNEL } else { Instr::USER };
     let mut out = Vec::with_capacity(c.instructions as usize);
@@ -150,8 +151,8 @@ pub fn block(c: Counts, kernel: bool) -> Vec<Instr> {
             ..base
         },
     );
-    push(c.vm_exits, Instr { vm_exit: true, ..base });
     push(c.instructions.saturating_sub(special), base);
+    push(c.vm_exits, Instr { vm_exit: true, ..base });
     push(branches - c.conditional_branches, Instr { branch: true, ..base });
     push(
         c.branches_between_cpuids,

@@ -5,7 +5,7 @@
 use pmu_kernel_checks::checks::{self, KernelCheck};
 use pmu_kernel_checks::plan::{CaseRequest, Params};
 use pmu_kernel_checks::pmu::{ArchEvent, Counter, Pmu};
-use pmu_kernel_checks::record::{Record, SignatureKind, Verdict};
+use pmu_kernel_checks::record::{Magnitude, ReasonCode, Record, SignatureKind, Unit, Verdict};
 use pmu_kernel_checks::window::LISTING;
 use pmu_model::hardware::ModelHardware;
 use pmu_model::{Config, Fault, Faults};
@@ -32,6 +32,11 @@ fn params(check: KernelCheck) -> Params {
             iterations,
             runs: 3,
             expect: Some(LISTING.total(iterations).instructions),
+            ..Params::default()
+        },
+        KernelCheck::PmiOnExit => Params {
+            event: ArchEvent::Instructions,
+            iterations,
             ..Params::default()
         },
         _ => Params {
@@ -125,18 +130,6 @@ fn xen_faults_show_as_their_sources_predict() {
             params(KernelCheck::ExactCount)
         ),
         Some(SignatureKind::Undercount)
-    );
-}
-
-#[test]
-fn kvm_duplicate_pmis_are_extra() {
-    assert_eq!(
-        signature(
-            &[Fault::KvmDuplicatePmi],
-            KernelCheck::PmiIffInt,
-            params(KernelCheck::PmiIffInt)
-        ),
-        Some(SignatureKind::PmiExtra)
     );
 }
 
@@ -371,4 +364,55 @@ fn srf7_parts_count_at_least() {
     assert!(srf.summary.contains("at least, by erratum SRF7"), "{srf:?}");
     let skylake = run(overcounting(0x0005_06e3), KernelCheck::ExactCount, p);
     assert_eq!(skylake.verdict, Verdict::Fail, "{skylake:?}");
+}
+
+/// KVM's duplicate PMI needed an emulated instruction to overflow the
+/// counter: an overflow on the stopping WRMSR (which exits) raises two, one
+/// on a branch in the loop raises one.
+#[test]
+fn the_duplicate_pmi_strikes_only_an_overflow_on_an_emulated_instruction() {
+    let duplicate = with(&[Fault::KvmDuplicatePmi]);
+    let on_exit = run(
+        duplicate.clone(),
+        KernelCheck::PmiOnExit,
+        params(KernelCheck::PmiOnExit),
+    );
+    assert_eq!(on_exit.verdict, Verdict::Fail, "{on_exit:?}");
+    let signature = on_exit.signature.unwrap();
+    assert_eq!(signature.kind, SignatureKind::PmiExtra);
+    assert_eq!(signature.magnitude, Magnitude::new(2, Unit::PmisPerOverflow));
+    let on_a_branch = run(duplicate, KernelCheck::PmiIffInt, params(KernelCheck::PmiIffInt));
+    assert_eq!(on_a_branch.verdict, Verdict::Pass, "{on_a_branch:?}");
+}
+
+/// A hypervisor's refusal is a reason with the hypervisor's own code: KVM on
+/// a hybrid host, Xen without a vPMU, Xen's vpmu=ipc refusing a branch event
+/// select (and the zero that stops a counter).
+#[test]
+fn refusals_are_reasons_with_their_hypervisors_codes() {
+    let code = |preset: &str, check: KernelCheck| {
+        let r = run(Config::preset(preset).unwrap(), check, params(check));
+        assert_eq!(r.verdict, Verdict::Unsupported, "{preset} {}: {r:?}", check.name());
+        r.reason.unwrap().code
+    };
+    assert_eq!(
+        code("kvm-intel-alder-lake", KernelCheck::PmiIffInt),
+        ReasonCode::KvmHybridHost
+    );
+    assert_eq!(
+        code("xen-intel-skylake-vpmu-off", KernelCheck::PmiIffInt),
+        ReasonCode::XenNoVpmu
+    );
+    assert_eq!(
+        code("xen-intel-skylake-vpmu-ipc", KernelCheck::PmiIffInt),
+        ReasonCode::XenEventFilter
+    );
+    // The same filter on bare metal would be a fault, not a refusal.
+    let filtered_bare = Config {
+        xen_ipc_only: true,
+        ..Config::intel_skylake()
+    };
+    let r = run(filtered_bare, KernelCheck::PmiIffInt, params(KernelCheck::PmiIffInt));
+    assert_eq!(r.verdict, Verdict::Fail, "{r:?}");
+    assert_eq!(r.signature.unwrap().kind, SignatureKind::UnexpectedGp);
 }

@@ -15,6 +15,7 @@ mod overflow_status;
 mod ovf_ack;
 mod ovf_ctrl_reads_zero;
 mod pmi_iff_int;
+mod pmi_on_exit;
 mod pmi_rearm;
 mod reserved_bits_gp;
 mod status_set;
@@ -67,6 +68,9 @@ kernel_checks! {
     OvfAck => "ovf-ack", ovf_ack;
     /// An overflow raises a PMI if and only if INT is set, exactly once.
     PmiIffInt => "pmi-iff-int", pmi_iff_int;
+    /// An overflow on the stopping WRMSR, which a hypervisor emulates,
+    /// raises exactly one PMI (KVM raised two before 73554b29bd70).
+    PmiOnExit => "pmi-on-exit", pmi_on_exit;
     /// After a PMI the LVT entry is masked on Intel, and not on AMD.
     LvtpcMask => "lvtpc-mask", lvtpc_mask;
     /// No second PMI before acknowledgement and unmask (Intel); after them, a
