@@ -30,6 +30,11 @@ pub trait Hardware {
     /// WRMSR, with a #GP caught and returned.
     fn wrmsr(&mut self, msr: u32, value: u64) -> Result<(), Fault>;
 
+    /// RDPMC with ECX = `index` (Intel: bit 30 selects the fixed counters,
+    /// bit 31 asks for a fast 32-bit read), with a #GP or #UD caught and
+    /// returned.
+    fn rdpmc(&mut self, index: u32) -> Result<u64, Fault>;
+
     /// The LVT performance-counter entry (xAPIC offset 0x340, x2APIC MSR 0x834).
     fn lvtpc(&mut self) -> u32;
 

@@ -74,6 +74,8 @@ units! {
     Register => "register",
     /// An exception vector.
     Vector => "vector",
+    /// The RDPMC index (ECX) that misbehaved.
+    RdpmcIndex => "rdpmc-index",
 }
 
 impl Unit {
@@ -122,7 +124,9 @@ impl fmt::Display for Magnitude {
             Unit::EventsPerRun | Unit::EventsPerPmi | Unit::EventsPerPmiAtMost | Unit::EventsPerVmExit => {
                 write!(f, "{:+} {}", self.amount, self.unit)
             }
-            Unit::Msr | Unit::StatusBits | Unit::Register => write!(f, "{:#x} {}", self.amount, self.unit),
+            Unit::Msr | Unit::StatusBits | Unit::Register | Unit::RdpmcIndex => {
+                write!(f, "{:#x} {}", self.amount, self.unit)
+            }
             _ => write!(f, "{} {}", self.amount, self.unit),
         }
     }

@@ -118,6 +118,9 @@ signatures! {
     UnexpectedGp => "unexpected-gp",
     /// Counters kept counting when a PMI should have frozen them.
     NotFrozen => "not-frozen",
+    /// A counter read back other than what was written to it, through its
+    /// MSR or RDPMC, or other than its width allows.
+    WrongValue => "wrong-value",
 }
 
 impl SignatureKind {

@@ -36,6 +36,12 @@ pub fn run(hw: &mut dyn Hardware, cmdline: &str, out: &mut dyn Write) {
         ("width", pmu.width.to_string()),
         ("fixed", pmu.fixed.to_string()),
     ];
+    // Whether RDPMC runs here at all: QEMU's TCG raises #UD for it.
+    let rdpmc = match hw.rdpmc(0) {
+        Ok(_) => "ok".to_string(),
+        Err(f) => format!("vector {}", f.vector),
+    };
+    hello.push(("rdpmc0", rdpmc));
     if cmdline.split_ascii_whitespace().any(|word| word == CPUID_WORD) {
         hello.push(("cpuid", crate::cpuid_leaves::encode(&crate::cpuid_leaves::read(hw))));
     }

@@ -77,6 +77,10 @@ impl Hardware for ModelHardware {
         self.machine.pmu.wrmsr(msr, value)
     }
 
+    fn rdpmc(&mut self, index: u32) -> Result<u64, Fault> {
+        self.machine.pmu.rdpmc(index)
+    }
+
     fn lvtpc(&mut self) -> u32 {
         self.machine.pmu.lvtpc()
     }

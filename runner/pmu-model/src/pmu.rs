@@ -529,6 +529,25 @@ impl Pmu {
         Ok(())
     }
 
+    /// RDPMC (SDM Vol. 2B, RDPMC; APM Vol. 3, RDPMC): Intel's ECX bit 30
+    /// selects a fixed counter, and an index past the counters raises #GP, as
+    /// does AMD's past its core counters. The model has no fast reads
+    /// (ECX bit 31): it raises #GP for them, as parts without them do.
+    pub fn rdpmc(&self, ecx: u32) -> Result<u64, Gp> {
+        if ecx & (1 << 31) != 0 {
+            return GP;
+        }
+        let (fixed, i) = match self.config.vendor {
+            Vendor::Intel => (ecx & (1 << 30) != 0, (ecx & !(1 << 30)) as usize),
+            Vendor::Amd => (false, ecx as usize),
+        };
+        match (fixed, i) {
+            (true, i) if i < self.fixed.len() => Ok(self.fixed[i]),
+            (false, i) if i < self.gp.len() => Ok(self.gp[i]),
+            _ => GP,
+        }
+    }
+
     pub fn rdmsr(&mut self, msr: u32) -> Result<u64, Gp> {
         match self.config.vendor {
             Vendor::Intel => self.rdmsr_intel(msr),

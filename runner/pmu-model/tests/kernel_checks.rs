@@ -34,7 +34,7 @@ fn params(check: KernelCheck) -> Params {
             expect: Some(LISTING.total(iterations).instructions),
             ..Params::default()
         },
-        KernelCheck::PmiOnExit => Params {
+        KernelCheck::PmiOnExit | KernelCheck::AllCounters | KernelCheck::WriteRunning => Params {
             event: ArchEvent::Instructions,
             iterations,
             ..Params::default()
@@ -186,6 +186,9 @@ impl pmu_kernel_checks::Hardware for DeadCounters {
         } else {
             self.0.wrmsr(msr, value)
         }
+    }
+    fn rdpmc(&mut self, _index: u32) -> Result<u64, pmu_kernel_checks::Fault> {
+        Ok(0)
     }
     fn lvtpc(&mut self) -> u32 {
         self.0.lvtpc()
@@ -415,4 +418,67 @@ fn refusals_are_reasons_with_their_hypervisors_codes() {
     let r = run(filtered_bare, KernelCheck::PmiIffInt, params(KernelCheck::PmiIffInt));
     assert_eq!(r.verdict, Verdict::Fail, "{r:?}");
     assert_eq!(r.signature.unwrap().kind, SignatureKind::UnexpectedGp);
+}
+
+/// The checks kvm-unit-tests has and the probe kernel lacked, each shown to
+/// fail on the fault it is there for: a counter that ignores writes while it
+/// runs, RDPMC past the counters answering, a counter wider than CPUID says.
+#[test]
+fn the_counter_checks_fail_where_their_property_breaks() {
+    // Xen's shadow status: a running counter written near its top wraps
+    // without setting the status bit the guest reads.
+    let shadow = run(
+        with(&[Fault::XenStatusShadow]),
+        KernelCheck::WriteRunning,
+        params(KernelCheck::WriteRunning),
+    );
+    assert_eq!(shadow.signature.map(|s| s.kind), Some(SignatureKind::StatusNotSet));
+    // Every counter at once sees the uncounted stopping WRMSR as -1 per VM exit.
+    let undercount = run(
+        with(&[Fault::KvmVmexitUndercount]),
+        KernelCheck::AllCounters,
+        params(KernelCheck::AllCounters),
+    );
+    assert_eq!(
+        undercount.signature.map(|s| s.magnitude),
+        Some(Magnitude::new(-1, Unit::EventsPerVmExit))
+    );
+    // A CPUID that claims fewer counters than the model has: RDPMC of the
+    // first unadvertised index answers, and its MSRs hold the value.
+    let mut hw = ModelHardware::new(Config::intel_skylake());
+    let mut pmu = Pmu::detect(&mut hw);
+    pmu.gp -= 1;
+    let r = checks::run(
+        &mut hw,
+        pmu,
+        &CaseRequest {
+            id: "k/rdpmc".into(),
+            check: KernelCheck::Rdpmc,
+            params: params(KernelCheck::Rdpmc),
+        },
+    );
+    let signature = r.signature.expect("RDPMC past CPUID's counters must fail");
+    assert_eq!(
+        (signature.kind, signature.magnitude),
+        (SignatureKind::NoGp, Magnitude::new(3, Unit::RdpmcIndex))
+    );
+    // A CPUID that claims narrower counters than the model has: the width fails.
+    let mut hw = ModelHardware::new(Config::intel_skylake());
+    let mut pmu = Pmu::detect(&mut hw);
+    pmu.width = 40;
+    let r = checks::run(
+        &mut hw,
+        pmu,
+        &CaseRequest {
+            id: "k/width".into(),
+            check: KernelCheck::CounterWidth,
+            params: params(KernelCheck::CounterWidth),
+        },
+    );
+    // The legacy write's sign extension fills 48 bits, not 40.
+    assert_eq!(
+        r.signature.as_ref().map(|s| s.kind),
+        Some(SignatureKind::WrongValue),
+        "{r:?}"
+    );
 }

@@ -36,6 +36,11 @@ impl Hardware for Machine {
         msr::write(msr, value)
     }
 
+    fn rdpmc(&mut self, index: u32) -> Result<u64, Fault> {
+        watchdog::check();
+        msr::rdpmc(index)
+    }
+
     fn lvtpc(&mut self) -> u32 {
         lapic::read(reg::LVT_PMC)
     }

@@ -1,4 +1,4 @@
-//! RDMSR and WRMSR that return a #GP (or #UD) instead of dying of it.
+//! RDMSR, WRMSR and RDPMC that return a #GP (or #UD) instead of dying of it.
 //!
 //! Probing what a (virtual) PMU accepts is half of what the checks do, and
 //! an MSR the hypervisor does not emulate raises #GP (SDM Vol. 4 §2.1; KVM
@@ -66,6 +66,30 @@ pub fn read(msr: u32) -> Result<u64, Fault> {
             recoverable!("rdmsr"),
             faulted = out(reg) faulted,
             in("ecx") msr,
+            out("eax") low,
+            out("edx") high,
+            options(nomem, nostack)
+        );
+    }
+    if faulted != 0 {
+        Err(Fault { vector: low as u8 })
+    } else {
+        Ok(u64::from(high) << 32 | u64::from(low))
+    }
+}
+
+/// RDPMC at CPL0 (CR4.PCE does not matter there): a bad index raises #GP,
+/// and QEMU's TCG, which emulates no PMU, raises #UD for any.
+pub fn rdpmc(index: u32) -> Result<u64, Fault> {
+    let (low, high): (u32, u32);
+    let faulted: u32;
+    // SAFETY: RDPMC reads a counter and changes nothing; a fault resumes at
+    // the fixup.
+    unsafe {
+        asm!(
+            recoverable!("rdpmc"),
+            faulted = out(reg) faulted,
+            in("ecx") index,
             out("eax") low,
             out("edx") high,
             options(nomem, nostack)

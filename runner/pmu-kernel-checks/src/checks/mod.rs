@@ -6,7 +6,9 @@
 //! finding (`unexpected-gp`), except where a check says the access is
 //! optional, which makes it `unsupported` with the reason.
 
+mod all_counters;
 mod counter_range_gp;
+mod counter_width;
 mod exact_count;
 mod freeze_on_pmi;
 mod lvtpc_mask;
@@ -17,8 +19,10 @@ mod ovf_ctrl_reads_zero;
 mod pmi_iff_int;
 mod pmi_on_exit;
 mod pmi_rearm;
+mod rdpmc;
 mod reserved_bits_gp;
 mod status_set;
+mod write_running;
 
 use alloc::format;
 use alloc::string::String;
@@ -87,6 +91,16 @@ kernel_checks! {
     FreezeOnPmi => "freeze-on-pmi", freeze_on_pmi;
     /// A counter beyond CPUID's count does not exist: its MSRs raise #GP.
     CounterRangeGp => "counter-range-gp", counter_range_gp;
+    /// RDPMC reads every counter as its MSR holds it; a bad index raises #GP.
+    Rdpmc => "rdpmc", rdpmc;
+    /// A counter holds exactly CPUID's width: legacy writes sign-extend bit
+    /// 31, full-width writes above the width raise #GP.
+    CounterWidth => "counter-width", counter_width;
+    /// Every counter at once: each GP counter and fixed counter 0 count the
+    /// window's instructions exactly; fixed counters 1 and 2 count.
+    AllCounters => "all-counters", all_counters;
+    /// A counter written while it counts counts on from the value written.
+    WriteRunning => "write-running", write_running;
 }
 
 impl KernelCheck {
@@ -244,7 +258,29 @@ impl Context<'_> {
     /// Programs `counters` (with INT as given and their values preset),
     /// runs one window over them, and returns nothing: read them after.
     pub fn window(&mut self, counters: &[(Counter, bool, u64)], iterations: u64) -> Result<(), Stop> {
-        self.window_of(self.case.params.event, counters, iterations)
+        self.window_of(self.case.params.event, counters, iterations, false)
+    }
+
+    /// [`Context::window`] where every fixed counter counts its own event
+    /// (fixed 1 and 2: core and reference cycles), for checks that run every
+    /// counter at once.
+    pub fn window_all(&mut self, counters: &[(Counter, bool, u64)], iterations: u64) -> Result<(), Stop> {
+        self.window_of(self.case.params.event, counters, iterations, true)
+    }
+
+    /// Runs the counted window with the bracket `msr` = `enable` … `disable`,
+    /// leaving the counters as they are: for a check that programs them itself.
+    pub fn bracketed(&mut self, msr: u32, enable: u64, disable: u64, iterations: u64) -> Result<(), Stop> {
+        self.clear_status()?;
+        let args = WindowArgs {
+            msr,
+            _pad: 0,
+            enable,
+            disable,
+            iterations,
+        };
+        self.hw.run_window(&args);
+        Ok(())
     }
 
     /// [`Context::window`] for `event` rather than the case's.
@@ -253,6 +289,7 @@ impl Context<'_> {
         event: crate::pmu::ArchEvent,
         counters: &[(Counter, bool, u64)],
         iterations: u64,
+        fixed_own_events: bool,
     ) -> Result<(), Stop> {
         let pmu = self.pmu;
         self.stop_all()?;
@@ -266,7 +303,10 @@ impl Context<'_> {
                     format!("CPUID advertises no {}", crate::plan::counter_name(counter)),
                 ));
             }
-            let encoding = self.encoding(counter, event)?;
+            let encoding = match counter {
+                Counter::Fixed(_) if fixed_own_events => 0,
+                _ => self.encoding(counter, event)?,
+            };
             match counter {
                 Counter::Gp(i) => {
                     let en = if pmu.globals.is_some() {
@@ -304,16 +344,7 @@ impl Context<'_> {
         }
         // A trial of both bracket values, so a #GP cannot happen inside the window.
         self.wrmsr(msr, stop)?;
-        self.clear_status()?;
-        let args = WindowArgs {
-            msr,
-            _pad: 0,
-            enable: start,
-            disable: stop,
-            iterations,
-        };
-        self.hw.run_window(&args);
-        Ok(())
+        self.bracketed(msr, start, stop, iterations)
     }
 
     /// A counter's value, masked to its width.
@@ -357,7 +388,7 @@ impl Context<'_> {
         if read_back == MARK {
             return Ok(());
         }
-        self.window_of(crate::pmu::ArchEvent::Instructions, &[(counter, false, 0)], 100)?;
+        self.window_of(crate::pmu::ArchEvent::Instructions, &[(counter, false, 0)], 100, false)?;
         let counted = self.read(counter)?;
         self.quiesce()?;
         if counted == 0 {
