@@ -41,7 +41,14 @@ pub struct Microarchitecture {
     pub source: Option<String>,
     /// What of this entry no source bears out.
     pub unverified: Option<String>,
+    /// A hybrid part's other core types: the Linux PMU that drives them
+    /// (`cpu_atom`, `cpu_lowpower`) and the microarchitecture they are. The
+    /// entry itself is the P-cores' (`cpu_core`).
+    pub core_types: BTreeMap<String, String>,
 }
+
+/// The PMU name Linux gives a uniform machine's cores, and a hybrid part's P-cores.
+pub const MAIN_CORES: [&str; 2] = ["cpu", "cpu_core"];
 
 impl Microarchitecture {
     fn matches(&self, cpu: &CpuIdentity) -> bool {
@@ -180,6 +187,11 @@ impl EventTable {
     pub fn load(source: &SourceText) -> Result<EventTable, InputErrors> {
         let raw: RawTable = source.parse_yaml()?;
         let mut errors = InputErrors::default();
+        let raw_core_types: Vec<(String, Spanned<String>)> = raw
+            .microarchitectures
+            .iter()
+            .flat_map(|u| u.core_types.iter().map(|(p, n)| (p.clone(), n.clone())))
+            .collect();
 
         let microarchitectures: Vec<Microarchitecture> = raw
             .microarchitectures
@@ -210,9 +222,26 @@ impl EventTable {
                     skid_unbounded: u.skid_unbounded,
                     source: u.source.map(|s| s.value),
                     unverified: u.unverified,
+                    core_types: u
+                        .core_types
+                        .into_iter()
+                        .map(|(pmu, uarch)| (pmu, uarch.value))
+                        .collect(),
                 })
             })
             .collect();
+        // A core type names a microarchitecture of this table.
+        for (pmu, uarch) in raw_core_types {
+            if !microarchitectures.iter().any(|u| u.name == uarch.value) {
+                errors.push(source.error_at(
+                    &uarch,
+                    format!(
+                        "core type `{pmu}` names no microarchitecture of this table: `{}`",
+                        uarch.value
+                    ),
+                ));
+            }
+        }
 
         let mut events = BTreeMap::new();
         for e in raw.events {
@@ -334,6 +363,31 @@ impl EventTable {
         self.microarchitectures.iter().find(|u| u.matches(cpu))
     }
 
+    /// The microarchitecture of this CPU's cores that Linux's PMU `core_type`
+    /// drives (`cpu` or `cpu_core`: the CPU's own; `cpu_atom`: a hybrid
+    /// part's E-cores, as its entry's `core_types` say), or why it is not known.
+    pub fn core_microarchitecture(
+        &self,
+        cpu: &CpuIdentity,
+        core_type: &str,
+    ) -> Result<Option<&Microarchitecture>, Reason> {
+        let uarch = self.microarchitecture(cpu);
+        if MAIN_CORES.contains(&core_type) {
+            return Ok(uarch);
+        }
+        let named = uarch.and_then(|u| u.core_types.get(core_type));
+        match named.and_then(|n| self.microarchitectures.iter().find(|u| &u.name == n)) {
+            Some(u) => Ok(Some(u)),
+            None => Err(Reason::new(
+                ReasonCode::NoEncoding,
+                format!(
+                    "the event table does not say which microarchitecture the `{core_type}` cores of {} are",
+                    uarch.map_or_else(|| cpu.to_string(), |u| u.name.clone())
+                ),
+            )),
+        }
+    }
+
     /// The event `name` as this CPU encodes it, or why it cannot be counted here.
     pub fn resolve(
         &self,
@@ -342,11 +396,23 @@ impl EventTable {
         pmu: &ArchitecturalPmu,
         features: &CpuFeatures,
     ) -> Result<ResolvedEvent, Reason> {
+        self.resolve_on_core(name, cpu, MAIN_CORES[0], pmu, features)
+    }
+
+    /// [`EventTable::resolve`] for the cores Linux's PMU `core_type` drives.
+    pub fn resolve_on_core(
+        &self,
+        name: &str,
+        cpu: &CpuIdentity,
+        core_type: &str,
+        pmu: &ArchitecturalPmu,
+        features: &CpuFeatures,
+    ) -> Result<ResolvedEvent, Reason> {
         let def = self
             .events
             .get(name)
             .ok_or_else(|| Reason::new(ReasonCode::Internal, format!("unknown event `{name}`")))?;
-        let uarch = self.microarchitecture(cpu);
+        let uarch = self.core_microarchitecture(cpu, core_type)?;
         let (encoding, skid) = match &def.source {
             EventSource::Software { event, skid } => (Encoding::Software(*event), *skid),
             EventSource::Hardware(encodings) => {
@@ -452,6 +518,8 @@ struct RawMicroarchitecture {
     skid_unbounded: bool,
     source: Option<Spanned<String>>,
     unverified: Option<String>,
+    #[serde(default)]
+    core_types: BTreeMap<String, Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -508,6 +576,45 @@ mod tests {
     fn the_builtin_table_loads() {
         let table = EventTable::builtin();
         assert!(table.events.contains_key("retired-conditional-branches"));
+    }
+
+    #[test]
+    fn a_hybrid_parts_core_types_resolve_each_to_their_own_microarchitecture() {
+        let table = EventTable::builtin();
+        let on = |eax, core: &str| {
+            let (c, p) = cpu("GenuineIntel", eax, INTEL_V4);
+            table
+                .resolve_on_core("retired-conditional-branches", &c, core, &p, &CpuFeatures::default())
+                .map(|e| (e.encoding, e.skid))
+        };
+        // Alder Lake: Golden Cove P-cores, Gracemont E-cores.
+        assert_eq!(on(0x00090672, "cpu_core"), Ok((Encoding::Raw(0x5111c4), Some(125))));
+        assert_eq!(on(0x00090672, "cpu_atom"), Ok((Encoding::Raw(0x517ec4), Some(100))));
+        // Arrow Lake: Lion Cove, Skymont, and Crestmont low-power E-cores.
+        assert_eq!(on(0x000c0662, "cpu_atom"), Ok((Encoding::Raw(0x517ec4), Some(100))));
+        assert_eq!(on(0x000c0662, "cpu_lowpower"), Ok((Encoding::Raw(0x517ec4), Some(100))));
+        // A core type the table does not know for this part is a reason, not a guess.
+        let unknown = on(0x00090672, "cpu_lowpower").unwrap_err();
+        assert_eq!(unknown.code, ReasonCode::NoEncoding);
+        assert!(
+            unknown.message.contains("`cpu_lowpower` cores of intel-alder-lake"),
+            "{unknown}"
+        );
+        // A uniform part's own PMU is `cpu`; Skymont has no model of its own.
+        assert_eq!(on(0x000506e3, "cpu"), Ok((Encoding::Raw(0x5101c4), Some(100))));
+        assert!(table.microarchitectures.iter().any(|u| u.name == "intel-skymont"));
+    }
+
+    #[test]
+    fn a_core_type_must_name_a_microarchitecture_of_the_table() {
+        let text = "microarchitectures:\n  - {name: a, vendor: intel, family: 6, models: [1], skid: 1, core_types: {cpu_atom: nowhere}}\nevents: []\n";
+        let errors = EventTable::load(&SourceText::new("e.yaml", text))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            errors.contains("core type `cpu_atom` names no microarchitecture of this table: `nowhere`"),
+            "{errors}"
+        );
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! - [`probe`]: where windows execute. [`probe::linux`] uses perf_event_open
 //!   and inline-asm windows; every probe implements [`probe::Probe`].
 //! - [`check`]: one module per kind of check, turning probe results into an
-//!   [`outcome::Outcome`] (verdict, signature, facts, figures).
+//!   [`outcome::Outcome`] (verdict, signature, facts, figures); [`hybrid`]
+//!   runs a case once per core type of a hybrid part and reports each.
 //! - [`expectation`]: recorded outcomes per environment under `expected/`.
 //! - [`harness`]: the plan (cases × environment) as libtest-mimic trials.
 //! - [`report`]: terminal table, JSON and JUnit from the finished run.
@@ -30,6 +31,7 @@ pub mod executor;
 pub mod expectation;
 pub mod fingerprint;
 pub mod harness;
+pub mod hybrid;
 pub mod input_error;
 pub mod input_file;
 pub mod interrupt;

@@ -487,6 +487,31 @@ fn print_events(replay: Option<&std::path::Path>) -> Result<ExitCode, RunError> 
             println!("  unverified: {why}");
         }
     }
+    // A hybrid part's cores, one table each: the P-cores' (its entry) first.
+    let mut core_types = vec!["cpu".to_owned()];
+    if let Some(u) = table.microarchitecture(cpu)
+        && !u.core_types.is_empty()
+    {
+        core_types = vec!["cpu_core".to_owned()];
+        core_types.extend(u.core_types.keys().cloned());
+    }
+    for core_type in &core_types {
+        if core_types.len() > 1 {
+            let uarch = table
+                .core_microarchitecture(cpu, core_type)
+                .ok()
+                .flatten()
+                .map_or("unknown", |u| u.name.as_str());
+            println!("\n{core_type} cores: {uarch}");
+        }
+        print_core_events(&table, &fingerprint, core_type);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The events as the cores Linux's PMU `core_type` drives encode them.
+fn print_core_events(table: &EventTable, fingerprint: &Fingerprint, core_type: &str) {
+    let cpu = &fingerprint.cpu.identity;
     let mut out = Table::new();
     out.load_style(pmu_conformance::report::table::STYLE)
         .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
@@ -499,23 +524,27 @@ fn print_events(replay: Option<&std::path::Path>) -> Result<ExitCode, RunError> 
             Exactness::Exact => "yes".to_owned(),
             Exactness::Inexact(why) => format!("no: {why}"),
         };
-        let (encoding, skid, exact) =
-            match table.resolve(name, cpu, &fingerprint.pmu.architectural, &fingerprint.cpu.features) {
-                Ok(e) => (
-                    e.encoding.to_string(),
-                    e.skid.map_or("unknown".to_owned(), |s| s.to_string()),
-                    match e.erratum {
-                        Some(erratum) => format!(
-                            "{exact}; overcounts by erratum {} ({}): checked as at least",
-                            erratum.id, erratum.source
-                        ),
-                        None => exact,
-                    },
-                ),
-                Err(reason) => (format!("unsupported: {reason}"), String::new(), exact),
-            };
+        let (encoding, skid, exact) = match table.resolve_on_core(
+            name,
+            cpu,
+            core_type,
+            &fingerprint.pmu.architectural,
+            &fingerprint.cpu.features,
+        ) {
+            Ok(e) => (
+                e.encoding.to_string(),
+                e.skid.map_or("unknown".to_owned(), |s| s.to_string()),
+                match e.erratum {
+                    Some(erratum) => format!(
+                        "{exact}; overcounts by erratum {} ({}): checked as at least",
+                        erratum.id, erratum.source
+                    ),
+                    None => exact,
+                },
+            ),
+            Err(reason) => (format!("unsupported: {reason}"), String::new(), exact),
+        };
         out.add_row(vec![name.clone(), encoding, skid, exact]);
     }
     println!("{out}");
-    Ok(ExitCode::SUCCESS)
 }

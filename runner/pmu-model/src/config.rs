@@ -95,8 +95,9 @@ impl Config {
     }
 
     /// The CPUs and hosts environments can name, by name.
-    pub const PRESETS: [&'static str; 8] = [
+    pub const PRESETS: [&'static str; 9] = [
         "intel-skylake",
+        "intel-alder-lake",
         "amd-zen3",
         "xen-intel-skylake",
         "xen-intel-skylake-vpmu-off",
@@ -110,6 +111,16 @@ impl Config {
         match name {
             "intel-skylake" => Some(Config::intel_skylake()),
             "amd-zen3" => Some(Config::amd_zen3()),
+            // Alder Lake's CPUID signature (family 6 model 0x97) and no TSX,
+            // on the model's Skylake PMU: a hybrid part as the event table
+            // sees it, so linux cases run once per core type, each with its
+            // own encoding. Alder Lake's own PMU (version 5, more counters)
+            // is not modelled.
+            "intel-alder-lake" => Some(Config {
+                signature: 0x0009_0672,
+                tsx: false,
+                ..Config::intel_skylake()
+            }),
             // Xen's vPMU: version capped at 3 (xen/arch/x86/cpuid.c, leaf
             // 0xA), no PDCM so no full-width writes
             // (public/arch-x86/cpufeatureset.h:128), DEBUGCTL's freeze bit

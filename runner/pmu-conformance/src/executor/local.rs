@@ -46,7 +46,7 @@ impl Executor for LocalExecutor {
     /// case cannot run here. Cheap: trial opens are remembered.
     fn preflight(&self, case: &Case) -> Result<Option<ResolvedEvent>, Reason> {
         let m = &self.machine;
-        let event = resolve(case, &m.table, &m.fingerprint)?;
+        let event = resolve(case, &m.table, &m.fingerprint, &m.core_type)?;
         if let (Some(features), Encoding::Raw(config)) = (m.xen_pmu_features, event.encoding)
             && pmu_kernel_checks::refusal::xen_filter_refuses(features, config)
         {
@@ -68,6 +68,20 @@ impl Executor for LocalExecutor {
         let Some(event) = event else {
             return Outcome::error(ReasonCode::Internal, "a linux case reached its probe without its event");
         };
-        crate::check::run(case, event, &mut LinuxProbe::new(self.machine.clone()))
+        let m = &self.machine;
+        // A hardware event on a hybrid part: once on each core type, with
+        // that core type's encoding, PMU type and CPU.
+        if !matches!(event.encoding, Encoding::Raw(_)) || m.core_types.len() < 2 {
+            return crate::check::run(case, event, &mut LinuxProbe::new(m.clone()));
+        }
+        let names: Vec<String> = m.core_types.iter().map(|c| c.name.clone()).collect();
+        crate::hybrid::run_on_each(&names, |name| {
+            let core = m.core_types.iter().find(|c| c.name == name).expect("listed");
+            let machine = Arc::new(m.on_core(core));
+            match resolve(case, &m.table, &m.fingerprint, name) {
+                Ok(event) => crate::check::run(case, &event, &mut LinuxProbe::new(machine)),
+                Err(reason) => Outcome::unsupported(reason),
+            }
+        })
     }
 }

@@ -43,11 +43,18 @@ pub trait Executor: Send + Sync {
 /// why the case cannot run there. An architectural event missing because
 /// there is no PMU at all says why there is none, in the hypervisor's terms
 /// where they name a refusal.
-pub(crate) fn resolve(case: &Case, table: &EventTable, fingerprint: &Fingerprint) -> Result<ResolvedEvent, Reason> {
+/// `core_type` is the Linux PMU whose cores run it (`cpu`, or a hybrid
+/// part's `cpu_core`, `cpu_atom`, …).
+pub(crate) fn resolve(
+    case: &Case,
+    table: &EventTable,
+    fingerprint: &Fingerprint,
+    core_type: &str,
+) -> Result<ResolvedEvent, Reason> {
     let (cpu, pmu) = (&fingerprint.cpu.identity, &fingerprint.pmu.architectural);
     let event = match &case.event {
         EventRef::Named(name) => table
-            .resolve(name, cpu, pmu, &fingerprint.cpu.features)
+            .resolve_on_core(name, cpu, core_type, pmu, &fingerprint.cpu.features)
             .map_err(|why| match why.code {
                 ReasonCode::EventNotAdvertised if pmu.version == 0 => fingerprint.no_pmu(&why.message),
                 _ => why,

@@ -18,7 +18,7 @@ use pmu_model::{Config, Fault};
 use super::Executor;
 use crate::case::Case;
 use crate::cpu::{CpuidDump, CpuidReader};
-use crate::event_table::{EventTable, ResolvedEvent};
+use crate::event_table::{Encoding, EventTable, ResolvedEvent};
 use crate::fingerprint::Fingerprint;
 use crate::kernel_case::{self, Transcript};
 use crate::outcome::{Outcome, Reason, ReasonCode};
@@ -87,7 +87,7 @@ impl Executor for SimExecutor {
         if case.probe == ProbeKind::Kernel {
             return Ok(None);
         }
-        super::resolve(case, &self.table, &self.fingerprint).map(Some)
+        super::resolve(case, &self.table, &self.fingerprint, &self.core_types()[0]).map(Some)
     }
 
     fn run(&self, case: &Case, event: Option<&ResolvedEvent>) -> Outcome {
@@ -96,11 +96,43 @@ impl Executor for SimExecutor {
 }
 
 impl SimExecutor {
+    /// The core types the model's CPU has, as Linux would name their PMUs:
+    /// `cpu`, or a hybrid part's `cpu_core` and the event table's others.
+    fn core_types(&self) -> Vec<String> {
+        let hybrid = self
+            .table
+            .microarchitecture(&self.fingerprint.cpu.identity)
+            .filter(|u| !u.core_types.is_empty());
+        match hybrid {
+            Some(u) => std::iter::once("cpu_core".to_owned())
+                .chain(u.core_types.keys().cloned())
+                .collect(),
+            None => vec!["cpu".to_owned()],
+        }
+    }
+
     /// Runs `case` and says how often each stochastic fault had the chance to
     /// strike, over all its windows: the detection matrix's denominators.
     pub fn run_counted(&self, case: &Case, event: Option<&ResolvedEvent>) -> (Outcome, Opportunities) {
         let config = self.config_for(case);
         match (case.probe, event) {
+            // A hardware event on a hybrid model: once per core type, each
+            // with its own encoding (the model's cores all count alike).
+            (ProbeKind::Linux, Some(event)) if matches!(event.encoding, Encoding::Raw(_)) => {
+                let mut opportunities = Opportunities::default();
+                let outcome = crate::hybrid::run_on_each(&self.core_types(), |core| {
+                    match super::resolve(case, &self.table, &self.fingerprint, core) {
+                        Ok(event) => {
+                            let mut probe = SimProbe::new(config.clone());
+                            let outcome = crate::check::run(case, &event, &mut probe);
+                            opportunities.add(&probe.opportunities);
+                            outcome
+                        }
+                        Err(reason) => Outcome::unsupported(reason),
+                    }
+                });
+                (outcome, opportunities)
+            }
             (ProbeKind::Linux, Some(event)) => {
                 let mut probe = SimProbe::new(config);
                 let outcome = crate::check::run(case, event, &mut probe);

@@ -30,7 +30,7 @@ use crate::vocabulary::ReadWith;
 use crate::workload::{Counts, Workload, WorkloadKind};
 
 /// What the probe needs to know about this machine, shared by every case.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Machine {
     pub table: EventTable,
     pub cpu: CpuIdentity,
@@ -42,7 +42,13 @@ pub struct Machine {
     pub fingerprint: Fingerprint,
     /// Xen's `vpmu=ipc`/`vpmu=arch` flags, from /sys/hypervisor/pmu/pmu_features.
     pub xen_pmu_features: Option<u32>,
-    /// The perf type for raw events: PERF_TYPE_RAW, or `cpu_core`'s on hybrids.
+    /// Every core type's PMU: one on a uniform machine, one per core type
+    /// on a hybrid part, the P-cores' first.
+    pub core_types: Vec<affinity::CoreType>,
+    /// The core type this machine's windows run on (the first, unless
+    /// [`Machine::on_core`] chose another).
+    pub core_type: String,
+    /// The perf type for raw events: PERF_TYPE_RAW, or the core type's on hybrids.
     pub raw_type: u32,
     /// The CPU every window runs on.
     pub cpu_to_pin: usize,
@@ -52,7 +58,8 @@ pub struct Machine {
 
 impl Machine {
     pub fn new(table: EventTable, fingerprint: &Fingerprint) -> Machine {
-        let (raw_type, core_cpus) = affinity::core_pmu();
+        let core_types = affinity::core_types();
+        let first = core_types[0].clone();
         Machine {
             table,
             cpu: fingerprint.cpu.identity.clone(),
@@ -61,12 +68,24 @@ impl Machine {
             context: fingerprint.pmu_context(),
             fingerprint: fingerprint.clone(),
             xen_pmu_features: fingerprint.linux.as_ref().and_then(|l| l.xen_pmu_features()),
-            raw_type,
-            cpu_to_pin: affinity::first_allowed_cpu(core_cpus.as_deref()),
+            core_type: first.name.clone(),
+            raw_type: first.perf_type,
+            cpu_to_pin: affinity::first_allowed_cpu(first.cpus.as_deref()),
+            core_types,
             rdpmc_setting: fingerprint
                 .linux
                 .as_ref()
                 .map_or_else(|| "unknown".to_owned(), |l| l.rdpmc.clone()),
+        }
+    }
+
+    /// This machine with its windows on the cores of `core_type`.
+    pub fn on_core(&self, core_type: &affinity::CoreType) -> Machine {
+        Machine {
+            core_type: core_type.name.clone(),
+            raw_type: core_type.perf_type,
+            cpu_to_pin: affinity::first_allowed_cpu(core_type.cpus.as_deref()),
+            ..self.clone()
         }
     }
 }
