@@ -5,7 +5,8 @@
 //! Each GP counter is written through its MSR with a value whose low 32 bits
 //! have bit 31 set, and each fixed counter likewise, masked to its width;
 //! RDPMC must return what the MSR then reads (how a legacy write extends is
-//! `counter-width`'s business). Intel's fast read (ECX bit 31) returns the
+//! `counter-width`'s business). Where Intel offers full-width writes, each GP
+//! counter is read so after a legacy write and after a full-width one. Intel's fast read (ECX bit 31) returns the
 //! low 32 bits where the CPU has it and raises #GP where it does not: either
 //! conforms, and which one is a fact. The first GP index past CPUID's count,
 //! and on Intel the first fixed one, must raise #GP.
@@ -29,9 +30,21 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
     if intel {
         counters.extend((0..pmu.fixed).map(|i| (Counter::Fixed(i), FIXED | u32::from(i))));
     }
-    let mut fast_reads = None;
+    // Each counter through the MSR it is written by; on Intel with
+    // full-width writes, each GP counter through its legacy MSR too (which
+    // sign-extends bit 31) and through the full-width alias.
+    let mut writes: Vec<(Counter, u32, u32)> = Vec::new();
     for &(counter, ecx) in &counters {
-        let msr = pmu.counter_msr(counter);
+        writes.push((counter, ecx, pmu.counter_msr(counter)));
+        if let Counter::Gp(i) = counter
+            && intel
+            && pmu.full_width_writes
+        {
+            writes.push((counter, ecx, crate::pmu::intel::PMC0 + u32::from(i)));
+        }
+    }
+    let mut fast_reads = None;
+    for &(counter, ecx, msr) in &writes {
         let width = pmu.counter_width(counter);
         let mask = if width >= 64 { u64::MAX } else { (1 << width) - 1 };
         c.wrmsr(msr, VALUE & mask)?;
