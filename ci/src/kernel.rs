@@ -17,28 +17,28 @@ pub fn run(sh: &Shell, args: &[String]) -> Result<()> {
     if !args.is_empty() {
         anyhow::bail!("`cargo xtask kernel` takes no arguments");
     }
-    ensure_target(sh)?;
+    ensure_target(sh, TARGET)?;
     let image = build(sh, false)?;
     println!("{}", image.display());
     Ok(())
 }
 
-/// Installs the target with rustup if `rustup target list --installed`
+/// Installs `target` with rustup if `rustup target list --installed`
 /// lacks it. Without rustup (a distribution's toolchain) it assumes the
 /// target is there and lets the build say otherwise.
-pub fn ensure_target(sh: &Shell) -> Result<()> {
+pub fn ensure_target(sh: &Shell, target: &str) -> Result<()> {
     let Ok(installed) = cmd!(sh, "rustup target list --installed").quiet().read() else {
-        println!("xtask: no rustup here; assuming the toolchain has the {TARGET} target");
+        println!("xtask: no rustup here; assuming the toolchain has the {target} target");
         return Ok(());
     };
-    if installed.lines().any(|line| line.trim() == TARGET) {
+    if installed.lines().any(|line| line.trim() == target) {
         return Ok(());
     }
-    println!("xtask: installing the {TARGET} target");
-    cmd!(sh, "rustup target add {TARGET}").run().with_context(|| {
+    println!("xtask: installing the {target} target");
+    cmd!(sh, "rustup target add {target}").run().with_context(|| {
         format!(
-            "the {TARGET} target is missing and `rustup target add {TARGET}` failed (it downloads from \
-             static.rust-lang.org); run it where that is reachable: the probe kernel cannot be built without it"
+            "the {target} target is missing and `rustup target add {target}` failed (it downloads from \
+             static.rust-lang.org); run it where that is reachable: nothing for that target can be built without it"
         )
     })
 }

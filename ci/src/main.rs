@@ -7,6 +7,8 @@
 mod bench;
 mod bless;
 mod detection_matrix;
+mod dist;
+mod guest_kernel;
 mod kernel;
 mod test;
 
@@ -24,6 +26,10 @@ tasks:
                   conformance, soak, probe kernel boots) as CI does
   kernel          build the probe kernel image for x86_64-unknown-none (adding the
                   target with rustup when it is missing) and print its path
+  dist            build the static runner (x86_64-unknown-linux-musl, stripped): one
+                  file that runs anywhere and that a Linux guest boots as its init
+  guest-kernel    fetch Debian's cloud kernel for the Linux guests (apt-get download,
+                  unpacked, not installed) into target/guest/vmlinuz
   bench           run the benchmarks (installs Debian's linux-perf for the
                   comparison with `perf test` when it is missing and apt-get works)
   detection-matrix
@@ -41,6 +47,8 @@ fn main() -> Result<()> {
     match task.as_deref() {
         Some("test") => test::run(&sh, &rest),
         Some("kernel") => kernel::run(&sh, &rest),
+        Some("dist") => dist::run(&sh, &rest),
+        Some("guest-kernel") => guest_kernel::run(&sh, &rest),
         Some("bench") => bench::run(&sh, &rest),
         Some("bless") => bless::run(&sh, &rest),
         Some("detection-matrix") => detection_matrix::run(&sh, &rest),

@@ -4,7 +4,8 @@
 //! thousand rounds of the self-check suite: minutes, nearly all in the
 //! kernel's breakpoint handling) in the background while it sets up what the
 //! boot tests need (QEMU, the x86_64-unknown-none target and the probe
-//! kernel image) and runs every other test target of the workspace: unit
+//! kernel image; the static runner and Debian's cloud kernel for the Linux
+//! guest) and runs every other test target of the workspace: unit
 //! tests, the bad-input and CPUID-dump tables, the CLI, guest and report
 //! tests, the conformance suites against expected/ and the probe kernel's
 //! boots. CI sets `CI=true`, so nothing under expected/ can be written.
@@ -113,7 +114,7 @@ fn guest_tools(sh: &Shell) -> Result<()> {
     {
         println!("xtask: NOTICE: could not install QEMU ({e:#}); the boot tests will fail and say so");
     }
-    match crate::kernel::ensure_target(sh) {
+    match crate::kernel::ensure_target(sh, crate::kernel::TARGET) {
         Ok(()) => {
             let image = crate::kernel::build(sh, true)?;
             println!("xtask: probe kernel image {}", image.display());
@@ -121,6 +122,18 @@ fn guest_tools(sh: &Shell) -> Result<()> {
         Err(e) => println!(
             "xtask: NOTICE: {e:#}\nxtask: the probe kernel image cannot be built; the boot tests will fail and say so"
         ),
+    }
+    // The Linux guest's environment: the static runner as its init, and
+    // Debian's cloud kernel (apt-get download, from the package registry).
+    match crate::dist::build(sh, true) {
+        Ok(runner) => println!("xtask: static runner {}", runner.display()),
+        Err(e) => println!(
+            "xtask: NOTICE: {e:#}\nxtask: the static runner cannot be built; the Linux guest will fail and say so"
+        ),
+    }
+    match crate::guest_kernel::fetch(sh) {
+        Ok(kernel) => println!("xtask: guest kernel {}", kernel.display()),
+        Err(e) => println!("xtask: NOTICE: {e:#}\nxtask: no guest kernel; the Linux guest will fail and say so"),
     }
     Ok(())
 }

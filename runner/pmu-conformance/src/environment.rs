@@ -18,7 +18,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use pmu_model::{Config, Fault, Faults};
 use serde::Deserialize;
@@ -26,6 +27,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_saphyr::Spanned;
 
 use crate::case::Case;
+use crate::executor::qemu::launcher::Machine;
 use crate::input_error::{InputErrors, SourceText};
 use crate::vocabulary::{Accel, EnvironmentId, IdError, ProbeKind};
 use crate::yaml_number::{Meaning, Whole};
@@ -46,6 +48,36 @@ pub enum Target {
     Sim { preset: String, config: Config },
     /// The probe kernel under QEMU, with QEMU's `-cpu` model where one is named.
     Qemu { accel: Accel, cpu: Option<String> },
+    /// A Linux guest under QEMU, carrying the runner, which runs the linux
+    /// cases inside it.
+    QemuLinux(Box<LinuxGuest>),
+}
+
+/// How a Linux guest is booted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinuxGuest {
+    pub accel: Accel,
+    /// QEMU's `-M`: `q35` (the default), `pc` or `microvm`.
+    pub machine: Machine,
+    /// QEMU's `-cpu`: `max` under TCG and `host` under KVM unless named.
+    pub cpu: Option<String>,
+    pub memory_mib: u32,
+    pub vcpus: u32,
+    pub kernel: GuestKernel,
+    /// Added after the verified arguments, each one argument.
+    pub extra_args: Vec<String>,
+    /// From QEMU's start to the guest's power-off.
+    pub deadline: Duration,
+}
+
+/// The guest's Linux kernel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GuestKernel {
+    /// A bzImage at this path (relative to the working directory).
+    Path(PathBuf),
+    /// Debian's cloud kernel, which `cargo xtask guest-kernel` fetches with
+    /// `apt-get download` and unpacks without installing.
+    Debian,
 }
 
 impl Target {
@@ -55,6 +87,7 @@ impl Target {
             Target::Local => probe == ProbeKind::Linux,
             Target::Sim { .. } => true,
             Target::Qemu { .. } => probe == ProbeKind::Kernel,
+            Target::QemuLinux(_) => probe == ProbeKind::Linux,
         }
     }
 
@@ -64,6 +97,7 @@ impl Target {
             Target::Local => "linux",
             Target::Sim { .. } => "sim",
             Target::Qemu { .. } => "qemu",
+            Target::QemuLinux(_) => "qemu-linux",
         }
     }
 }
@@ -167,10 +201,22 @@ struct EnvironmentEntry {
     versions: Option<Spanned<String>>,
     /// sim, a hypervisor preset: where that is written down (known-bugs.yaml's forms).
     sources: Option<Spanned<Vec<String>>>,
-    /// qemu: `tcg` or `kvm`.
+    /// qemu, qemu-linux: `tcg` or `kvm`.
     accel: Option<Spanned<String>>,
-    /// qemu: QEMU's `-cpu` model.
+    /// qemu, qemu-linux: QEMU's `-cpu` model.
     cpu: Option<Spanned<String>>,
+    /// qemu-linux: QEMU's machine type: q35, pc or microvm.
+    machine: Option<Spanned<String>>,
+    /// qemu-linux: guest memory, MiB.
+    memory: Option<Spanned<u32>>,
+    /// qemu-linux: vCPUs.
+    vcpus: Option<Spanned<u32>>,
+    /// qemu-linux: the guest kernel: a path, or `debian`.
+    kernel: Option<Spanned<String>>,
+    /// qemu-linux: QEMU arguments after the verified ones, as a list.
+    extra_args: Option<Spanned<Vec<String>>>,
+    /// qemu-linux: seconds from QEMU's start to the guest's power-off.
+    deadline: Option<Spanned<u64>>,
 }
 
 /// `lost-pmi` or `{id: lost-pmi, rate: 0.01}`.
@@ -358,32 +404,175 @@ impl Matrices {
     }
 }
 
+/// A QEMU environment's `accel` (required) and `cpu` (optional).
+fn qemu_accel_and_cpu(
+    source: &SourceText,
+    e: &EnvironmentEntry,
+    errors: &mut InputErrors,
+) -> Option<(Accel, Option<String>)> {
+    let kind = e.probe.value.as_str();
+    let accel = match e.accel.as_ref().map(|a| a.value.as_str()) {
+        Some("tcg") => Accel::Tcg,
+        Some("kvm") => Accel::Kvm,
+        Some(other) => {
+            let a = e.accel.as_ref().expect("matched Some");
+            errors.push(source.error_at(a, format!("unknown accel `{other}`; use tcg or kvm")));
+            return None;
+        }
+        None => {
+            errors.push(source.error_at(
+                &e.probe,
+                format!("a `{kind}` environment needs `accel: tcg` or `accel: kvm`"),
+            ));
+            return None;
+        }
+    };
+    let cpu = match &e.cpu {
+        Some(c) if c.value.is_empty() || c.value.starts_with('-') || c.value.contains(char::is_whitespace) => {
+            errors.push(source.error_at(
+                c,
+                format!(
+                    "`{}` is not a QEMU CPU model such as `Skylake-Client`, `EPYC` or `host,pmu=off`",
+                    c.value
+                ),
+            ));
+            return None;
+        }
+        c => c.as_ref().map(|c| c.value.clone()),
+    };
+    Some((accel, cpu))
+}
+
+/// A `qemu-linux` environment: how its guest boots, each field checked.
+fn linux_guest(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -> Option<LinuxGuest> {
+    let (accel, cpu) = qemu_accel_and_cpu(source, e, errors)?;
+    let before = errors.0.len();
+    let machine = match e.machine.as_ref().map(|m| m.value.as_str()) {
+        None | Some("q35") => Machine::Q35,
+        Some("pc") => Machine::Pc,
+        Some("microvm") => Machine::Microvm,
+        Some(other) => {
+            let at = e.machine.as_ref().expect("matched Some");
+            errors.push(source.error_at(at, format!("unknown machine `{other}`; use q35, pc or microvm")));
+            Machine::Q35
+        }
+    };
+    let within = |field: &Option<Spanned<u32>>,
+                  name: &str,
+                  lo: u32,
+                  hi: u32,
+                  default: u32,
+                  errors: &mut InputErrors| {
+        match field {
+            None => default,
+            Some(v) if (lo..=hi).contains(&v.value) => v.value,
+            Some(v) => {
+                errors.push(source.error_at(v, format!("`{name}` must be between {lo} and {hi}")));
+                default
+            }
+        }
+    };
+    let memory_mib = within(&e.memory, "memory", 64, 65_536, 512, errors);
+    let vcpus = within(&e.vcpus, "vcpus", 1, 64, 1, errors);
+    let kernel = match &e.kernel {
+        Some(k) if k.value == "debian" => GuestKernel::Debian,
+        Some(k) if !k.value.trim().is_empty() => GuestKernel::Path(k.value.clone().into()),
+        Some(k) => {
+            errors.push(source.error_at(k, "`kernel` is a path to a bzImage, or `debian`"));
+            GuestKernel::Debian
+        }
+        None => {
+            errors.push(source.error_at(
+                &e.probe,
+                "a `qemu-linux` environment needs a `kernel`: a path to a bzImage, or `debian`",
+            ));
+            GuestKernel::Debian
+        }
+    };
+    let extra_args = e.extra_args.as_ref().map(|a| a.value.clone()).unwrap_or_default();
+    if let Some(args) = &e.extra_args
+        && args.value.iter().any(|a| a.is_empty() || a.contains('\0'))
+    {
+        errors.push(source.error_at(args, "each of `extra_args` is one non-empty QEMU argument"));
+    }
+    let deadline = match &e.deadline {
+        None => 120,
+        Some(d) if (1..=3600).contains(&d.value) => d.value,
+        Some(d) => {
+            errors.push(source.error_at(d, "`deadline` is seconds, between 1 and 3600"));
+            120
+        }
+    };
+    (errors.0.len() == before).then(|| LinuxGuest {
+        accel,
+        machine,
+        cpu,
+        memory_mib,
+        vcpus,
+        kernel,
+        extra_args,
+        deadline: Duration::from_secs(deadline),
+    })
+}
+
 /// Validates an entry's kind and the fields that belong to it: each field
 /// given to an environment of another kind is an error at that field.
 fn target(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -> Option<Target> {
     let kind = e.probe.value.as_str();
-    // (field, the kind it belongs to, where it was given)
+    // (field, the kinds it belongs to, where it was given)
+    const SIM: &[&str] = &["sim"];
+    const QEMU: &[&str] = &["qemu", "qemu-linux"];
+    const LINUX_GUEST: &[&str] = &["qemu-linux"];
     let fields = [
-        ("model", "sim", e.model.as_ref().map(|s| location(&s.referenced))),
-        ("faults", "sim", e.faults.as_ref().map(|s| location(&s.referenced))),
-        ("seed", "sim", e.seed.as_ref().map(|s| location(&s.referenced))),
+        ("model", SIM, e.model.as_ref().map(|s| location(&s.referenced))),
+        ("faults", SIM, e.faults.as_ref().map(|s| location(&s.referenced))),
+        ("seed", SIM, e.seed.as_ref().map(|s| location(&s.referenced))),
         (
             "hypervisor",
-            "sim",
+            SIM,
             e.hypervisor.as_ref().map(|s| location(&s.referenced)),
         ),
-        ("versions", "sim", e.versions.as_ref().map(|s| location(&s.referenced))),
-        ("sources", "sim", e.sources.as_ref().map(|s| location(&s.referenced))),
-        ("accel", "qemu", e.accel.as_ref().map(|s| location(&s.referenced))),
-        ("cpu", "qemu", e.cpu.as_ref().map(|s| location(&s.referenced))),
+        ("versions", SIM, e.versions.as_ref().map(|s| location(&s.referenced))),
+        ("sources", SIM, e.sources.as_ref().map(|s| location(&s.referenced))),
+        ("accel", QEMU, e.accel.as_ref().map(|s| location(&s.referenced))),
+        ("cpu", QEMU, e.cpu.as_ref().map(|s| location(&s.referenced))),
+        (
+            "machine",
+            LINUX_GUEST,
+            e.machine.as_ref().map(|s| location(&s.referenced)),
+        ),
+        (
+            "memory",
+            LINUX_GUEST,
+            e.memory.as_ref().map(|s| location(&s.referenced)),
+        ),
+        ("vcpus", LINUX_GUEST, e.vcpus.as_ref().map(|s| location(&s.referenced))),
+        (
+            "kernel",
+            LINUX_GUEST,
+            e.kernel.as_ref().map(|s| location(&s.referenced)),
+        ),
+        (
+            "extra_args",
+            LINUX_GUEST,
+            e.extra_args.as_ref().map(|s| location(&s.referenced)),
+        ),
+        (
+            "deadline",
+            LINUX_GUEST,
+            e.deadline.as_ref().map(|s| location(&s.referenced)),
+        ),
     ];
-    if matches!(kind, "linux" | "sim" | "qemu") {
+    if matches!(kind, "linux" | "sim" | "qemu" | "qemu-linux") {
         for (field, belongs_to, at) in fields {
-            if let Some((line, column)) = at.filter(|_| belongs_to != kind) {
+            if let Some((line, column)) = at.filter(|_| !belongs_to.contains(&kind)) {
                 errors.push(source.error_at_position(
                     line,
                     column,
-                    format!("`{field}` is for `{belongs_to}` environments; this one is `{kind}`"),
+                    format!(
+                        "`{field}` is for `{}` environments; this one is `{kind}`",
+                        belongs_to.join("` or `")
+                    ),
                 ));
             }
         }
@@ -391,34 +580,10 @@ fn target(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -
     match kind {
         "linux" => Some(Target::Local),
         "qemu" => {
-            let accel = match e.accel.as_ref().map(|a| a.value.as_str()) {
-                Some("tcg") => Accel::Tcg,
-                Some("kvm") => Accel::Kvm,
-                Some(other) => {
-                    let a = e.accel.as_ref().expect("matched Some");
-                    errors.push(source.error_at(a, format!("unknown accel `{other}`; use tcg or kvm")));
-                    return None;
-                }
-                None => {
-                    errors.push(source.error_at(&e.probe, "a `qemu` environment needs `accel: tcg` or `accel: kvm`"));
-                    return None;
-                }
-            };
-            let cpu = match &e.cpu {
-                Some(c) if c.value.is_empty() || c.value.starts_with('-') || c.value.contains(char::is_whitespace) => {
-                    errors.push(source.error_at(
-                        c,
-                        format!(
-                            "`{}` is not a QEMU CPU model such as `Skylake-Client` or `EPYC`",
-                            c.value
-                        ),
-                    ));
-                    return None;
-                }
-                c => c.as_ref().map(|c| c.value.clone()),
-            };
+            let (accel, cpu) = qemu_accel_and_cpu(source, e, errors)?;
             Some(Target::Qemu { accel, cpu })
         }
+        "qemu-linux" => linux_guest(source, e, errors).map(|g| Target::QemuLinux(Box::new(g))),
         "sim" => {
             let Some(model) = &e.model else {
                 errors.push(source.error_at(
@@ -498,7 +663,10 @@ fn target(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -
             })
         }
         other => {
-            errors.push(source.error_at(&e.probe, format!("unknown probe `{other}`; known: linux, sim, qemu")));
+            errors.push(source.error_at(
+                &e.probe,
+                format!("unknown probe `{other}`; known: linux, sim, qemu, qemu-linux"),
+            ));
             None
         }
     }
@@ -536,8 +704,45 @@ mod tests {
                 "6:13: `faults` is for `sim` environments; this one is `linux`",
                 "7:11: `seed` is for `sim` environments; this one is `linux`",
                 "12:12: `model` is for `sim` environments; this one is `qemu`",
-                "17:10: `cpu` is for `qemu` environments; this one is `sim`",
+                "17:10: `cpu` is for `qemu` or `qemu-linux` environments; this one is `sim`",
             ]
+        );
+    }
+
+    #[test]
+    fn a_linux_guest_is_checked_field_by_field() {
+        let errors = errors_of(
+            "about: x\nenvironments:\n  - id: g\n    about: x\n    probe: qemu-linux\n    accel: tcg\n    machine: vax\n    \
+             memory: 8\n    deadline: 0\n    extra_args: ['']\n  \
+             - id: h\n    about: x\n    probe: qemu-linux\n    accel: kvm\n  \
+             - id: k\n    about: x\n    probe: qemu\n    accel: tcg\n    kernel: debian\n",
+        );
+        assert_eq!(
+            errors,
+            [
+                "7:14: unknown machine `vax`; use q35, pc or microvm",
+                "8:13: `memory` must be between 64 and 65536",
+                "5:12: a `qemu-linux` environment needs a `kernel`: a path to a bzImage, or `debian`",
+                "10:17: each of `extra_args` is one non-empty QEMU argument",
+                "9:15: `deadline` is seconds, between 1 and 3600",
+                "13:12: a `qemu-linux` environment needs a `kernel`: a path to a bzImage, or `debian`",
+                "19:13: `kernel` is for `qemu-linux` environments; this one is `qemu`",
+            ],
+            "{errors:#?}"
+        );
+        let m = Matrices::builtin().unwrap();
+        let Target::QemuLinux(g) = &m
+            .environments
+            .values()
+            .find(|e| e.id.as_str() == "qemu-linux-tcg")
+            .unwrap()
+            .target
+        else {
+            panic!("qemu-linux-tcg is a Linux guest")
+        };
+        assert_eq!(
+            (g.kernel.clone(), g.memory_mib, g.deadline.as_secs()),
+            (GuestKernel::Debian, 512, 120)
         );
     }
 

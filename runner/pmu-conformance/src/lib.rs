@@ -30,6 +30,7 @@ pub mod event_table;
 pub mod executor;
 pub mod expectation;
 pub mod fingerprint;
+pub mod guest;
 pub mod harness;
 pub mod hybrid;
 pub mod input_error;

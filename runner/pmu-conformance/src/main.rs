@@ -73,6 +73,18 @@ enum Command {
     /// units of their magnitudes, and the reasons a case was not judged.
     /// Expectations and known-bugs.yaml's `shows` hold these, never sentences.
     Codes,
+    /// Write an initramfs whose /init is this runner (or `--runner PATH`):
+    /// booted with a Linux kernel, the runner is the guest's PID 1, runs the
+    /// suites with the arguments after `--` on the kernel command line,
+    /// prints its report as framed chunks on the console and powers off.
+    /// The runner must be static (`cargo xtask dist` builds one).
+    Initramfs {
+        /// The runner to carry, instead of this executable.
+        #[arg(long, value_name = "PATH")]
+        runner: Option<PathBuf>,
+        /// Where to write the archive.
+        out: PathBuf,
+    },
     /// Validate suites and matrices without running anything.
     Check {
         #[arg(long, value_name = "DIR")]
@@ -195,7 +207,14 @@ fn main() -> ExitCode {
     // rather than as a panic on a closed pipe.
     // SAFETY: called first, before any other thread exists.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    let cli = Cli::parse();
+    // As a Linux guest's init, the arguments come from the kernel command line.
+    if pmu_conformance::guest::init::is_init() {
+        pmu_conformance::guest::init::run(|args| run_command(Cli::parse_from(args)));
+    }
+    run_command(Cli::parse())
+}
+
+fn run_command(cli: Cli) -> ExitCode {
     let result = match cli.command {
         None => run_suites(cli.run),
         Some(Command::Run(args)) => run_suites(*args),
@@ -203,6 +222,7 @@ fn main() -> ExitCode {
         Some(Command::Show { report }) => show(&report),
         Some(Command::Environments { matrices }) => list_environments(matrices),
         Some(Command::Codes) => print_codes(),
+        Some(Command::Initramfs { runner, out }) => write_initramfs(runner.as_deref(), &out),
         Some(Command::Check { suites, matrices }) => check(suites, matrices),
         Some(Command::Events { cpuid }) => print_events(cpuid.as_deref()),
         Some(Command::DetectionMatrix) => print_detection_matrix(),
@@ -431,6 +451,20 @@ fn list_environments(matrices: Option<PathBuf>) -> Result<ExitCode, RunError> {
         out.add_row(vec![env.id.as_str(), env.target.kind(), env.about.as_str()]);
     }
     println!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_initramfs(runner: Option<&std::path::Path>, out: &std::path::Path) -> Result<ExitCode, RunError> {
+    let path = match runner {
+        Some(p) => p.to_path_buf(),
+        None => std::env::current_exe().map_err(|e| RunError::Environment(format!("finding this executable: {e}")))?,
+    };
+    let init = pmu_conformance::guest::static_runner(&path).map_err(RunError::Usage)?;
+    let mut archive = Vec::new();
+    pmu_conformance::guest::initramfs::write(&mut archive, &init).expect("writing to memory");
+    std::fs::write(out, &archive)
+        .map_err(|e| RunError::Usage(format!("{}: cannot write the initramfs: {e}", out.display())))?;
+    println!("{}: {} bytes, /init = {}", out.display(), archive.len(), path.display());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -196,3 +196,66 @@ fn no_guest_outlives_a_runner_killed_with_sigkill() {
     child.wait().unwrap();
     assert_no_sleepers_left(&mark, "after the runner was killed");
 }
+
+/// A Linux guest that never reports, whether its QEMU exits talking noise
+/// or hangs, ends the environment within its deadline for each attempt
+/// (two under TCG, the stated retry policy), saying why, and leaves nothing
+/// running. QEMU here is a script; the guest's "runner" is the probe kernel
+/// image, a static ELF that the script never boots.
+#[test]
+fn a_linux_guest_that_never_reports_ends_within_its_deadline_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let mark = mark(7);
+    let qemu = dir.path().join("fake-qemu");
+    std::fs::write(
+        &qemu,
+        format!(
+            "#!/bin/sh\ncase \"$*\" in\n*hangs*) echo '[    0.0] Linux version 6.1'; exec sleep {mark} ;;\n\
+             *) echo '[    0.0] Linux version 6.1'; echo 'Kernel panic - not syncing: no init'; exit 0 ;;\nesac\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&qemu, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let matrices = dir.path().join("matrices");
+    std::fs::create_dir_all(&matrices).unwrap();
+    let kernel = qemu.display().to_string();
+    std::fs::write(
+        matrices.join("guests.yaml"),
+        format!(
+            "about: x\nenvironments:\n  - id: panics\n    about: x\n    probe: qemu-linux\n    accel: tcg\n    \
+             kernel: {kernel}\n    deadline: 2\n  - id: hangs\n    about: x\n    probe: qemu-linux\n    accel: tcg\n    \
+             kernel: {kernel}\n    deadline: 2\n    extra_args: [hangs]\n"
+        ),
+    )
+    .unwrap();
+    let image = pmu_conformance::executor::qemu::image::find(None).expect("the probe kernel image is built");
+    for (env, says) in [
+        (
+            "panics",
+            "the guest's last line: \"Kernel panic - not syncing: no init\"",
+        ),
+        ("hangs", "the boot ended Deadline"),
+    ] {
+        let started = Instant::now();
+        let output = Command::new(env!("CARGO_BIN_EXE_pmu-conformance"))
+            .args(["--env", env, "--matrices"])
+            .arg(&matrices)
+            .env("PMUC_QEMU", &qemu)
+            .env("PMUC_GUEST_RUNNER", &image)
+            .output()
+            .unwrap();
+        let elapsed = started.elapsed();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{env}: {stderr}");
+        assert!(
+            stderr.contains("the Linux guest sent no report in 2 boots"),
+            "{env}: {stderr}"
+        );
+        assert!(stderr.contains(says), "{env}: {stderr}");
+        assert!(
+            elapsed < Duration::from_secs(8),
+            "{env}: {elapsed:?} for two boots of 2 s"
+        );
+    }
+    assert_no_sleepers_left(&mark, "after the Linux guests");
+}

@@ -41,6 +41,13 @@ pub enum Frame {
     End {
         cases: u64,
     },
+    /// Part `part` (from 0) of `parts` of a text too long for one line,
+    /// such as a Linux guest's whole report.
+    Chunk {
+        part: u64,
+        parts: u64,
+        data: String,
+    },
 }
 
 /// Why a line that claimed to be a frame was rejected.
@@ -113,6 +120,16 @@ pub fn hello(fields: &[(&str, &str)]) -> String {
     frame(&payload)
 }
 
+/// Part `part` of `parts` of a long text (see [`Frame::Chunk`]).
+pub fn chunk(part: u64, parts: u64, data: &str) -> String {
+    let mut payload = String::new();
+    token(&mut payload, "kind", "chunk");
+    token(&mut payload, "part", &format!("{part}"));
+    token(&mut payload, "parts", &format!("{parts}"));
+    token(&mut payload, "data", data);
+    frame(&payload)
+}
+
 pub fn end(cases: u64) -> String {
     let mut payload = String::new();
     token(&mut payload, "kind", "end");
@@ -182,6 +199,17 @@ fn decode_framed(rest: &str) -> Result<Frame, FrameError> {
     let get = |name: &'static str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     match get("kind") {
         Some("hello") => Ok(Frame::Hello(fields.into_iter().filter(|(k, _)| k != "kind").collect())),
+        Some("chunk") => {
+            let number = |name: &'static str| -> Result<u64, FrameError> {
+                get(name).and_then(|n| n.parse().ok()).ok_or(FrameError::Field(name))
+            };
+            let (part, parts) = (number("part")?, number("parts")?);
+            if part >= parts {
+                return Err(FrameError::Field("part"));
+            }
+            let data = String::from(get("data").ok_or(FrameError::Field("data"))?);
+            Ok(Frame::Chunk { part, parts, data })
+        }
         Some("end") => {
             let cases = get("cases")
                 .and_then(|c| c.parse().ok())
@@ -298,6 +326,15 @@ mod tests {
         assert!(line.starts_with("@pmuc1 "));
         assert_eq!(decode(&line), Some(Ok(Frame::Case(sample()))));
         assert_eq!(decode(&end(3)), Some(Ok(Frame::End { cases: 3 })));
+        assert_eq!(
+            decode(&chunk(1, 2, "{\"a\": 1 }")),
+            Some(Ok(Frame::Chunk {
+                part: 1,
+                parts: 2,
+                data: "{\"a\": 1 }".into()
+            }))
+        );
+        assert_eq!(decode(&chunk(2, 2, "x")), Some(Err(FrameError::Field("part"))));
         let hello_line = hello(&[("cpu", "GenuineIntel 6/5e")]);
         assert_eq!(
             decode(&hello_line),

@@ -119,5 +119,10 @@ pub fn for_environment(
             let fingerprint = qemu.fingerprint().clone();
             (Arc::new(qemu), fingerprint)
         }
+        Target::QemuLinux(guest) => {
+            let guest = qemu::linux_guest::LinuxGuestExecutor::new(guest)?;
+            let fingerprint = guest.fingerprint().clone();
+            (Arc::new(guest), fingerprint)
+        }
     })
 }

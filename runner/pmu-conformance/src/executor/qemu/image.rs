@@ -23,18 +23,11 @@ pub const VARIABLE: &str = "PMUC_PROBE_KERNEL";
 /// Where `cargo xtask kernel` leaves the image, relative to a target directory.
 pub const IN_TARGET_DIR: &str = "x86_64-unknown-none/release/probe-kernel";
 
-/// The probe kernel image, by the rule above.
-pub fn find(explicit: Option<&Path>) -> Result<PathBuf, StartError> {
-    if let Some(path) = explicit
-        .map(Path::to_path_buf)
-        .or_else(|| std::env::var_os(VARIABLE).filter(|v| !v.is_empty()).map(PathBuf::from))
-    {
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(StartError::Argument(BootError::ImageMissing(path).to_string()))
-        };
-    }
+/// Where a build's outputs may be: `$CARGO_TARGET_DIR`, the target
+/// directory this executable sits in (`target/release/pmu-conformance`, or
+/// `target/debug/deps/<test>`), and the `target/` of the checkout the run
+/// starts in.
+pub fn target_dirs() -> Vec<PathBuf> {
     let mut target_dirs: Vec<PathBuf> = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .into_iter()
@@ -47,6 +40,22 @@ pub fn find(explicit: Option<&Path>) -> Result<PathBuf, StartError> {
     {
         target_dirs.push(checkout.join("target"));
     }
+    target_dirs
+}
+
+/// The probe kernel image, by the rule above.
+pub fn find(explicit: Option<&Path>) -> Result<PathBuf, StartError> {
+    if let Some(path) = explicit
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os(VARIABLE).filter(|v| !v.is_empty()).map(PathBuf::from))
+    {
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(StartError::Argument(BootError::ImageMissing(path).to_string()))
+        };
+    }
+    let target_dirs = target_dirs();
     let candidates: Vec<PathBuf> = target_dirs.iter().map(|dir| dir.join(IN_TARGET_DIR)).collect();
     candidates.iter().find(|path| path.is_file()).cloned().ok_or_else(|| {
         StartError::Unavailable(format!(

@@ -78,13 +78,25 @@ pub enum Machine {
     Microvm,
     /// i440FX with SeaBIOS: the classic PC, with a PIT the kernel can calibrate against.
     Pc,
+    /// Q35 with SeaBIOS: what a Linux guest boots on (guest-boots.md).
+    Q35,
+}
+
+/// Where the guest writes what the launcher reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsolePort {
+    /// Port 0xE9 (QEMU's debugcon): the probe kernel's.
+    DebugPort,
+    /// The first serial port (ttyS0): a Linux guest's.
+    Serial,
 }
 
 impl Machine {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Machine::Microvm => "microvm",
             Machine::Pc => "pc",
+            Machine::Q35 => "q35",
         }
     }
 }
@@ -93,8 +105,11 @@ impl Machine {
 pub struct QemuConfig {
     /// The QEMU binary: `$PMUC_QEMU`, else [`QEMU`] on PATH.
     pub program: OsString,
-    /// The probe kernel's ELF (see `image::find`).
+    /// The kernel: the probe kernel's ELF (see `image::find`), or a Linux bzImage.
     pub image: PathBuf,
+    /// An initramfs for a Linux kernel.
+    pub initrd: Option<PathBuf>,
+    pub console: ConsolePort,
     pub accel: Accel,
     pub machine: Machine,
     /// QEMU's `-cpu` model; `None` is TCG's default or, under KVM, the host's
@@ -120,6 +135,8 @@ impl QemuConfig {
                 .filter(|p| !p.is_empty())
                 .unwrap_or_else(|| QEMU.into()),
             image: image.into(),
+            initrd: None,
+            console: ConsolePort::DebugPort,
             accel,
             machine: match accel {
                 Accel::Kvm => Machine::Microvm,
@@ -152,12 +169,16 @@ impl QemuConfig {
         }
         push("-m");
         push(&format!("{}M", self.memory_mib));
+        let console = match self.console {
+            ConsolePort::DebugPort => "-debugcon",
+            ConsolePort::Serial => "-serial",
+        };
         for a in [
             "-display",
             "none",
             "-no-reboot",
             "-nodefaults",
-            "-debugcon",
+            console,
             "stdio",
             "-device",
             "isa-debug-exit,iobase=0xf4,iosize=0x04",
@@ -166,6 +187,10 @@ impl QemuConfig {
             push(a);
         }
         args.push(self.image.clone().into_os_string());
+        if let Some(initrd) = &self.initrd {
+            args.push("-initrd".into());
+            args.push(initrd.clone().into_os_string());
+        }
         args.push("-append".into());
         args.push(self.cmdline.clone().into());
         args.extend(self.extra_args.iter().cloned());

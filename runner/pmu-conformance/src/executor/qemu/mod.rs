@@ -13,6 +13,7 @@
 
 pub mod image;
 pub mod launcher;
+pub mod linux_guest;
 pub mod window_trace;
 
 use std::path::{Path, PathBuf};

@@ -90,7 +90,13 @@ fn wait(pid: libc::pid_t) -> Result<Stop, TraceError> {
     })
 }
 
-fn ptrace(request: libc::c_uint, pid: libc::pid_t, data: usize, what: &str) -> Result<(), TraceError> {
+/// A ptrace request, as each libc types it (glibc unsigned, musl signed).
+#[cfg(target_env = "musl")]
+type Request = libc::c_int;
+#[cfg(not(target_env = "musl"))]
+type Request = libc::c_uint;
+
+fn ptrace(request: Request, pid: libc::pid_t, data: usize, what: &str) -> Result<(), TraceError> {
     // SAFETY: requests on our stopped tracee; `data` is what the request takes.
     if unsafe { libc::ptrace(request, pid, 0usize, data) } < 0 {
         return Err(TraceError::Failed(format!(

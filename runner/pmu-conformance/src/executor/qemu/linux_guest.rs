@@ -1,0 +1,236 @@
+//! The `qemu-linux` environments' executor: a Linux guest carrying the
+//! runner, so the linux cases run inside the guest whose vPMU is under test.
+//!
+//! One boot runs every linux case. The executor packs the static runner
+//! into an initramfs ([`crate::guest::initramfs`]), boots the environment's
+//! kernel with it under the launcher's supervision (its own process group,
+//! killed at the environment's deadline), and reads the guest's typed report
+//! back from the serial console ([`crate::guest::report_stream`]). The
+//! guest's fingerprint, from that report, is the environment's: each case's
+//! outcome is gated on the host against `expected/<env>/<guest host class>/`.
+//!
+//! Retries: TCG has rare flakes (a boot that sends no report, about one in
+//! fifty; guest-boots.md), so a boot under TCG that sends no intact report
+//! is tried once more, and the executor's description says that it was and
+//! why. A boot under KVM is tried once. A guest that sends no report after
+//! that is an environment that cannot start, with QEMU's words.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::launcher::{self, Boot, ConsolePort, QemuConfig};
+use crate::case::Case;
+use crate::environment::{GuestKernel, LinuxGuest};
+use crate::event_table::ResolvedEvent;
+use crate::executor::{Executor, StartError};
+use crate::fingerprint::Fingerprint;
+use crate::outcome::{Outcome, Reason, ReasonCode, Verdict};
+use crate::report::{CaseReport, Report};
+use crate::vocabulary::Accel;
+
+/// Names the static runner the guest carries, ahead of the search.
+pub const RUNNER_VARIABLE: &str = "PMUC_GUEST_RUNNER";
+/// Names the guest kernel for `kernel: debian`, ahead of the search.
+pub const KERNEL_VARIABLE: &str = "PMUC_GUEST_KERNEL";
+/// Where `cargo xtask dist` leaves the static runner, under a target directory.
+pub const RUNNER_IN_TARGET_DIR: &str = "x86_64-unknown-linux-musl/release/pmu-conformance";
+/// Where `cargo xtask guest-kernel` leaves Debian's cloud kernel, under a target directory.
+pub const KERNEL_IN_TARGET_DIR: &str = "guest/vmlinuz";
+/// The label the guest's run goes by; the host gates under its own id.
+const GUEST_LABEL: &str = "linux-guest";
+
+pub struct LinuxGuestExecutor {
+    outcomes: HashMap<String, Outcome>,
+    fingerprint: Fingerprint,
+    description: String,
+}
+
+impl LinuxGuestExecutor {
+    /// Boots the guest once and keeps every case's outcome.
+    pub fn new(guest: &LinuxGuest) -> Result<LinuxGuestExecutor, StartError> {
+        let runner = find(
+            RUNNER_VARIABLE,
+            RUNNER_IN_TARGET_DIR,
+            "`cargo xtask dist` builds the static runner",
+        )?;
+        let kernel = match &guest.kernel {
+            GuestKernel::Path(p) if p.is_file() => p.clone(),
+            GuestKernel::Path(p) => {
+                return Err(StartError::Argument(format!(
+                    "the guest kernel {} is not a file",
+                    p.display()
+                )));
+            }
+            GuestKernel::Debian => find(
+                KERNEL_VARIABLE,
+                KERNEL_IN_TARGET_DIR,
+                "`cargo xtask guest-kernel` fetches Debian's cloud kernel with apt-get download",
+            )?,
+        };
+        let init = crate::guest::static_runner(&runner).map_err(StartError::Unavailable)?;
+        let initramfs = tempfile::Builder::new()
+            .prefix("pmuc-initramfs-")
+            .tempfile()
+            .map_err(|e| StartError::Unavailable(format!("creating the initramfs: {e}")))?;
+        crate::guest::initramfs::write(&mut std::io::BufWriter::new(initramfs.as_file()), &init)
+            .map_err(|e| StartError::Unavailable(format!("writing the initramfs: {e}")))?;
+        let config = config(guest, &kernel, initramfs.path());
+        let attempts = match guest.accel {
+            Accel::Tcg => 2,
+            Accel::Kvm => 1,
+        };
+        let mut failures: Vec<String> = Vec::new();
+        for attempt in 1..=attempts {
+            let boot = launcher::boot(&config).map_err(|e| StartError::Unavailable(e.to_string()))?;
+            match report_of(&boot) {
+                Ok(report) => {
+                    let retried = match failures.as_slice() {
+                        [] => String::new(),
+                        _ => format!("; attempt {attempt} of {attempts}, after: {}", failures.join("; ")),
+                    };
+                    return LinuxGuestExecutor::from_report(report, guest, &boot, &retried);
+                }
+                Err(why) => failures.push(why),
+            }
+        }
+        Err(StartError::Unavailable(format!(
+            "the Linux guest sent no report in {attempts} boot{} ({})",
+            if attempts == 1 { "" } else { "s" },
+            failures.join("; ")
+        )))
+    }
+
+    fn from_report(report: Report, guest: &LinuxGuest, boot: &Boot, retried: &str) -> Result<Self, StartError> {
+        let fingerprint = report
+            .environment
+            .fingerprint
+            .clone()
+            .ok_or_else(|| StartError::Unavailable("the Linux guest's report carries no fingerprint".to_owned()))?;
+        let outcomes = report.cases.iter().map(|c| (c.id.clone(), outcome(c))).collect();
+        Ok(LinuxGuestExecutor {
+            outcomes,
+            fingerprint,
+            description: format!(
+                "Linux guest under QEMU ({}, -M {}), one boot for every case ({} ms{retried})",
+                guest.accel.name(),
+                guest.machine.name(),
+                boot.wall.as_millis()
+            ),
+        })
+    }
+
+    pub fn fingerprint(&self) -> &Fingerprint {
+        &self.fingerprint
+    }
+}
+
+impl Executor for LinuxGuestExecutor {
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+
+    /// A case the guest could not run is unsupported here, for its reason.
+    fn preflight(&self, case: &Case) -> Result<Option<ResolvedEvent>, Reason> {
+        match self.outcomes.get(&case.id.to_string()) {
+            Some(o) if o.verdict == Verdict::Unsupported => Err(o
+                .reason
+                .clone()
+                .unwrap_or_else(|| Reason::new(ReasonCode::Guest, "the guest gave no reason"))),
+            _ => Ok(None),
+        }
+    }
+
+    fn run(&self, case: &Case, _event: Option<&ResolvedEvent>) -> Outcome {
+        self.outcomes.get(&case.id.to_string()).cloned().unwrap_or_else(|| {
+            Outcome::error(
+                ReasonCode::Guest,
+                "the Linux guest's report has no outcome for this case",
+            )
+        })
+    }
+}
+
+/// The boot: the kernel, its initramfs, ttyS0 as the console, and the
+/// runner's arguments after `--`.
+fn config(guest: &LinuxGuest, kernel: &Path, initramfs: &Path) -> QemuConfig {
+    let cmdline = format!(
+        "console=ttyS0 panic=-1 quiet {} run --label {GUEST_LABEL}",
+        crate::guest::ARGUMENTS_AFTER
+    );
+    let cpu = guest.cpu.clone().unwrap_or_else(|| match guest.accel {
+        Accel::Tcg => "max".to_owned(),
+        Accel::Kvm => "host".to_owned(),
+    });
+    let mut extra_args: Vec<std::ffi::OsString> = vec!["-smp".into(), guest.vcpus.to_string().into()];
+    extra_args.extend(guest.extra_args.iter().map(Into::into));
+    QemuConfig {
+        initrd: Some(initramfs.to_path_buf()),
+        console: ConsolePort::Serial,
+        machine: guest.machine,
+        cpu: Some(cpu),
+        memory_mib: guest.memory_mib,
+        timeout: guest.deadline,
+        extra_args,
+        ..QemuConfig::new(kernel, guest.accel, cmdline)
+    }
+}
+
+/// The guest's report, or why there is none, with what QEMU and the guest said.
+fn report_of(boot: &Boot) -> Result<Report, String> {
+    let text = crate::guest::report_stream::read(boot.lines.iter().map(String::as_str)).map_err(|e| {
+        let last = boot.lines.iter().rev().find(|l| !l.trim().is_empty());
+        let kvm = boot
+            .stderr
+            .contains("KVM internal error")
+            .then_some("; this host's KVM cannot run a Linux guest (QEMU: KVM internal error, emulation failure)");
+        format!(
+            "{e}; the boot ended {:?} after {} ms{}{}",
+            boot.ending,
+            boot.elapsed.as_millis(),
+            last.map_or(String::new(), |l| format!("; the guest's last line: {l:?}")),
+            kvm.unwrap_or_default()
+        )
+    })?;
+    crate::report::json::parse("the Linux guest's report", &text).map_err(|e| e.to_string())
+}
+
+/// A case as the guest reported it.
+fn outcome(c: &CaseReport) -> Outcome {
+    Outcome {
+        verdict: c.verdict,
+        signature: c.signature.clone(),
+        reason: c.reason.clone(),
+        summary: c.summary.clone(),
+        facts: c.facts.clone(),
+        figures: c.figures.clone(),
+        proves: c.proves.clone(),
+        diagnosis: Vec::new(),
+    }
+}
+
+/// A file named by `variable`, or found under a target directory (this
+/// executable's, `$CARGO_TARGET_DIR`, or the checkout's) at `in_target`.
+fn find(variable: &str, in_target: &str, how: &str) -> Result<PathBuf, StartError> {
+    if let Some(path) = std::env::var_os(variable).filter(|v| !v.is_empty()).map(PathBuf::from) {
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(StartError::Argument(format!(
+                "${variable} names {}, which is not a file",
+                path.display()
+            )))
+        };
+    }
+    let candidates = super::image::target_dirs().into_iter().map(|d| d.join(in_target));
+    let candidates: Vec<PathBuf> = candidates.collect();
+    candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
+        StartError::Unavailable(format!(
+            "{how} (looked for {}); ${variable} names another",
+            candidates
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })
+}
