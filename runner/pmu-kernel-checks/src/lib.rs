@@ -40,6 +40,7 @@ pub mod reason;
 pub mod record;
 pub mod refusal;
 mod run;
+mod stable_names;
 pub mod window;
 
 pub use hardware::{Fault, Hardware};

@@ -8,85 +8,48 @@
 
 use core::fmt;
 
-macro_rules! units {
-    ($($(#[doc = $doc:literal])* $variant:ident => $name:literal,)*) => {
-        /// What a magnitude's number counts.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "kebab-case"))]
-        pub enum Unit {
-            $($(#[doc = $doc])* $variant,)*
-        }
-
-        impl Unit {
-            pub const ALL: &'static [Unit] = &[$(Unit::$variant,)*];
-
-            pub fn name(self) -> &'static str {
-                match self {
-                    $(Unit::$variant => $name,)*
-                }
-            }
-
-            /// What the name means, from its documentation.
-            pub fn about(self) -> &'static str {
-                match self {
-                    $(Unit::$variant => concat!($($doc, " ",)*).trim_ascii(),)*
-                }
-            }
-        }
-    };
-}
-
-units! {
-    /// A run's count minus its expected count (the largest, where runs differ).
-    EventsPerRun => "events-per-run",
-    /// Events gained or lost per overflow interrupt the run took.
-    EventsPerPmi => "events-per-pmi",
-    /// Runs that overcount by no more than this many events per overflow
-    /// interrupt, though not by the same in each: a per-PMI fault that
-    /// strikes only some PMIs (Xen's quirk, on the PMIs that land on zero).
-    EventsPerPmiAtMost => "events-per-pmi-at-most",
-    /// Events gained or lost per VM-exiting instruction in the window.
-    EventsPerVmExit => "events-per-vm-exit",
-    /// The share of the expected count that was counted, in percent.
-    PercentCounted => "percent-counted",
-    /// Events a counter counted where it should have counted none, or read
-    /// where it should read none (after a freeze, after its wrap).
-    Events => "events",
-    /// Overflows (boundaries) that were never handled or never notified.
-    OverflowsLost => "overflows-lost",
-    /// Notifications or PMIs beyond one per overflow, over the case.
-    ExtraNotifications => "extra-notifications",
-    /// Notifications later than the threshold breached.
-    LateNotifications => "late-notifications",
-    /// Budgets that ran out without their POLL_HUP.
-    MissingHups => "missing-hups",
-    /// PMIs taken for one overflow.
-    PmisPerOverflow => "pmis-per-overflow",
-    /// PMIs taken before the status was acknowledged and the LVT unmasked.
-    PmisBeforeRearm => "pmis-before-rearm",
-    /// The address of the MSR whose access misbehaved (the first, of several).
-    Msr => "msr",
-    /// How many accesses misbehaved.
-    Accesses => "accesses",
-    /// The GLOBAL_STATUS bits in question, as a mask.
-    StatusBits => "status-bits",
-    /// A register's value as read (LVTPC, OVF_CTRL).
-    Register => "register",
-    /// An exception vector.
-    Vector => "vector",
-    /// The RDPMC index (ECX) that misbehaved.
-    RdpmcIndex => "rdpmc-index",
-}
-
-impl Unit {
-    pub fn from_name(name: &str) -> Option<Unit> {
-        Unit::ALL.iter().copied().find(|u| u.name() == name)
-    }
-}
-
-impl fmt::Display for Unit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+crate::stable_names::stable_names! {
+    /// What a magnitude's number counts.
+    Unit {
+        /// A run's count minus its expected count (the largest, where runs differ).
+        EventsPerRun => "events-per-run",
+        /// Events gained or lost per overflow interrupt the run took.
+        EventsPerPmi => "events-per-pmi",
+        /// Runs that overcount by no more than this many events per overflow
+        /// interrupt, though not by the same in each: a per-PMI fault that
+        /// strikes only some PMIs (Xen's quirk, on the PMIs that land on zero).
+        EventsPerPmiAtMost => "events-per-pmi-at-most",
+        /// Events gained or lost per VM-exiting instruction in the window.
+        EventsPerVmExit => "events-per-vm-exit",
+        /// The share of the expected count that was counted, in percent.
+        PercentCounted => "percent-counted",
+        /// Events a counter counted where it should have counted none, or read
+        /// where it should read none (after a freeze, after its wrap).
+        Events => "events",
+        /// Overflows (boundaries) that were never handled or never notified.
+        OverflowsLost => "overflows-lost",
+        /// Notifications or PMIs beyond one per overflow, over the case.
+        ExtraNotifications => "extra-notifications",
+        /// Notifications later than the threshold breached.
+        LateNotifications => "late-notifications",
+        /// Budgets that ran out without their POLL_HUP.
+        MissingHups => "missing-hups",
+        /// PMIs taken for one overflow.
+        PmisPerOverflow => "pmis-per-overflow",
+        /// PMIs taken before the status was acknowledged and the LVT unmasked.
+        PmisBeforeRearm => "pmis-before-rearm",
+        /// The address of the MSR whose access misbehaved (the first, of several).
+        Msr => "msr",
+        /// How many accesses misbehaved.
+        Accesses => "accesses",
+        /// The GLOBAL_STATUS bits in question, as a mask.
+        StatusBits => "status-bits",
+        /// A register's value as read (LVTPC, OVF_CTRL).
+        Register => "register",
+        /// An exception vector.
+        Vector => "vector",
+        /// The RDPMC index (ECX) that misbehaved.
+        RdpmcIndex => "rdpmc-index",
     }
 }
 

@@ -52,86 +52,49 @@ impl fmt::Display for Verdict {
     }
 }
 
-macro_rules! signatures {
-    ($($(#[doc = $doc:literal])* $variant:ident => $name:literal,)*) => {
-        /// Short, stable names for the ways a PMU fails a case.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "kebab-case"))]
-        pub enum SignatureKind {
-            $($(#[doc = $doc])* $variant,)*
-        }
-
-        impl SignatureKind {
-            pub const ALL: &'static [SignatureKind] = &[$(SignatureKind::$variant,)*];
-
-            pub fn name(self) -> &'static str {
-                match self {
-                    $(SignatureKind::$variant => $name,)*
-                }
-            }
-
-            /// What the name means, from its documentation.
-            pub fn about(self) -> &'static str {
-                match self {
-                    $(SignatureKind::$variant => concat!($($doc, " ",)*).trim_ascii(),)*
-                }
-            }
-        }
-    };
-}
-
-signatures! {
-    /// More events than the workload retired.
-    Overcount => "overcount",
-    /// Fewer events than the workload retired.
-    Undercount => "undercount",
-    /// An overflow raised no notification (or no PMI).
-    PmiLost => "pmi-lost",
-    /// A notification (or PMI) came for no new overflow, or twice for one.
-    PmiExtra => "pmi-extra",
-    /// A notification came after more events than the skid budget allows:
-    /// where rr's replay would fail.
-    PmiLate => "pmi-late",
-    /// A notification came after more than five times the skid budget:
-    /// where rr warns even while recording.
-    PmiLateRecord => "pmi-late-record",
-    /// A REFRESH budget ran out without the POLL_HUP notification that says so.
-    HupMissing => "hup-missing",
-    /// An overflow did not set its GLOBAL_STATUS bit.
-    StatusNotSet => "status-not-set",
-    /// Acknowledging an overflow did not clear its GLOBAL_STATUS bit.
-    StatusNotCleared => "status-not-cleared",
-    /// Acknowledging one overflow cleared bits that were not acknowledged.
-    StatusOvercleared => "status-overcleared",
-    /// A write to STATUS_SET did not set the bits it named.
-    StatusSetIgnored => "status-set-ignored",
-    /// The LVT performance-counter entry was not masked after a PMI (Intel).
-    LvtpcNotMasked => "lvtpc-not-masked",
-    /// The LVT performance-counter entry was masked by a PMI (AMD must not).
-    LvtpcMasked => "lvtpc-masked",
-    /// IA32_PERF_GLOBAL_OVF_CTRL read as something other than 0.
-    OvfCtrlNotZero => "ovf-ctrl-not-zero",
-    /// A write that must raise #GP (reserved bits, a counter CPUID does not
-    /// advertise) was accepted.
-    NoGp => "no-gp",
-    /// An access the architecture allows raised #GP.
-    UnexpectedGp => "unexpected-gp",
-    /// Counters kept counting when a PMI should have frozen them.
-    NotFrozen => "not-frozen",
-    /// A counter read back other than what was written to it, through its
-    /// MSR or RDPMC, or other than its width allows.
-    WrongValue => "wrong-value",
-}
-
-impl SignatureKind {
-    pub fn from_name(name: &str) -> Option<SignatureKind> {
-        SignatureKind::ALL.iter().copied().find(|k| k.name() == name)
-    }
-}
-
-impl fmt::Display for SignatureKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+crate::stable_names::stable_names! {
+    /// Short, stable names for the ways a PMU fails a case.
+    SignatureKind {
+        /// More events than the workload retired.
+        Overcount => "overcount",
+        /// Fewer events than the workload retired.
+        Undercount => "undercount",
+        /// An overflow raised no notification (or no PMI).
+        PmiLost => "pmi-lost",
+        /// A notification (or PMI) came for no new overflow, or twice for one.
+        PmiExtra => "pmi-extra",
+        /// A notification came after more events than the skid budget allows:
+        /// where rr's replay would fail.
+        PmiLate => "pmi-late",
+        /// A notification came after more than five times the skid budget:
+        /// where rr warns even while recording.
+        PmiLateRecord => "pmi-late-record",
+        /// A REFRESH budget ran out without the POLL_HUP notification that says so.
+        HupMissing => "hup-missing",
+        /// An overflow did not set its GLOBAL_STATUS bit.
+        StatusNotSet => "status-not-set",
+        /// Acknowledging an overflow did not clear its GLOBAL_STATUS bit.
+        StatusNotCleared => "status-not-cleared",
+        /// Acknowledging one overflow cleared bits that were not acknowledged.
+        StatusOvercleared => "status-overcleared",
+        /// A write to STATUS_SET did not set the bits it named.
+        StatusSetIgnored => "status-set-ignored",
+        /// The LVT performance-counter entry was not masked after a PMI (Intel).
+        LvtpcNotMasked => "lvtpc-not-masked",
+        /// The LVT performance-counter entry was masked by a PMI (AMD must not).
+        LvtpcMasked => "lvtpc-masked",
+        /// IA32_PERF_GLOBAL_OVF_CTRL read as something other than 0.
+        OvfCtrlNotZero => "ovf-ctrl-not-zero",
+        /// A write that must raise #GP (reserved bits, a counter CPUID does not
+        /// advertise) was accepted.
+        NoGp => "no-gp",
+        /// An access the architecture allows raised #GP.
+        UnexpectedGp => "unexpected-gp",
+        /// Counters kept counting when a PMI should have frozen them.
+        NotFrozen => "not-frozen",
+        /// A counter read back other than what was written to it, through its
+        /// MSR or RDPMC, or other than its width allows.
+        WrongValue => "wrong-value",
     }
 }
 

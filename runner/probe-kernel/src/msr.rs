@@ -57,49 +57,40 @@ macro_rules! recoverable {
     };
 }
 
-pub fn read(msr: u32) -> Result<u64, Fault> {
-    let (low, high): (u32, u32);
-    let faulted: u32;
-    // SAFETY: RDMSR at CPL0; a fault resumes at the fixup.
-    unsafe {
-        asm!(
-            recoverable!("rdmsr"),
-            faulted = out(reg) faulted,
-            in("ecx") msr,
-            out("eax") low,
-            out("edx") high,
-            options(nomem, nostack)
-        );
-    }
-    if faulted != 0 {
-        Err(Fault { vector: low as u8 })
-    } else {
-        Ok(u64::from(high) << 32 | u64::from(low))
-    }
+/// An instruction that takes ECX and returns EDX:EAX (RDMSR, RDPMC), made
+/// recoverable: its value, or the vector it raised.
+macro_rules! read_edx_eax {
+    ($instruction:literal, $ecx:expr) => {{
+        let (low, high): (u32, u32);
+        let faulted: u32;
+        // SAFETY: RDMSR and RDPMC at CPL0 read and change nothing; a fault
+        // resumes at the fixup (CR4.PCE does not matter at CPL0).
+        unsafe {
+            asm!(
+                recoverable!($instruction),
+                faulted = out(reg) faulted,
+                in("ecx") $ecx,
+                out("eax") low,
+                out("edx") high,
+                options(nomem, nostack)
+            );
+        }
+        if faulted != 0 {
+            Err(Fault { vector: low as u8 })
+        } else {
+            Ok(u64::from(high) << 32 | u64::from(low))
+        }
+    }};
 }
 
-/// RDPMC at CPL0 (CR4.PCE does not matter there): a bad index raises #GP,
-/// and QEMU's TCG, which emulates no PMU, raises #UD for any.
+pub fn read(msr: u32) -> Result<u64, Fault> {
+    read_edx_eax!("rdmsr", msr)
+}
+
+/// RDPMC: a bad index raises #GP, and QEMU's TCG, which emulates no PMU,
+/// raises #UD for any.
 pub fn rdpmc(index: u32) -> Result<u64, Fault> {
-    let (low, high): (u32, u32);
-    let faulted: u32;
-    // SAFETY: RDPMC reads a counter and changes nothing; a fault resumes at
-    // the fixup.
-    unsafe {
-        asm!(
-            recoverable!("rdpmc"),
-            faulted = out(reg) faulted,
-            in("ecx") index,
-            out("eax") low,
-            out("edx") high,
-            options(nomem, nostack)
-        );
-    }
-    if faulted != 0 {
-        Err(Fault { vector: low as u8 })
-    } else {
-        Ok(u64::from(high) << 32 | u64::from(low))
-    }
+    read_edx_eax!("rdpmc", index)
 }
 
 pub fn write(msr: u32, value: u64) -> Result<(), Fault> {

@@ -10,18 +10,12 @@ use alloc::vec::Vec;
 
 use super::exact_count::{Tolerance, tolerance};
 use super::{Context, Stop, signed};
-use crate::pmu::{ArchEvent, Counter};
+use crate::pmu::Counter;
 use crate::record::{Magnitude, ReasonCode, Record, SignatureKind, Unit};
 
 pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
     let p = c.case.params.clone();
-    if p.event != ArchEvent::Instructions {
-        return Err(Stop::from(Record::error(
-            c.id(),
-            ReasonCode::Internal,
-            "all-counters counts instructions, the one event every counter has",
-        )));
-    }
+    c.require_instructions("all-counters counts instructions, the one event every counter has")?;
     if c.pmu.globals.is_none() {
         return Err(c.unsupported(
             ReasonCode::PmuVersion,

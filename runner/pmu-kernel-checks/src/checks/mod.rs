@@ -138,6 +138,15 @@ impl Context<'_> {
         Stop::from(Record::unsupported(self.id(), code, reason))
     }
 
+    /// A check that counts only instructions, sent another event by the
+    /// host: a plan it cannot follow, an internal error that says `why`.
+    pub fn require_instructions(&self, why: &str) -> Result<(), Stop> {
+        if self.case.params.event == crate::pmu::ArchEvent::Instructions {
+            return Ok(());
+        }
+        Err(Stop::from(Record::error(self.id(), ReasonCode::Internal, why)))
+    }
+
     /// The case cannot run here, for `why`.
     pub fn refused(&self, why: Reason) -> Stop {
         self.unsupported(why.code, why.message)

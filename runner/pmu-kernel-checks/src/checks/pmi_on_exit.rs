@@ -16,18 +16,11 @@
 use alloc::format;
 
 use super::{Context, PMI_WAIT_SPINS, Stop, pmis as plural};
-use crate::pmu::ArchEvent;
 use crate::record::{Magnitude, ReasonCode, Record, SignatureKind, Unit};
 
 pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
     let p = c.case.params.clone();
-    if p.event != ArchEvent::Instructions {
-        return Err(Stop::from(Record::error(
-            c.id(),
-            ReasonCode::Internal,
-            "pmi-on-exit counts instructions, so that the window's last event is its stopping WRMSR",
-        )));
-    }
+    c.require_instructions("pmi-on-exit counts instructions, so that the window's last event is its stopping WRMSR")?;
     let events = c.calibrate(p.counter, p.iterations)?;
     let before = c.hw.pmis();
     c.window(&[(p.counter, true, c.pmu.preset(p.counter, events))], p.iterations)?;

@@ -21,13 +21,7 @@ pub const SLACK: u64 = 2_000;
 
 pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
     let p = c.case.params.clone();
-    if p.event != ArchEvent::Instructions {
-        return Err(Stop::from(Record::error(
-            c.id(),
-            ReasonCode::Internal,
-            "write-running counts instructions",
-        )));
-    }
+    c.require_instructions("write-running counts instructions")?;
     let Some(g) = c.pmu.globals else {
         return Err(c.unsupported(
             ReasonCode::PmuVersion,

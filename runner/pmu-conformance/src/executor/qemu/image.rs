@@ -55,17 +55,23 @@ pub fn find(explicit: Option<&Path>) -> Result<PathBuf, StartError> {
             Err(StartError::Argument(BootError::ImageMissing(path).to_string()))
         };
     }
-    let target_dirs = target_dirs();
-    let candidates: Vec<PathBuf> = target_dirs.iter().map(|dir| dir.join(IN_TARGET_DIR)).collect();
-    candidates.iter().find(|path| path.is_file()).cloned().ok_or_else(|| {
+    in_target_dirs(IN_TARGET_DIR).map_err(|looked| {
         StartError::Unavailable(format!(
             "the probe kernel image is not built: `cargo xtask kernel` builds it in a checkout \
-             (looked for {}); --kernel PATH or ${VARIABLE} names another",
-            candidates
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+             (looked for {looked}); --kernel PATH or ${VARIABLE} names another"
         ))
+    })
+}
+
+/// The first file at `relative` under one of [`target_dirs`], or the paths
+/// looked at, as a list for a message.
+pub fn in_target_dirs(relative: &str) -> Result<PathBuf, String> {
+    let candidates: Vec<PathBuf> = target_dirs().iter().map(|dir| dir.join(relative)).collect();
+    candidates.iter().find(|path| path.is_file()).cloned().ok_or_else(|| {
+        candidates
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     })
 }

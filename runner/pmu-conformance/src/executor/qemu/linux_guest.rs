@@ -221,16 +221,6 @@ fn find(variable: &str, in_target: &str, how: &str) -> Result<PathBuf, StartErro
             )))
         };
     }
-    let candidates = super::image::target_dirs().into_iter().map(|d| d.join(in_target));
-    let candidates: Vec<PathBuf> = candidates.collect();
-    candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
-        StartError::Unavailable(format!(
-            "{how} (looked for {}); ${variable} names another",
-            candidates
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-    })
+    super::image::in_target_dirs(in_target)
+        .map_err(|looked| StartError::Unavailable(format!("{how} (looked for {looked}); ${variable} names another")))
 }
