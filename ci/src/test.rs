@@ -1,14 +1,16 @@
 //! `cargo xtask test`: everything CI runs, on a fresh machine of this kind.
 //!
-//! Checks formatting, builds every test target, then runs the soak test (a
-//! thousand rounds of the self-check suite: minutes, nearly all in the
-//! kernel's breakpoint handling) in the background while it sets up what the
-//! boot tests need (QEMU, the x86_64-unknown-none target and the probe
-//! kernel image; the static runner and Debian's cloud kernel for the Linux
-//! guest) and runs every other test target of the workspace: unit
-//! tests, the bad-input and CPUID-dump tables, the CLI, guest and report
-//! tests, the conformance suites against expected/ and the probe kernel's
-//! boots. CI sets `CI=true`, so nothing under expected/ can be written.
+//! Checks formatting, builds every test target, and sets up what the boot
+//! tests need (QEMU, the x86_64-unknown-none target and the probe kernel
+//! image; the static runner and Debian's cloud kernel for the Linux guest).
+//! Then it runs the soak test (a thousand rounds of the self-check suite:
+//! minutes, nearly all in the kernel's breakpoint handling) in the
+//! background, beside every other test target of the workspace: unit tests,
+//! the bad-input and CPUID-dump tables, the CLI, guest and report tests, the
+//! conformance suites against expected/ and the boots. Nothing compiles
+//! beside the soak, whose time-sized self-checks a build would starve of CPU
+//! on a 2-core machine. CI sets `CI=true`, so nothing under expected/ can be
+//! written.
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -39,11 +41,13 @@ pub fn run(sh: &Shell, args: &[String]) -> Result<()> {
     step("building the tests");
     cmd!(sh, "cargo test --workspace --all-targets --locked --no-run").run()?;
 
-    step("the soak test, in the background");
-    let soak = Background::start(sh, "soak")?;
-
+    // Everything that compiles runs before the soak starts: a build beside
+    // it starves its time-sized self-checks of CPU on a 2-core machine.
     step("guest tools");
     guest_tools(sh)?;
+
+    step("the soak test, in the background");
+    let soak = Background::start(sh, "soak")?;
 
     step("tests");
     let rest = cmd!(
