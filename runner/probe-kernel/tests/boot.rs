@@ -126,7 +126,7 @@ fn under_tcg_every_case_is_unsupported_with_its_reason() {
     for machine in [Machine::Pc, Machine::Microvm] {
         let config = QemuConfig {
             machine,
-            ..QemuConfig::new(image(), Accel::Tcg, PLAN)
+            ..QemuConfig::new(image(), Accel::Tcg, format!("{PLAN} {}", pmu_kernel_checks::RDPMC_WORD))
         };
         let booted = boot(&config);
         let records = assert_plan_ran(&booted);
