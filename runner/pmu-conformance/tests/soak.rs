@@ -82,6 +82,20 @@ fn interrupt_dispositions() -> Vec<usize> {
         .collect()
 }
 
+/// The cases of a report that did not pass, with their verdicts and why.
+fn not_passed(report: &std::path::Path) -> String {
+    match pmu_conformance::report::json::read(report) {
+        Ok(r) => r
+            .cases
+            .iter()
+            .filter(|c| !c.gate.passed)
+            .map(|c| format!("{} {}: {}", c.id, c.verdict, c.explanation()))
+            .collect::<Vec<_>>()
+            .join("; "),
+        Err(e) => format!("(its report cannot be read: {e})"),
+    }
+}
+
 #[test]
 fn selfcheck_suite_1000_times_leaves_no_trace() {
     keep_to_the_last_cpu();
@@ -91,8 +105,11 @@ fn selfcheck_suite_1000_times_leaves_no_trace() {
         .unwrap_or(1000);
     // Nothing recorded there, so every case must pass on its own.
     let expected = tempfile::tempdir().expect("a temporary folder");
+    // Each run's report, so that a failing iteration says which case and why.
+    let report = expected.path().join("report.json");
     let request = Request {
         expected: Some(expected.path().to_path_buf()),
+        json: Some(report.clone()),
         runs: Some(1),
         libtest: libtest_mimic::Arguments {
             filter: Some("selfcheck/".into()),
@@ -118,7 +135,8 @@ fn selfcheck_suite_1000_times_leaves_no_trace() {
         assert_eq!(
             status,
             ExitCode::SUCCESS,
-            "iteration {i}: a self-check case did not pass"
+            "iteration {i}: a self-check case did not pass: {}",
+            not_passed(&report)
         );
         assert_eq!(
             entries("/proc/self/fd"),
