@@ -8,9 +8,8 @@
 //! background, beside every other test target of the workspace: unit tests,
 //! the bad-input and CPUID-dump tables, the CLI, guest and report tests, the
 //! conformance suites against expected/ and the boots. Nothing compiles
-//! beside the soak, whose time-sized self-checks a build would starve of CPU
-//! on a 2-core machine. CI sets `CI=true`, so nothing under expected/ can be
-//! written.
+//! beside the soak, so that its timings are of the tests alone. CI sets
+//! `CI=true`, so nothing under expected/ can be written.
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -41,8 +40,8 @@ pub fn run(sh: &Shell, args: &[String]) -> Result<()> {
     step("building the tests");
     cmd!(sh, "cargo test --workspace --all-targets --locked --no-run").run()?;
 
-    // Everything that compiles runs before the soak starts: a build beside
-    // it starves its time-sized self-checks of CPU on a 2-core machine.
+    // Everything that compiles runs before the soak starts, so the soak
+    // shares the CPUs with the tests alone.
     step("guest tools");
     guest_tools(sh)?;
 

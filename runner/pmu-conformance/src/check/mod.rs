@@ -498,25 +498,44 @@ mod tests {
     #[test]
     fn a_timer_window_is_sized_by_time_and_one_that_never_expires_is_not_exercised() {
         let period = 1_000_000;
-        // The calibration run: 1000 iterations in 10 µs, so 10 periods need
-        // 1.5 × 10 ms, 1.5 million iterations.
+        // Calibration: 1000 iterations in 30 µs, disturbed (30 ns each); then
+        // 64 times as many (the most one step grows) at 10 ns each, still
+        // short of two periods; then two runs of 400 000 aimed at four
+        // periods, which last long enough. The fastest rate, 10 ns, sizes
+        // the window: 10 periods × 1.5 need 1.5 million iterations.
         let (mut case, event) = sampling(task_clock(), 1000, period, 2);
         case.timeout = std::time::Duration::from_secs(60);
-        let mut sized = scripted(vec![
-            timed(10_000, 0, period),
-            timed(15_000_000, 15, period),
-            timed(15_000_000, 15, period),
-        ]);
+        let calibration = || {
+            vec![
+                timed(30_000, 0, period),
+                timed(640_000, 0, period),
+                timed(4_000_000, 4, period),
+                timed(4_400_000, 4, period),
+            ]
+        };
+        let mut sized = scripted(
+            [
+                calibration(),
+                vec![timed(15_000_000, 15, period), timed(15_000_000, 15, period)],
+            ]
+            .concat(),
+        );
         let outcome = run(&case, &event, &mut sized);
         assert_eq!(outcome.verdict, Verdict::Pass, "{outcome:?}");
-        assert_eq!(sized.1, [1000, 1_500_000, 1_500_000], "calibrated, then sized by time");
+        assert_eq!(
+            sized.1,
+            [1000, 64_000, 400_000, 400_000, 1_500_000, 1_500_000],
+            "calibrated until two runs lasted two periods, then sized by the fastest"
+        );
         assert!(outcome.proves.unwrap().contains("in 2 runs (30 overflows)"));
 
-        let mut never = scripted(vec![
-            timed(10_000, 0, period),
-            timed(15_000_000, 0, period),
-            timed(15_000_000, 0, period),
-        ]);
+        let mut never = scripted(
+            [
+                calibration(),
+                vec![timed(15_000_000, 0, period), timed(15_000_000, 0, period)],
+            ]
+            .concat(),
+        );
         let outcome = run(&case, &event, &mut never);
         assert_eq!(outcome.verdict, Verdict::Error, "{outcome:?}");
         assert!(
