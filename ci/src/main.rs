@@ -10,6 +10,7 @@ mod detection_matrix;
 mod dist;
 mod guest_kernel;
 mod kernel;
+mod sshd;
 mod test;
 
 use std::path::PathBuf;
@@ -30,6 +31,8 @@ tasks:
                   file that runs anywhere and that a Linux guest boots as its init
   guest-kernel    fetch Debian's cloud kernel for the Linux guests (apt-get download,
                   unpacked, not installed) into target/guest/vmlinuz
+  sshd            fetch Debian's OpenSSH server (apt-get download, unpacked, not
+                  installed) into target/sshd/ for the ssh environment's loopback test
   bench           run the benchmarks (installs Debian's linux-perf for the
                   comparison with `perf test` when it is missing and apt-get works)
   detection-matrix
@@ -49,6 +52,7 @@ fn main() -> Result<()> {
         Some("kernel") => kernel::run(&sh, &rest),
         Some("dist") => dist::run(&sh, &rest),
         Some("guest-kernel") => guest_kernel::run(&sh, &rest),
+        Some("sshd") => sshd::run(&sh, &rest),
         Some("bench") => bench::run(&sh, &rest),
         Some("bless") => bless::run(&sh, &rest),
         Some("detection-matrix") => detection_matrix::run(&sh, &rest),

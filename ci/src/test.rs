@@ -134,6 +134,10 @@ fn guest_tools(sh: &Shell) -> Result<()> {
             "xtask: NOTICE: {e:#}\nxtask: the static runner cannot be built; the Linux guest will fail and say so"
         ),
     }
+    match crate::sshd::fetch(sh) {
+        Ok(sshd) => println!("xtask: loopback sshd {}", sshd.display()),
+        Err(e) => println!("xtask: NOTICE: {e:#}\nxtask: no sshd; the ssh environment's test will fail and say so"),
+    }
     match crate::guest_kernel::fetch(sh) {
         Ok(kernel) => println!("xtask: guest kernel {}", kernel.display()),
         Err(e) => println!("xtask: NOTICE: {e:#}\nxtask: no guest kernel; the Linux guest will fail and say so"),

@@ -7,7 +7,9 @@
 //!
 //! - `linux`: perf_event_open on the machine the runner is on;
 //! - `sim`: the reference model, with a preset CPU and named faults;
-//! - `qemu`: the probe kernel, booted under QEMU with TCG or KVM.
+//! - `qemu`: the probe kernel, booted under QEMU with TCG or KVM;
+//! - `qemu-linux`: a Linux guest under QEMU carrying the runner;
+//! - `ssh`: a remote machine, reached with OpenSSH's client.
 //!
 //! A run names its environment one of three ways ([`Choice`]): not at all,
 //! and it runs on this machine under the id its fingerprint derives (for
@@ -46,11 +48,34 @@ pub enum Target {
     Local,
     /// The reference model.
     Sim { preset: String, config: Config },
-    /// The probe kernel under QEMU, with QEMU's `-cpu` model where one is named.
-    Qemu { accel: Accel, cpu: Option<String> },
+    /// The probe kernel under QEMU, with QEMU's `-cpu` model and machine
+    /// type where they are named (else microvm under KVM, pc under TCG).
+    Qemu {
+        accel: Accel,
+        cpu: Option<String>,
+        machine: Option<Machine>,
+    },
     /// A Linux guest under QEMU, carrying the runner, which runs the linux
     /// cases inside it.
     QemuLinux(Box<LinuxGuest>),
+    /// A remote machine: the runner copies itself there over ssh, runs the
+    /// linux cases, and brings the report back.
+    Ssh(Box<Remote>),
+}
+
+/// How a remote machine is reached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Remote {
+    pub host: String,
+    pub user: Option<String>,
+    pub port: u16,
+    /// `ssh -i`: the private key to offer (and no other).
+    pub identity: Option<PathBuf>,
+    /// `UserKnownHostsFile`: where the remote's host key is checked (and,
+    /// the first time, added: `StrictHostKeyChecking=accept-new`).
+    pub known_hosts: Option<PathBuf>,
+    /// From the connection's start to the report's arrival.
+    pub deadline: Duration,
 }
 
 /// How a Linux guest is booted.
@@ -87,7 +112,7 @@ impl Target {
             Target::Local => probe == ProbeKind::Linux,
             Target::Sim { .. } => true,
             Target::Qemu { .. } => probe == ProbeKind::Kernel,
-            Target::QemuLinux(_) => probe == ProbeKind::Linux,
+            Target::QemuLinux(_) | Target::Ssh(_) => probe == ProbeKind::Linux,
         }
     }
 
@@ -98,6 +123,7 @@ impl Target {
             Target::Sim { .. } => "sim",
             Target::Qemu { .. } => "qemu",
             Target::QemuLinux(_) => "qemu-linux",
+            Target::Ssh(_) => "ssh",
         }
     }
 }
@@ -205,7 +231,7 @@ struct EnvironmentEntry {
     accel: Option<Spanned<String>>,
     /// qemu, qemu-linux: QEMU's `-cpu` model.
     cpu: Option<Spanned<String>>,
-    /// qemu-linux: QEMU's machine type: q35, pc or microvm.
+    /// qemu, qemu-linux: QEMU's machine type: q35, pc or microvm.
     machine: Option<Spanned<String>>,
     /// qemu-linux: guest memory, MiB.
     memory: Option<Spanned<u32>>,
@@ -215,8 +241,19 @@ struct EnvironmentEntry {
     kernel: Option<Spanned<String>>,
     /// qemu-linux: QEMU arguments after the verified ones, as a list.
     extra_args: Option<Spanned<Vec<String>>>,
-    /// qemu-linux: seconds from QEMU's start to the guest's power-off.
+    /// qemu-linux: seconds from QEMU's start to the guest's power-off;
+    /// ssh: from the connection to the report.
     deadline: Option<Spanned<u64>>,
+    /// ssh: the remote's host name or address.
+    host: Option<Spanned<String>>,
+    /// ssh: the user to log in as (default: ssh's own default).
+    user: Option<Spanned<String>>,
+    /// ssh: the port (default 22).
+    port: Option<Spanned<u16>>,
+    /// ssh: the private key file.
+    identity: Option<Spanned<String>>,
+    /// ssh: the known-hosts file.
+    known_hosts: Option<Spanned<String>>,
 }
 
 /// `lost-pmi` or `{id: lost-pmi, rate: 0.01}`.
@@ -269,9 +306,19 @@ impl Matrices {
         Matrices::load(&sources)
     }
 
-    /// Every `*.yaml` file directly in `dir`, in name order.
-    pub fn from_dir(dir: &Path) -> Result<Matrices, InputErrors> {
-        Matrices::load(&crate::input_file::yaml_sources(dir, "matrix")?)
+    /// One matrix file, or every `*.yaml` file directly in a folder, in name order.
+    pub fn from_path(path: &Path) -> Result<Matrices, InputErrors> {
+        if path.is_dir() {
+            return Matrices::load(&crate::input_file::yaml_sources(path, "matrix")?);
+        }
+        let shown = path.display().to_string();
+        let text = crate::input_file::read(path, crate::input_file::YAML_LIMIT).map_err(|e| {
+            InputErrors::from(crate::input_error::InputError::whole_file(
+                &shown,
+                format!("cannot read this matrix file: {e}"),
+            ))
+        })?;
+        Matrices::load(&[SourceText::new(shown, text)])
     }
 
     pub fn load(sources: &[SourceText]) -> Result<Matrices, InputErrors> {
@@ -443,20 +490,26 @@ fn qemu_accel_and_cpu(
     Some((accel, cpu))
 }
 
+/// A QEMU environment's `machine`, where it names one: `Some(None)` where it
+/// does not, `None` after an error.
+fn machine_of(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -> Option<Option<Machine>> {
+    let Some(at) = &e.machine else { return Some(None) };
+    match at.value.as_str() {
+        "q35" => Some(Some(Machine::Q35)),
+        "pc" => Some(Some(Machine::Pc)),
+        "microvm" => Some(Some(Machine::Microvm)),
+        other => {
+            errors.push(source.error_at(at, format!("unknown machine `{other}`; use q35, pc or microvm")));
+            None
+        }
+    }
+}
+
 /// A `qemu-linux` environment: how its guest boots, each field checked.
 fn linux_guest(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -> Option<LinuxGuest> {
     let (accel, cpu) = qemu_accel_and_cpu(source, e, errors)?;
     let before = errors.0.len();
-    let machine = match e.machine.as_ref().map(|m| m.value.as_str()) {
-        None | Some("q35") => Machine::Q35,
-        Some("pc") => Machine::Pc,
-        Some("microvm") => Machine::Microvm,
-        Some(other) => {
-            let at = e.machine.as_ref().expect("matched Some");
-            errors.push(source.error_at(at, format!("unknown machine `{other}`; use q35, pc or microvm")));
-            Machine::Q35
-        }
-    };
+    let machine = machine_of(source, e, errors).flatten().unwrap_or(Machine::Q35);
     let within = |field: &Option<Spanned<u32>>,
                   name: &str,
                   lo: u32,
@@ -515,6 +568,70 @@ fn linux_guest(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErro
     })
 }
 
+/// An `ssh` environment: where the remote is and how to log in, each field checked.
+fn remote(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -> Option<Remote> {
+    let before = errors.0.len();
+    // Nothing that ssh would read as an option, and nothing a shell would split.
+    let plain = |text: &str| {
+        !text.is_empty()
+            && !text.starts_with('-')
+            && text.chars().all(|c| c.is_ascii_alphanumeric() || "._-:[]%".contains(c))
+    };
+    let host = match &e.host {
+        Some(h) if plain(&h.value) => h.value.clone(),
+        Some(h) => {
+            errors.push(source.error_at(h, format!("`{}` is not a host name or address", h.value)));
+            String::new()
+        }
+        None => {
+            errors.push(source.error_at(&e.probe, "an `ssh` environment needs a `host`"));
+            String::new()
+        }
+    };
+    let user = match &e.user {
+        Some(u) if plain(&u.value) && !u.value.contains(['[', ']', ':', '%']) => Some(u.value.clone()),
+        Some(u) => {
+            errors.push(source.error_at(u, format!("`{}` is not a user name", u.value)));
+            None
+        }
+        None => None,
+    };
+    let port = match &e.port {
+        Some(p) if p.value == 0 => {
+            errors.push(source.error_at(p, "`port` is between 1 and 65535"));
+            22
+        }
+        Some(p) => p.value,
+        None => 22,
+    };
+    let file = |field: &Option<Spanned<String>>, what: &str, errors: &mut InputErrors| match field {
+        Some(f) if !f.value.trim().is_empty() && !f.value.contains('\0') => Some(PathBuf::from(&f.value)),
+        Some(f) => {
+            errors.push(source.error_at(f, format!("`{what}` is a path to a file")));
+            None
+        }
+        None => None,
+    };
+    let identity = file(&e.identity, "identity", errors);
+    let known_hosts = file(&e.known_hosts, "known_hosts", errors);
+    let deadline = match &e.deadline {
+        None => 600,
+        Some(d) if (1..=86_400).contains(&d.value) => d.value,
+        Some(d) => {
+            errors.push(source.error_at(d, "`deadline` is seconds, between 1 and 86400"));
+            600
+        }
+    };
+    (errors.0.len() == before).then(|| Remote {
+        host,
+        user,
+        port,
+        identity,
+        known_hosts,
+        deadline: Duration::from_secs(deadline),
+    })
+}
+
 /// Validates an entry's kind and the fields that belong to it: each field
 /// given to an environment of another kind is an error at that field.
 fn target(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -> Option<Target> {
@@ -523,6 +640,8 @@ fn target(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -
     const SIM: &[&str] = &["sim"];
     const QEMU: &[&str] = &["qemu", "qemu-linux"];
     const LINUX_GUEST: &[&str] = &["qemu-linux"];
+    const SSH: &[&str] = &["ssh"];
+    const DEADLINE: &[&str] = &["qemu-linux", "ssh"];
     let fields = [
         ("model", SIM, e.model.as_ref().map(|s| location(&s.referenced))),
         ("faults", SIM, e.faults.as_ref().map(|s| location(&s.referenced))),
@@ -536,11 +655,7 @@ fn target(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -
         ("sources", SIM, e.sources.as_ref().map(|s| location(&s.referenced))),
         ("accel", QEMU, e.accel.as_ref().map(|s| location(&s.referenced))),
         ("cpu", QEMU, e.cpu.as_ref().map(|s| location(&s.referenced))),
-        (
-            "machine",
-            LINUX_GUEST,
-            e.machine.as_ref().map(|s| location(&s.referenced)),
-        ),
+        ("machine", QEMU, e.machine.as_ref().map(|s| location(&s.referenced))),
         (
             "memory",
             LINUX_GUEST,
@@ -559,11 +674,20 @@ fn target(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -
         ),
         (
             "deadline",
-            LINUX_GUEST,
+            DEADLINE,
             e.deadline.as_ref().map(|s| location(&s.referenced)),
         ),
+        ("host", SSH, e.host.as_ref().map(|s| location(&s.referenced))),
+        ("user", SSH, e.user.as_ref().map(|s| location(&s.referenced))),
+        ("port", SSH, e.port.as_ref().map(|s| location(&s.referenced))),
+        ("identity", SSH, e.identity.as_ref().map(|s| location(&s.referenced))),
+        (
+            "known_hosts",
+            SSH,
+            e.known_hosts.as_ref().map(|s| location(&s.referenced)),
+        ),
     ];
-    if matches!(kind, "linux" | "sim" | "qemu" | "qemu-linux") {
+    if matches!(kind, "linux" | "sim" | "qemu" | "qemu-linux" | "ssh") {
         for (field, belongs_to, at) in fields {
             if let Some((line, column)) = at.filter(|_| !belongs_to.contains(&kind)) {
                 errors.push(source.error_at_position(
@@ -581,9 +705,11 @@ fn target(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -
         "linux" => Some(Target::Local),
         "qemu" => {
             let (accel, cpu) = qemu_accel_and_cpu(source, e, errors)?;
-            Some(Target::Qemu { accel, cpu })
+            let machine = machine_of(source, e, errors)?;
+            Some(Target::Qemu { accel, cpu, machine })
         }
         "qemu-linux" => linux_guest(source, e, errors).map(|g| Target::QemuLinux(Box::new(g))),
+        "ssh" => remote(source, e, errors).map(|r| Target::Ssh(Box::new(r))),
         "sim" => {
             let Some(model) = &e.model else {
                 errors.push(source.error_at(
@@ -665,7 +791,7 @@ fn target(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -
         other => {
             errors.push(source.error_at(
                 &e.probe,
-                format!("unknown probe `{other}`; known: linux, sim, qemu, qemu-linux"),
+                format!("unknown probe `{other}`; known: linux, sim, qemu, qemu-linux, ssh"),
             ));
             None
         }

@@ -14,6 +14,8 @@
 //! - [`expectation`]: recorded outcomes per environment under `expected/`.
 //! - [`harness`]: the plan (cases × environment) as libtest-mimic trials.
 //! - [`report`]: terminal table, JSON and JUnit from the finished run.
+//! - [`matrix`]: every environment of a matrix file, each a child runner
+//!   ([`supervised`]), in parallel, reported together.
 //!
 //! [`fingerprint`] describes the machine; [`known_bugs`] names the bugs that
 //! cases catch and outcomes are diagnosed against.
@@ -38,11 +40,13 @@ pub mod input_file;
 pub mod interrupt;
 pub mod kernel_case;
 pub mod known_bugs;
+pub mod matrix;
 pub mod outcome;
 pub mod probe;
 pub mod report;
 pub mod run;
 pub mod statistics;
+pub mod supervised;
 pub mod vocabulary;
 pub mod workload;
 pub mod yaml_number;

@@ -85,6 +85,18 @@ enum Command {
         /// Where to write the archive.
         out: PathBuf,
     },
+    /// Run every environment of a matrix file in parallel, each gated
+    /// against its own expectations, or list what one would run.
+    #[command(subcommand)]
+    Matrix(MatrixCommand),
+    /// Run the given runner command line (`run …`), then print its JSON
+    /// report as CRC-framed chunks on stdout: what a remote machine does for
+    /// an `ssh` environment.
+    #[command(hide = true)]
+    StreamReport {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        args: Vec<String>,
+    },
     /// Validate suites and matrices without running anything.
     Check {
         #[arg(long, value_name = "DIR")]
@@ -135,6 +147,61 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum MatrixCommand {
+    /// Run each environment of FILE as a child runner, JOBS at a time, each
+    /// with its own deadline; show progress; print one table of cases ×
+    /// environments; write a matrix report (JSON and JUnit) and each
+    /// environment's output, report and guest consoles under --out.
+    ///
+    /// Exit status: 0 when every environment was as expected, 101 when any
+    /// was not (a gate failure, an environment that could not be reached or
+    /// passed its deadline), 2 on bad input, 130 when interrupted.
+    Run {
+        #[command(flatten)]
+        matrix: MatrixArgs,
+        /// How many environments run at once. Default: one per core.
+        #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+        jobs: Option<u32>,
+        /// The artifacts folder. Default: pmuc-matrix/<FILE's stem>.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Where recorded expectations live (as for `run`).
+        #[arg(long, value_name = "DIR")]
+        expected: Option<PathBuf>,
+        /// The probe kernel image for `qemu` environments (as for `run`).
+        #[arg(long, value_name = "PATH")]
+        kernel: Option<PathBuf>,
+        /// Give every case SECS seconds instead of its own deadline (as for `run`).
+        #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..86_400))]
+        timeout: Option<u64>,
+        /// Also write the matrix report here (schema pmu-conformance/matrix/v1).
+        #[arg(long, value_name = "PATH")]
+        json: Option<PathBuf>,
+        /// Also write the JUnit report here (a test suite per environment).
+        #[arg(long, value_name = "PATH")]
+        junit: Option<PathBuf>,
+    },
+    /// Show the environments a matrix would run, their kinds, how many cases
+    /// each selects and its deadline; run nothing.
+    List {
+        #[command(flatten)]
+        matrix: MatrixArgs,
+    },
+}
+
+#[derive(Args, Clone)]
+struct MatrixArgs {
+    /// A matrix file (matrices/*.yaml).
+    file: PathBuf,
+    /// Only environments whose id contains PATTERN.
+    #[arg(long = "env", value_name = "PATTERN")]
+    pattern: Option<String>,
+    /// Load suites from DIR instead of the ones built in.
+    #[arg(long, value_name = "DIR")]
+    suites: Option<PathBuf>,
+}
+
 #[derive(Args, Clone, Default)]
 struct RunArgs {
     /// Run only cases whose `suite/case` name contains FILTER.
@@ -167,9 +234,14 @@ struct RunArgs {
     /// Load suites from DIR instead of the ones built in.
     #[arg(long, value_name = "DIR")]
     suites: Option<PathBuf>,
-    /// Load matrices from DIR instead of the ones built in.
-    #[arg(long, value_name = "DIR")]
+    /// Load matrices from PATH (a matrix file, or a folder of them) instead
+    /// of the ones built in.
+    #[arg(long, value_name = "PATH")]
     matrices: Option<PathBuf>,
+    /// Keep each guest's console (the command, what the guest printed, how
+    /// the boot ended, QEMU's stderr) as a file in DIR, one per boot.
+    #[arg(long, value_name = "DIR")]
+    consoles: Option<PathBuf>,
     /// Where recorded expectations live, relative to the working directory.
     /// Default: $PMU_CONFORMANCE_EXPECTED, else the expected/ folder of the
     /// checkout the run starts in, else none.
@@ -223,6 +295,8 @@ fn run_command(cli: Cli) -> ExitCode {
         Some(Command::Environments { matrices }) => list_environments(matrices),
         Some(Command::Codes) => print_codes(),
         Some(Command::Initramfs { runner, out }) => write_initramfs(runner.as_deref(), &out),
+        Some(Command::Matrix(command)) => run_matrix(command),
+        Some(Command::StreamReport { args }) => stream_report(args),
         Some(Command::Check { suites, matrices }) => check(suites, matrices),
         Some(Command::Events { cpuid }) => print_events(cpuid.as_deref()),
         Some(Command::DetectionMatrix) => print_detection_matrix(),
@@ -263,10 +337,53 @@ fn run_suites(args: RunArgs) -> Result<ExitCode, RunError> {
         kernel: args.kernel,
         json: args.json,
         junit: args.junit,
+        consoles: args.consoles,
         verbose_reports: !args.quiet,
         reject_empty_selection: true,
         libtest,
     })
+}
+
+fn run_matrix(command: MatrixCommand) -> Result<ExitCode, RunError> {
+    use pmu_conformance::matrix::{self, MatrixRequest};
+    let base = |m: MatrixArgs| MatrixRequest {
+        file: m.file,
+        pattern: m.pattern,
+        suites: m.suites,
+        ..MatrixRequest::default()
+    };
+    match command {
+        MatrixCommand::List { matrix } => matrix::list(&base(matrix)),
+        MatrixCommand::Run {
+            matrix,
+            jobs,
+            out,
+            expected,
+            kernel,
+            timeout,
+            json,
+            junit,
+        } => matrix::run(&MatrixRequest {
+            jobs: jobs.map(|j| j as usize),
+            out,
+            expected,
+            kernel,
+            timeout,
+            json,
+            junit,
+            ..base(matrix)
+        }),
+    }
+}
+
+fn stream_report(mut args: Vec<String>) -> Result<ExitCode, RunError> {
+    let dir = tempfile::tempdir().map_err(|e| RunError::Environment(format!("a folder for the report: {e}")))?;
+    args.insert(0, "pmu-conformance".to_owned());
+    Ok(pmu_conformance::guest::report_stream::run_then_stream(
+        |args| run_command(Cli::parse_from(args)),
+        args,
+        &dir.path().join("report.json"),
+    ))
 }
 
 /// This machine's fingerprint, or the one a dump replays (with no Linux part).
@@ -296,7 +413,7 @@ fn check(suites: Option<PathBuf>, matrices: Option<PathBuf>) -> Result<ExitCode,
     };
     let loaded = load_suites(&sources, &table, &KnownBugs::builtin())?;
     let environments = match matrices {
-        Some(dir) => Matrices::from_dir(&dir)?,
+        Some(dir) => Matrices::from_path(&dir)?,
         None => Matrices::builtin()?,
     };
     let cases: usize = loaded.iter().map(|s| s.cases.len()).sum();
@@ -437,7 +554,7 @@ fn show(path: &std::path::Path) -> Result<ExitCode, RunError> {
 
 fn list_environments(matrices: Option<PathBuf>) -> Result<ExitCode, RunError> {
     let environments = match matrices {
-        Some(dir) => Matrices::from_dir(&dir)?,
+        Some(dir) => Matrices::from_path(&dir)?,
         None => Matrices::builtin()?,
     };
     let mut out = Table::new();

@@ -53,6 +53,8 @@ pub struct Request {
     pub timeout: Option<Duration>,
     pub json: Option<PathBuf>,
     pub junit: Option<PathBuf>,
+    /// Keep each guest's console in this folder, one file per boot.
+    pub consoles: Option<PathBuf>,
     /// Print the fingerprint before the trials and the table after them.
     pub verbose_reports: bool,
     /// Refuse a filter or skip that matches no case (the binary does; a test
@@ -106,6 +108,10 @@ pub fn execute(request: Request) -> Result<ExitCode, RunError> {
     for path in [&request.json, &request.junit].into_iter().flatten() {
         report::check_destination(path).map_err(|e| usage(&e))?;
     }
+    if let Some(dir) = &request.consoles {
+        std::fs::create_dir_all(dir).map_err(|e| RunError::Usage(format!("--consoles {}: {e}", dir.display())))?;
+        launcher::keep_consoles_in(dir.clone());
+    }
 
     let table = EventTable::builtin();
     let bugs = KnownBugs::builtin();
@@ -115,7 +121,7 @@ pub fn execute(request: Request) -> Result<ExitCode, RunError> {
     };
     let suites = load_suites(&sources, &table, &bugs)?;
     let matrices = match &request.matrices {
-        Some(dir) => Matrices::from_dir(dir)?,
+        Some(dir) => Matrices::from_path(dir)?,
         None => Matrices::builtin()?,
     };
 

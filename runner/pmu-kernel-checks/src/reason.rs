@@ -47,6 +47,9 @@ crate::stable_names::stable_names! {
         XenNotFamily6 => "xen-not-family-6",
         /// Xen's `vpmu=ipc` or `vpmu=arch` blocks the event.
         XenEventFilter => "xen-event-filter",
+        /// This host cannot run the environment's guest at all (its KVM is a
+        /// software virtualizer that cannot run a Linux guest).
+        HostCannotRunGuest => "host-cannot-run-guest",
 
         // Why no verdict was reached (`error`).
         /// The run observed less than the check's stated minimum.

@@ -9,14 +9,23 @@
 //! - [`local`]: this machine, the linux checks over perf_event_open.
 //! - [`sim`]: the reference model: the linux checks over `SimProbe`, and
 //!   kernel cases through the probe kernel's check library.
-//! - [`qemu`]: the probe kernel, booted under QEMU, one guest per case.
+//! - [`qemu`]: the probe kernel, booted under QEMU, one guest per case;
+//!   and a Linux guest carrying the runner, one boot for every case.
+//! - [`ssh`]: a remote machine, one connection for every case.
+//! - [`refused`]: an environment this host cannot run, each case
+//!   unsupported with the reason.
+//! - [`reported`]: the outcomes a runner elsewhere (a guest, a remote)
+//!   reported, handed to the harness to gate here.
 //!
 //! Where a case's *windows* execute is the probes' business (`crate::probe`);
 //! an executor decides where the whole case runs and how its outcome comes back.
 
 pub mod local;
 pub mod qemu;
+pub mod refused;
+pub mod reported;
 pub mod sim;
+pub mod ssh;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -114,15 +123,30 @@ pub fn for_environment(
             let fingerprint = sim.fingerprint().clone();
             (Arc::new(sim), fingerprint)
         }
-        Target::Qemu { accel, cpu } => {
-            let qemu = qemu::QemuExecutor::new(*accel, cpu.clone(), kernel, &table)?;
+        Target::Qemu { accel, cpu, machine } => {
+            let qemu = qemu::QemuExecutor::new(*accel, cpu.clone(), *machine, kernel, &table)?;
             let fingerprint = qemu.fingerprint().clone();
             (Arc::new(qemu), fingerprint)
         }
+        Target::QemuLinux(guest)
+            if guest.accel == crate::vocabulary::Accel::Kvm
+                && let Some(why) = refused::kvm_cannot_run_linux() =>
+        {
+            let executor = refused::RefusedExecutor {
+                reason: Reason::new(ReasonCode::HostCannotRunGuest, why),
+                description: "a Linux guest under QEMU (kvm), which this host cannot run".to_owned(),
+            };
+            (Arc::new(executor), here)
+        }
         Target::QemuLinux(guest) => {
-            let guest = qemu::linux_guest::LinuxGuestExecutor::new(guest)?;
+            let guest = qemu::linux_guest::boot(guest)?;
             let fingerprint = guest.fingerprint().clone();
             (Arc::new(guest), fingerprint)
+        }
+        Target::Ssh(remote) => {
+            let remote = ssh::reach(remote)?;
+            let fingerprint = remote.fingerprint().clone();
+            (Arc::new(remote), fingerprint)
         }
     })
 }

@@ -9,7 +9,6 @@
 //! power-off, so the host never waits on a guest that gave up.
 
 use std::ffi::CString;
-use std::io::Write;
 
 use super::{ARGUMENTS_AFTER, report_stream};
 
@@ -43,19 +42,8 @@ pub fn run(main: impl FnOnce(Vec<String>) -> std::process::ExitCode) -> ! {
             .skip(1)
             .map(str::to_owned),
     );
-    args.extend(["--json".to_owned(), REPORT.to_owned()]);
     println!("pmu-conformance init: running {}", args[1..].join(" "));
-    let status = main(args);
-    match std::fs::read_to_string(REPORT) {
-        Ok(report) => {
-            let mut out = std::io::stdout().lock();
-            for frame in report_stream::frames(&report) {
-                let _ = writeln!(out, "{frame}");
-            }
-            let _ = out.flush();
-        }
-        Err(e) => println!("pmu-conformance init: no report at {REPORT}: {e}"),
-    }
+    let status = report_stream::run_then_stream(main, args, std::path::Path::new(REPORT));
     println!("pmu-conformance init: the run ended ({status:?}); powering off");
     // SAFETY: sync and reboot take no pointers; as PID 1 in a guest that is
     // done, powering off is the intent.

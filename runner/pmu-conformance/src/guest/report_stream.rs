@@ -8,6 +8,31 @@
 
 use pmu_kernel_checks::protocol::{self, Frame};
 
+/// Runs `main` (the runner's command line) with `args` and `--json
+/// report`, then prints the report it wrote as frames on stdout, after
+/// whatever the run printed. The guest's init and a remote machine's
+/// `stream-report` do this; the host reads the frames back with [`read`].
+pub fn run_then_stream(
+    main: impl FnOnce(Vec<String>) -> std::process::ExitCode,
+    mut args: Vec<String>,
+    report: &std::path::Path,
+) -> std::process::ExitCode {
+    use std::io::Write;
+    args.extend(["--json".to_owned(), report.display().to_string()]);
+    let status = main(args);
+    match std::fs::read_to_string(report) {
+        Ok(text) => {
+            let mut out = std::io::stdout().lock();
+            for frame in frames(&text) {
+                let _ = writeln!(out, "{frame}");
+            }
+            let _ = out.flush();
+        }
+        Err(e) => println!("pmu-conformance: no report at {}: {e}", report.display()),
+    }
+    status
+}
+
 /// Bytes of report per frame: a console line stays well under 256 bytes
 /// even when every byte needs an escape.
 const CHUNK: usize = 120;

@@ -11,7 +11,7 @@ pub const STYLE: TableStyle = TableStyle::new()
     .bottom_border(LineStyle::none().fill('─').junction('─'));
 
 /// What the gate made of a case, as the table's `gate` column says it.
-fn gate_column(c: &CaseReport) -> &'static str {
+pub fn gate_column(c: &CaseReport) -> &'static str {
     match (c.gate.status.as_str(), c.gate.passed) {
         ("differs", _) => "DIFFERS",
         ("unwritable", _) => "NOT RECORDED",

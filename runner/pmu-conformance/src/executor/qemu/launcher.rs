@@ -124,6 +124,9 @@ pub struct QemuConfig {
     /// Arguments added after the verified ones, each one argument (never
     /// split by a shell).
     pub extra_args: Vec<OsString>,
+    /// What the boot is for (a case id, `hello`), naming its console file
+    /// where consoles are kept ([`keep_consoles_in`]).
+    pub purpose: String,
 }
 
 impl QemuConfig {
@@ -147,6 +150,7 @@ impl QemuConfig {
             timeout: Duration::from_secs(60),
             memory_mib: 128,
             extra_args: Vec::new(),
+            purpose: "boot".to_owned(),
         }
     }
 
@@ -373,6 +377,9 @@ pub fn boot(config: &QemuConfig) -> Result<Boot, BootError> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .insert(group);
     let result = supervise(&mut child, start, start + config.timeout);
+    if let Ok(boot) = &result {
+        keep_console(config, boot);
+    }
     // Whatever QEMU left behind in its group goes with it.
     // SAFETY: a plain kill of the process group we created.
     unsafe { libc::kill(-group, libc::SIGKILL) };
@@ -381,6 +388,51 @@ pub fn boot(config: &QemuConfig) -> Result<Boot, BootError> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .remove(&group);
     result
+}
+
+/// Where each boot's console goes, and how many boots have gone there.
+static CONSOLES: Mutex<Option<(PathBuf, u32)>> = Mutex::new(None);
+
+/// Keeps every later boot's console, with its command, its ending and
+/// QEMU's stderr, as `DIR/<n>-<purpose>.log` (`matrix run`'s artifacts).
+pub fn keep_consoles_in(dir: PathBuf) {
+    *CONSOLES.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((dir, 0));
+}
+
+fn keep_console(config: &QemuConfig, boot: &Boot) {
+    let mut consoles = CONSOLES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let Some((dir, count)) = consoles.as_mut() else { return };
+    *count += 1;
+    let name: String = config
+        .purpose
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let path = dir.join(format!("{count:03}-{name}.log"));
+    let mut text = format!(
+        "# {}\n# ended {:?}, exit {:?}, after {} ms\n",
+        config.command_line(),
+        boot.ending,
+        boot.exit,
+        boot.elapsed.as_millis()
+    );
+    for line in &boot.lines {
+        text.push_str(line);
+        text.push('\n');
+    }
+    if !boot.stderr.is_empty() {
+        text.push_str("# QEMU's stderr:\n");
+        text.push_str(&boot.stderr);
+    }
+    if let Err(e) = std::fs::write(&path, text) {
+        eprintln!("warning: cannot keep the console in {}: {e}", path.display());
+    }
 }
 
 /// The console, split into timed lines, within [`CONSOLE_LIMIT`] and [`LINE_LIMIT`].

@@ -15,17 +15,13 @@
 //! why. A boot under KVM is tried once. A guest that sends no report after
 //! that is an environment that cannot start, with QEMU's words.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::launcher::{self, Boot, ConsolePort, QemuConfig};
-use crate::case::Case;
 use crate::environment::{GuestKernel, LinuxGuest};
-use crate::event_table::ResolvedEvent;
-use crate::executor::{Executor, StartError};
-use crate::fingerprint::Fingerprint;
-use crate::outcome::{Outcome, Reason, ReasonCode, Verdict};
-use crate::report::{CaseReport, Report};
+use crate::executor::StartError;
+use crate::executor::reported::ReportedExecutor;
+use crate::report::Report;
 use crate::vocabulary::Accel;
 
 /// Names the static runner the guest carries, ahead of the search.
@@ -39,115 +35,67 @@ pub const KERNEL_IN_TARGET_DIR: &str = "guest/vmlinuz";
 /// The label the guest's run goes by; the host gates under its own id.
 const GUEST_LABEL: &str = "linux-guest";
 
-pub struct LinuxGuestExecutor {
-    outcomes: HashMap<String, Outcome>,
-    fingerprint: Fingerprint,
-    description: String,
-}
-
-impl LinuxGuestExecutor {
-    /// Boots the guest once and keeps every case's outcome.
-    pub fn new(guest: &LinuxGuest) -> Result<LinuxGuestExecutor, StartError> {
-        let runner = find(
-            RUNNER_VARIABLE,
-            RUNNER_IN_TARGET_DIR,
-            "`cargo xtask dist` builds the static runner",
-        )?;
-        let kernel = match &guest.kernel {
-            GuestKernel::Path(p) if p.is_file() => p.clone(),
-            GuestKernel::Path(p) => {
-                return Err(StartError::Argument(format!(
-                    "the guest kernel {} is not a file",
-                    p.display()
-                )));
-            }
-            GuestKernel::Debian => find(
-                KERNEL_VARIABLE,
-                KERNEL_IN_TARGET_DIR,
-                "`cargo xtask guest-kernel` fetches Debian's cloud kernel with apt-get download",
-            )?,
-        };
-        let init = crate::guest::static_runner(&runner).map_err(StartError::Unavailable)?;
-        let initramfs = tempfile::Builder::new()
-            .prefix("pmuc-initramfs-")
-            .tempfile()
-            .map_err(|e| StartError::Unavailable(format!("creating the initramfs: {e}")))?;
-        crate::guest::initramfs::write(&mut std::io::BufWriter::new(initramfs.as_file()), &init)
-            .map_err(|e| StartError::Unavailable(format!("writing the initramfs: {e}")))?;
-        let config = config(guest, &kernel, initramfs.path());
-        let attempts = match guest.accel {
-            Accel::Tcg => 2,
-            Accel::Kvm => 1,
-        };
-        let mut failures: Vec<String> = Vec::new();
-        for attempt in 1..=attempts {
-            let boot = launcher::boot(&config).map_err(|e| StartError::Unavailable(e.to_string()))?;
-            match report_of(&boot) {
-                Ok(report) => {
-                    let retried = match failures.as_slice() {
-                        [] => String::new(),
-                        _ => format!("; attempt {attempt} of {attempts}, after: {}", failures.join("; ")),
-                    };
-                    return LinuxGuestExecutor::from_report(report, guest, &boot, &retried);
-                }
-                Err(why) => failures.push(why),
-            }
+/// Boots the guest once and keeps every case's outcome.
+pub fn boot(guest: &LinuxGuest) -> Result<ReportedExecutor, StartError> {
+    let (_, init) = runner_to_carry()?;
+    let kernel = match &guest.kernel {
+        GuestKernel::Path(p) if p.is_file() => p.clone(),
+        GuestKernel::Path(p) => {
+            return Err(StartError::Argument(format!(
+                "the guest kernel {} is not a file",
+                p.display()
+            )));
         }
-        Err(StartError::Unavailable(format!(
-            "the Linux guest sent no report in {attempts} boot{} ({})",
-            if attempts == 1 { "" } else { "s" },
-            failures.join("; ")
-        )))
-    }
-
-    fn from_report(report: Report, guest: &LinuxGuest, boot: &Boot, retried: &str) -> Result<Self, StartError> {
-        let fingerprint = report
-            .environment
-            .fingerprint
-            .clone()
-            .ok_or_else(|| StartError::Unavailable("the Linux guest's report carries no fingerprint".to_owned()))?;
-        let outcomes = report.cases.iter().map(|c| (c.id.clone(), outcome(c))).collect();
-        Ok(LinuxGuestExecutor {
-            outcomes,
-            fingerprint,
-            description: format!(
-                "Linux guest under QEMU ({}, -M {}), one boot for every case ({} ms{retried})",
-                guest.accel.name(),
-                guest.machine.name(),
-                boot.wall.as_millis()
-            ),
-        })
-    }
-
-    pub fn fingerprint(&self) -> &Fingerprint {
-        &self.fingerprint
-    }
-}
-
-impl Executor for LinuxGuestExecutor {
-    fn describe(&self) -> String {
-        self.description.clone()
-    }
-
-    /// A case the guest could not run is unsupported here, for its reason.
-    fn preflight(&self, case: &Case) -> Result<Option<ResolvedEvent>, Reason> {
-        match self.outcomes.get(&case.id.to_string()) {
-            Some(o) if o.verdict == Verdict::Unsupported => Err(o
-                .reason
-                .clone()
-                .unwrap_or_else(|| Reason::new(ReasonCode::Guest, "the guest gave no reason"))),
-            _ => Ok(None),
+        GuestKernel::Debian => find(
+            KERNEL_VARIABLE,
+            KERNEL_IN_TARGET_DIR,
+            "`cargo xtask guest-kernel` fetches Debian's cloud kernel with apt-get download",
+        )?,
+    };
+    let initramfs = tempfile::Builder::new()
+        .prefix("pmuc-initramfs-")
+        .tempfile()
+        .map_err(|e| StartError::Unavailable(format!("creating the initramfs: {e}")))?;
+    crate::guest::initramfs::write(&mut std::io::BufWriter::new(initramfs.as_file()), &init)
+        .map_err(|e| StartError::Unavailable(format!("writing the initramfs: {e}")))?;
+    let mut config = config(guest, &kernel, initramfs.path());
+    let attempts = match guest.accel {
+        Accel::Tcg => 2,
+        Accel::Kvm => 1,
+    };
+    let mut failures: Vec<String> = Vec::new();
+    for attempt in 1..=attempts {
+        config.purpose = format!("linux-guest-attempt-{attempt}");
+        let boot = launcher::boot(&config).map_err(|e| StartError::Unavailable(e.to_string()))?;
+        match report_of(&boot) {
+            Ok(report) => {
+                let retried = match failures.as_slice() {
+                    [] => String::new(),
+                    _ => format!("; attempt {attempt} of {attempts}, after: {}", failures.join("; ")),
+                };
+                return from_report(report, guest, &boot, &retried);
+            }
+            Err(why) => failures.push(why),
         }
     }
+    Err(StartError::Unavailable(format!(
+        "the Linux guest sent no report in {attempts} boot{} ({})",
+        if attempts == 1 { "" } else { "s" },
+        failures.join("; ")
+    )))
+}
 
-    fn run(&self, case: &Case, _event: Option<&ResolvedEvent>) -> Outcome {
-        self.outcomes.get(&case.id.to_string()).cloned().unwrap_or_else(|| {
-            Outcome::error(
-                ReasonCode::Guest,
-                "the Linux guest's report has no outcome for this case",
-            )
-        })
-    }
+fn from_report(report: Report, guest: &LinuxGuest, boot: &Boot, retried: &str) -> Result<ReportedExecutor, StartError> {
+    ReportedExecutor::new(
+        report,
+        "the Linux guest",
+        format!(
+            "Linux guest under QEMU ({}, -M {}), one boot for every case ({} ms{retried})",
+            guest.accel.name(),
+            guest.machine.name(),
+            boot.wall.as_millis()
+        ),
+    )
 }
 
 /// The boot: the kernel, its initramfs, ttyS0 as the console, and the
@@ -194,18 +142,23 @@ fn report_of(boot: &Boot) -> Result<Report, String> {
     crate::report::json::parse("the Linux guest's report", &text).map_err(|e| e.to_string())
 }
 
-/// A case as the guest reported it.
-fn outcome(c: &CaseReport) -> Outcome {
-    Outcome {
-        verdict: c.verdict,
-        signature: c.signature.clone(),
-        reason: c.reason.clone(),
-        summary: c.summary.clone(),
-        facts: c.facts.clone(),
-        figures: c.figures.clone(),
-        proves: c.proves.clone(),
-        diagnosis: Vec::new(),
+/// The static runner a guest or a remote machine gets, and its bytes: this
+/// executable where it is static (a `cargo xtask dist` build carries
+/// itself), else `$PMUC_GUEST_RUNNER`, else the dist build under a target
+/// directory.
+pub(crate) fn runner_to_carry() -> Result<(PathBuf, Vec<u8>), StartError> {
+    if let Ok(me) = std::env::current_exe()
+        && let Ok(bytes) = crate::guest::static_runner(&me)
+    {
+        return Ok((me, bytes));
     }
+    let runner = find(
+        RUNNER_VARIABLE,
+        RUNNER_IN_TARGET_DIR,
+        "`cargo xtask dist` builds the static runner",
+    )?;
+    let bytes = crate::guest::static_runner(&runner).map_err(StartError::Unavailable)?;
+    Ok((runner, bytes))
 }
 
 /// A file named by `variable`, or found under a target directory (this

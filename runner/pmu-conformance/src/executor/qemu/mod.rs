@@ -22,7 +22,7 @@ use std::time::Duration;
 use pmu_kernel_checks::cpuid_leaves;
 use pmu_kernel_checks::plan::Plan;
 
-use self::launcher::{Boot, Ending, Exit, QemuConfig};
+use self::launcher::{Boot, Ending, Exit, Machine, QemuConfig};
 use crate::case::Case;
 use crate::cpu::{CpuidDump, CpuidReader};
 use crate::event_table::{EventTable, ResolvedEvent};
@@ -39,6 +39,8 @@ pub struct QemuExecutor {
     accel: Accel,
     /// QEMU's `-cpu` model, where the environment names one.
     cpu: Option<String>,
+    /// QEMU's machine type, where the environment names one.
+    machine: Option<Machine>,
     image: PathBuf,
     fingerprint: Fingerprint,
 }
@@ -50,6 +52,7 @@ impl QemuExecutor {
     pub fn new(
         accel: Accel,
         cpu: Option<String>,
+        machine: Option<Machine>,
         image: Option<&Path>,
         table: &EventTable,
     ) -> Result<QemuExecutor, StartError> {
@@ -58,8 +61,10 @@ impl QemuExecutor {
             &image,
             accel,
             &cpu,
+            machine,
             &format!("pmuc= {}", pmu_kernel_checks::CPUID_WORD),
             HELLO_TIMEOUT,
+            "hello",
         );
         let boot = launcher::boot(&config).map_err(|e| StartError::Unavailable(e.to_string()))?;
         let transcript = Transcript::read(boot.lines.iter().map(String::as_str));
@@ -82,6 +87,7 @@ impl QemuExecutor {
         Ok(QemuExecutor {
             accel,
             cpu,
+            machine,
             image,
             fingerprint,
         })
@@ -102,7 +108,15 @@ impl QemuExecutor {
             Ok(cmdline) => cmdline,
             Err(why) => return Outcome::error(ReasonCode::Internal, why),
         };
-        let config = config(&self.image, self.accel, &self.cpu, &cmdline, case.timeout);
+        let config = config(
+            &self.image,
+            self.accel,
+            &self.cpu,
+            self.machine,
+            &cmdline,
+            case.timeout,
+            &id,
+        );
         let boot = match launcher::boot(&config) {
             Ok(boot) => boot,
             Err(e) => return Outcome::error(ReasonCode::Guest, e.to_string()),
@@ -154,12 +168,23 @@ impl Executor for QemuExecutor {
 
 /// A boot of `image` with `plan` on its command line, killed at `timeout`,
 /// with the guest's own watchdog a second shorter.
-fn config(image: &Path, accel: Accel, cpu: &Option<String>, plan: &str, timeout: Duration) -> QemuConfig {
+fn config(
+    image: &Path,
+    accel: Accel,
+    cpu: &Option<String>,
+    machine: Option<Machine>,
+    plan: &str,
+    timeout: Duration,
+    purpose: &str,
+) -> QemuConfig {
     let watchdog = timeout.as_secs().saturating_sub(1).max(1);
+    let verified = QemuConfig::new(image, accel, format!("{plan} pmuc.watchdog={watchdog}"));
     QemuConfig {
+        machine: machine.unwrap_or(verified.machine),
         cpu: cpu.clone(),
         timeout,
-        ..QemuConfig::new(image, accel, format!("{plan} pmuc.watchdog={watchdog}"))
+        purpose: purpose.to_owned(),
+        ..verified
     }
 }
 
