@@ -4,7 +4,11 @@
 //!
 //! It is built for x86_64-unknown-linux-musl (statically linked) and
 //! stripped, and lands where those environments look for it:
-//! `target/x86_64-unknown-linux-musl/release/pmu-conformance`.
+//! `target/x86_64-unknown-linux-musl/release/pmu-conformance`. The probe
+//! kernel image (`cargo xtask kernel`) is appended to it, with a trailer
+//! the runner reads back (runner/pmu-conformance/src/executor/qemu/image.rs,
+//! `TRAILER_MAGIC`): the image, its length as a little-endian u64, then
+//! `PMUCKRN1`. The suites and matrices are compiled in.
 
 use std::path::PathBuf;
 
@@ -23,8 +27,13 @@ pub fn run(sh: &Shell, args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Builds the stripped static runner; returns its path.
+/// The trailer's last eight bytes (image.rs's `TRAILER_MAGIC`).
+const TRAILER_MAGIC: &[u8; 8] = b"PMUCKRN1";
+
+/// Builds the stripped static runner with the probe kernel appended; returns its path.
 pub fn build(sh: &Shell, locked: bool) -> Result<PathBuf> {
+    crate::kernel::ensure_target(sh, crate::kernel::TARGET)?;
+    let kernel = crate::kernel::build(sh, locked)?;
     crate::kernel::ensure_target(sh, TARGET)?;
     let locked = locked.then_some("--locked");
     cmd!(
@@ -36,5 +45,26 @@ pub fn build(sh: &Shell, locked: bool) -> Result<PathBuf> {
     .run()?;
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| sh.current_dir().join("target"), |dir| sh.current_dir().join(dir));
-    Ok(target_dir.join(TARGET).join("release").join("pmu-conformance"))
+    let runner = target_dir.join(TARGET).join("release").join("pmu-conformance");
+    embed(&runner, &std::fs::read(&kernel)?)?;
+    Ok(runner)
+}
+
+/// Appends `image` to the runner with its trailer, first removing one an
+/// earlier `dist` appended (cargo leaves a fresh build's output alone).
+fn embed(runner: &std::path::Path, image: &[u8]) -> Result<()> {
+    let mut bytes = std::fs::read(runner)?;
+    if bytes.len() >= 16 && &bytes[bytes.len() - 8..] == TRAILER_MAGIC {
+        let length = u64::from_le_bytes(bytes[bytes.len() - 16..bytes.len() - 8].try_into()?) as usize;
+        anyhow::ensure!(length + 16 <= bytes.len(), "{}: a damaged trailer", runner.display());
+        bytes.truncate(bytes.len() - 16 - length);
+    }
+    bytes.extend_from_slice(image);
+    bytes.extend_from_slice(&(image.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(TRAILER_MAGIC);
+    let temporary = runner.with_extension("embedding");
+    std::fs::write(&temporary, &bytes)?;
+    std::fs::set_permissions(&temporary, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    std::fs::rename(&temporary, runner)?;
+    Ok(())
 }

@@ -1,9 +1,11 @@
 //! Where the probe kernel image is, by one rule for a checkout and for a
-//! copied binary. Nothing is baked in at build time:
+//! copied binary:
 //!
 //! 1. `--kernel PATH`;
 //! 2. `$PMUC_PROBE_KERNEL`;
-//! 3. where `cargo xtask kernel` leaves it, [`IN_TARGET_DIR`], under
+//! 3. the image `cargo xtask dist` appended to this executable ([`embedded`]),
+//!    so that the static runner carries everything it runs;
+//! 4. where `cargo xtask kernel` leaves it, [`IN_TARGET_DIR`], under
 //!    `$CARGO_TARGET_DIR`, under the target directory this executable sits in
 //!    (`target/release/pmu-conformance`, or `target/debug/deps/<test>`), or
 //!    under the `target/` of the checkout the run starts in.
@@ -12,7 +14,9 @@
 //! image the search does not find is an environment that cannot start, and
 //! the message says how to build one.
 
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use super::launcher::BootError;
 use crate::executor::StartError;
@@ -55,6 +59,9 @@ pub fn find(explicit: Option<&Path>) -> Result<PathBuf, StartError> {
             Err(StartError::Argument(BootError::ImageMissing(path).to_string()))
         };
     }
+    if let Some(image) = embedded() {
+        return Ok(image.to_path_buf());
+    }
     in_target_dirs(IN_TARGET_DIR).map_err(|looked| {
         StartError::Unavailable(format!(
             "the probe kernel image is not built: `cargo xtask kernel` builds it in a checkout \
@@ -74,4 +81,77 @@ pub fn in_target_dirs(relative: &str) -> Result<PathBuf, String> {
             .collect::<Vec<_>>()
             .join(", ")
     })
+}
+
+/// The trailer `cargo xtask dist` (ci/src/dist.rs) writes after the image it
+/// appends to the static runner: the image's length (u64, little-endian),
+/// then these eight bytes. The ELF loader ignores bytes past the program
+/// headers' segments, so the runner runs as before.
+pub const TRAILER_MAGIC: &[u8; 8] = b"PMUCKRN1";
+
+/// The largest image a trailer may claim.
+const EMBEDDED_LIMIT: u64 = 64 << 20;
+
+/// The image appended to this executable, written once to a temporary
+/// file that lives as long as the process; `None` without one.
+pub fn embedded() -> Option<&'static Path> {
+    static IMAGE: OnceLock<Option<tempfile::TempPath>> = OnceLock::new();
+    IMAGE
+        .get_or_init(|| {
+            let bytes = std::env::current_exe().ok().and_then(|exe| appended(&exe))?;
+            let mut file = tempfile::Builder::new().prefix("pmuc-probe-kernel-").tempfile().ok()?;
+            std::io::Write::write_all(&mut file, &bytes).ok()?;
+            Some(file.into_temp_path())
+        })
+        .as_deref()
+}
+
+/// The image appended to the file at `path`, if it carries one.
+pub fn appended(path: &Path) -> Option<Vec<u8>> {
+    let mut file = std::fs::File::open(path).ok()?;
+    let size = file.metadata().ok()?.len();
+    if size < 16 {
+        return None;
+    }
+    file.seek(SeekFrom::Start(size - 16)).ok()?;
+    let mut trailer = [0u8; 16];
+    file.read_exact(&mut trailer).ok()?;
+    if &trailer[8..] != TRAILER_MAGIC {
+        return None;
+    }
+    let length = u64::from_le_bytes(trailer[..8].try_into().ok()?);
+    if length == 0 || length > EMBEDDED_LIMIT || length > size - 16 {
+        return None;
+    }
+    file.seek(SeekFrom::Start(size - 16 - length)).ok()?;
+    let mut image = vec![0u8; length as usize];
+    file.read_exact(&mut image).ok()?;
+    Some(image)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_appended_image_reads_back_and_a_plain_file_has_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, b"\x7fELF and nothing after it").unwrap();
+        assert_eq!(appended(&plain), None);
+        let carrying = dir.path().join("carrying");
+        let mut bytes = b"\x7fELF the runner".to_vec();
+        bytes.extend_from_slice(b"the image");
+        bytes.extend_from_slice(&9u64.to_le_bytes());
+        bytes.extend_from_slice(TRAILER_MAGIC);
+        std::fs::write(&carrying, &bytes).unwrap();
+        assert_eq!(appended(&carrying).as_deref(), Some(&b"the image"[..]));
+        // A trailer that claims more than the file holds is no image.
+        let lying = dir.path().join("lying");
+        let mut bytes = b"short".to_vec();
+        bytes.extend_from_slice(&1000u64.to_le_bytes());
+        bytes.extend_from_slice(TRAILER_MAGIC);
+        std::fs::write(&lying, &bytes).unwrap();
+        assert_eq!(appended(&lying), None);
+    }
 }
