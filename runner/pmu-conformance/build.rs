@@ -1,6 +1,8 @@
 //! Embeds the project's `suites/*.yaml` and `matrices/*.yaml` into the
 //! binary, so that one static binary copied to a cloud instance carries its
-//! cases and environments with it.
+//! cases and environments with it. `*.example.yaml` files are templates to
+//! copy and fill in (matrices/cloud.example.yaml), not environments of this
+//! build, so they stay out.
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -22,7 +24,7 @@ fn embed(root: &Path, dir: &str, name: &str, out: &mut String) {
     let mut files: Vec<PathBuf> = std::fs::read_dir(&folder)
         .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
-    files.retain(|p| p.extension().is_some_and(|x| x == "yaml"));
+    files.retain(|p| p.extension().is_some_and(|x| x == "yaml") && !p.to_string_lossy().ends_with(".example.yaml"));
     files.sort();
     writeln!(
         out,

@@ -23,7 +23,8 @@ fn main() -> ExitCode {
     let trials = matrices
         .environments
         .values()
-        .filter(|env| !matches!(env.target, Target::Local))
+        // ssh environments need their remote: tests/ssh.rs starts one.
+        .filter(|env| !matches!(env.target, Target::Local | Target::Ssh(_)))
         .map(|env| {
             let id = env.id.to_string();
             let needs_kvm = matches!(env.target, Target::Qemu { accel: Accel::Kvm, .. });

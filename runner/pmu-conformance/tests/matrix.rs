@@ -91,6 +91,12 @@ fn the_tcg_matrix_runs_end_to_end_against_its_expectations() {
     let junit = std::fs::read_to_string(out.path().join("matrix.junit.xml")).unwrap();
     assert_eq!(junit.matches("<testsuite ").count(), 3, "{junit}");
     assert!(stdout.contains("matrix: 3 of 3 environments as expected"), "{stdout}");
+    // TCG has no PMU: no hardware case is judged anywhere.
+    let vpmu = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("vPMU"))
+        .expect("a vPMU row");
+    assert_eq!(vpmu.matches("none seen").count(), 3, "{vpmu}");
 }
 
 #[test]
@@ -107,6 +113,16 @@ fn list_shows_each_environment_and_runs_nothing() {
         assert!(stdout.contains(id), "{id}: {stdout}");
     }
     assert!(stdout.contains("qemu-linux") && stdout.contains("cases"), "{stdout}");
+}
+
+#[test]
+fn the_cloud_example_validates_and_lists_its_instance_types() {
+    let (code, stdout, stderr) = run(bin().args(["check", "--matrices", "matrices/cloud.example.yaml"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("4 environments"), "{stdout}");
+    let (code, stdout, _) = run(bin().args(["matrix", "list", "matrices/cloud.example.yaml"]));
+    assert_eq!(code, 0);
+    assert_eq!(stdout.matches(" ssh ").count(), 4, "{stdout}");
 }
 
 #[test]
@@ -139,7 +155,8 @@ fn an_environment_that_cannot_be_reached_fails_the_matrix_and_the_others_go_on()
     std::fs::write(
         &file,
         "about: x\nenvironments:\n  - id: mixed-model\n    about: the model\n    probe: sim\n    model: intel-skylake\n  \
-         - id: mixed-no-qemu\n    about: a QEMU that cannot start\n    probe: qemu\n    accel: tcg\n",
+         - id: mixed-lost-pmi\n    about: the model, losing PMIs\n    probe: sim\n    model: intel-skylake\n    \
+         faults: [lost-pmi]\n  - id: mixed-no-qemu\n    about: a QEMU that cannot start\n    probe: qemu\n    accel: tcg\n",
     )
     .unwrap();
     let out = dir.path().join("out");
@@ -150,7 +167,12 @@ fn an_environment_that_cannot_be_reached_fails_the_matrix_and_the_others_go_on()
         .env("PMUC_QEMU", "/nonexistent/qemu"));
     assert_eq!(code, 101, "{stdout}{stderr}");
     let report = report_in(&out);
-    let (model, qemu) = (&report.environments[0], &report.environments[1]);
+    let (lossy, model, qemu) = (
+        &report.environments[0],
+        &report.environments[1],
+        &report.environments[2],
+    );
+    assert_eq!(lossy.status, RunStatus::GateFailed, "{}", lossy.line());
     assert_eq!(model.status, RunStatus::Ok, "{}", model.line());
     assert!(model.report.as_ref().unwrap().summary.pass > 0);
     assert_eq!(qemu.status, RunStatus::Unreachable, "{}", qemu.line());
@@ -160,6 +182,14 @@ fn an_environment_that_cannot_be_reached_fails_the_matrix_and_the_others_go_on()
         qemu.message
     );
     assert!(stdout.contains("unreachable ✗"), "{stdout}");
+    let vpmu = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("vPMU"))
+        .expect("a vPMU row");
+    let cells: Vec<&str> = vpmu.split("  ").map(str::trim).filter(|c| !c.is_empty()).collect();
+    assert!(cells[1].starts_with("unfaithful ("), "{vpmu}");
+    assert!(cells[2].starts_with("faithful ("), "{vpmu}");
+    assert_eq!(cells[3], "unknown", "{vpmu}");
     let junit = std::fs::read_to_string(out.join("matrix.junit.xml")).unwrap();
     assert!(junit.contains("errors=\"") && junit.contains("unreachable"), "{junit}");
 }

@@ -128,10 +128,10 @@ pub fn command(remote: &Remote, size: usize) -> Command {
         c.args(["-o", option]);
     }
     if let Some(known) = &remote.known_hosts {
-        c.arg("-o").arg(format!("UserKnownHostsFile={}", known.display()));
+        c.arg("-o").arg(format!("UserKnownHostsFile={}", home(known).display()));
     }
     if let Some(identity) = &remote.identity {
-        c.arg("-i").arg(identity).args(["-o", "IdentitiesOnly=yes"]);
+        c.arg("-i").arg(home(identity)).args(["-o", "IdentitiesOnly=yes"]);
     }
     c.args(["-p", &remote.port.to_string()]);
     if let Some(user) = &remote.user {
@@ -139,6 +139,14 @@ pub fn command(remote: &Remote, size: usize) -> Command {
     }
     c.arg(&remote.host).arg(script(size));
     c
+}
+
+/// `~/x` as `$HOME/x`, as a shell would have written it.
+fn home(path: &std::path::Path) -> std::path::PathBuf {
+    match (path.strip_prefix("~"), std::env::var_os("HOME")) {
+        (Ok(rest), Some(home)) => std::path::Path::new(&home).join(rest),
+        _ => path.to_path_buf(),
+    }
 }
 
 /// What the remote's shell runs: POSIX sh, no other tool but mktemp, cat,

@@ -1,6 +1,7 @@
 //! The matrix's tables: what it would run (`matrix list`), and what it
 //! found, one row per case and one column per environment, each cell the
-//! verdict and what the gate made of it.
+//! verdict and what the gate made of it, with a row that says whether each
+//! environment's PMU is faithful.
 
 use std::path::Path;
 
@@ -58,6 +59,28 @@ fn cell(c: &CaseReport) -> String {
     }
 }
 
+/// Whether the environment's PMU is faithful, by the verdicts of its
+/// hardware cases (every suite but the self-checks, which need no PMU):
+/// any failure makes it unfaithful, recorded or not; passes and no failure
+/// make it faithful; nothing judged means no vPMU was seen.
+fn faithful(e: &super::report::EnvironmentRun) -> String {
+    let Some(r) = &e.report else {
+        return "unknown".to_owned();
+    };
+    let count = |v: Verdict| {
+        r.cases
+            .iter()
+            .filter(|c| c.suite != "selfcheck" && c.verdict == v)
+            .count()
+    };
+    match (count(Verdict::Fail), count(Verdict::Pass), count(Verdict::Error)) {
+        (0, 0, 0) => "none seen".to_owned(),
+        (0, 0, errors) => format!("unjudged ({errors} error)"),
+        (0, passed, _) => format!("faithful ({passed} pass)"),
+        (failed, _, _) => format!("unfaithful ({failed} fail)"),
+    }
+}
+
 /// Cases down, environments across, then a line for each environment.
 pub fn render(report: &MatrixReport) -> String {
     let mut cases: Vec<String> = Vec::new();
@@ -86,6 +109,9 @@ pub fn render(report: &MatrixReport) -> String {
         }
         t.add_row(row);
     }
+    let mut vpmu = vec!["vPMU".to_owned()];
+    vpmu.extend(report.environments.iter().map(faithful));
+    t.add_row(vpmu);
     let mut status = vec!["environment".to_owned()];
     status.extend(report.environments.iter().map(|e| match e.status {
         RunStatus::Ok => format!("ok, {:.1} s", e.wall_ms as f64 / 1000.0),
