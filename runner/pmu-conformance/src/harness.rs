@@ -110,10 +110,12 @@ impl Session {
         out
     }
 
-    /// Builds the trials, deciding each case's support now.
-    pub fn trials(&self, args: &Arguments) -> (Vec<Trial>, Records) {
+    /// Builds the trials, deciding each case's support now; also returns the
+    /// cases that will run, for [`Executor::plan`] (nothing runs yet).
+    pub fn trials(&self, args: &Arguments) -> (Vec<Trial>, Records, Vec<Arc<Case>>) {
         let records = Records::default();
         let mut trials = Vec::new();
+        let mut will_run: Vec<Arc<Case>> = Vec::new();
         for (index, (case, suite_path)) in self.selected().into_iter().enumerate() {
             let preflight = self.executor.preflight(&case);
             let name = case.id.to_string();
@@ -145,7 +147,11 @@ impl Session {
                 records: records.clone(),
                 bless: bless.clone(),
             };
+            let runs = job.preflight.is_ok();
             let trial = Trial::ignorable_test(name.clone(), move || job.run()).with_ignored_flag(ignore);
+            if runs && !ignore && !args.is_filtered_out(&trial) {
+                will_run.push(case.clone());
+            }
             // An ignored trial's closure does not run, so record its outcome now.
             if let (true, Some(outcome)) = (ignore, unsupported)
                 && !args.is_filtered_out(&trial)
@@ -168,7 +174,10 @@ impl Session {
             }
             trials.push(trial);
         }
-        (trials, records)
+        if args.list || args.ignored {
+            will_run.clear();
+        }
+        (trials, records, will_run)
     }
 
     /// Runs `trials` one at a time and returns libtest's conclusion.

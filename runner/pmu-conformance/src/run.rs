@@ -192,7 +192,7 @@ pub fn execute(request: Request) -> Result<ExitCode, RunError> {
         println!("{expectations}");
     }
 
-    let (trials, records) = session.trials(&request.libtest);
+    let (trials, records, will_run) = session.trials(&request.libtest);
     // The trials that will run (or be skipped), not those a filter leaves out.
     let total = trials.iter().filter(|t| !request.libtest.is_filtered_out(t)).count();
     let partial = Partial {
@@ -211,6 +211,8 @@ pub fn execute(request: Request) -> Result<ExitCode, RunError> {
             Watch::start(on_signal).map_err(|e| RunError::Environment(format!("watching SIGINT and SIGTERM: {e}")))?;
         Some(watch)
     };
+    // Under the watch: an executor may boot a guest for the planned cases now.
+    session.executor.plan(&will_run);
     let conclusion = Session::run(trials, &request.libtest);
     drop(watch);
     if request.libtest.list {

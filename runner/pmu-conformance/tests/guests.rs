@@ -7,7 +7,8 @@
 //! misbehaves as the case named in the guest's plan asks: it hangs after
 //! the guest's hello, floods the console, leaves a child holding the console
 //! open, or fails before the guest starts. The first boot, which only reads
-//! the guest's CPUID, is the real QEMU's. These need QEMU and the probe
+//! the guest's CPUID, is the real QEMU's; the boot of all the planned cases
+//! together fails, so each case falls back to a boot of its own. These need QEMU and the probe
 //! kernel image, as the other boot tests do (`cargo xtask test` sets both up).
 
 use std::path::{Path, PathBuf};
@@ -28,8 +29,11 @@ fn fake_qemu(dir: &Path, mark: &str) -> PathBuf {
         &script,
         format!(
             "#!/bin/sh\n\
-             # The real QEMU, misbehaving as the plan's case asks.\n\
+             # The real QEMU, misbehaving as the plan's case asks. A plan of\n\
+             # several cases (the executor's one boot for all) fails to start,\n\
+             # so that each case gets the boot of its own it falls back to.\n\
              case \"$*\" in\n\
+             *\\;*) echo 'this QEMU boots one case at a time' >&2; exit 1 ;;\n\
              *faults/hangs-after-hello*) qemu-system-x86_64 \"$@\" > \"$0.out\" 2>/dev/null; sed '/kind=hello/q' \"$0.out\"; exec sleep {mark} ;;\n\
              *faults/floods*) exec yes 'a guest that will not stop talking' ;;\n\
              *faults/holds-console*) sleep {mark} & exec qemu-system-x86_64 \"$@\" ;;\n\
@@ -258,4 +262,37 @@ fn a_linux_guest_that_never_reports_ends_within_its_deadline_and_says_why() {
         );
     }
     assert_no_sleepers_left(&mark, "after the Linux guests");
+}
+
+/// With the real QEMU, every planned kernel case runs in one boot after the
+/// hello: two consoles kept, and each case's record says how many shared it.
+#[test]
+fn the_planned_kernel_cases_share_one_boot() {
+    let dir = tempfile::tempdir().unwrap();
+    let consoles = dir.path().join("consoles");
+    let json = dir.path().join("report.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_pmu-conformance"))
+        .args(["--env", "qemu-tcg", "--quiet", "--json"])
+        .arg(&json)
+        .arg("--consoles")
+        .arg(&consoles)
+        .env_remove("PMUC_QEMU")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let cases = report["cases"].as_array().unwrap();
+    assert!(cases.len() > 1);
+    for c in cases {
+        assert_eq!(c["figures"]["cases_in_boot"], cases.len(), "{c}");
+    }
+    let mut kept: Vec<String> = std::fs::read_dir(&consoles)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    kept.sort();
+    assert_eq!(
+        kept,
+        ["001-hello.log".to_owned(), format!("002-{}-cases.log", cases.len())]
+    );
 }

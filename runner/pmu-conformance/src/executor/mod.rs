@@ -46,6 +46,12 @@ pub trait Executor: Send + Sync {
 
     /// Runs `case` on the calling thread and returns its outcome.
     fn run(&self, case: &Case, event: Option<&ResolvedEvent>) -> Outcome;
+
+    /// The cases that will run, in order, told once before the first runs
+    /// (listing runs nothing, and tells nothing). An executor may run them
+    /// together at the first [`Executor::run`]; each `run` still returns
+    /// its own case's outcome.
+    fn plan(&self, _cases: &[Arc<Case>]) {}
 }
 
 /// A linux case's event as the machine `fingerprint` shows encodes it, or

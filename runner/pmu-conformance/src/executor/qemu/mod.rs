@@ -1,11 +1,15 @@
-//! The `qemu` environments' executor: boots the probe kernel under QEMU, one
-//! boot per case, and reads its records.
+//! The `qemu` environments' executor: boots the probe kernel under QEMU and
+//! reads its records.
 //!
-//! One boot per case keeps cases apart: a case that wedges or kills the
-//! guest ends as that case's `error`, and the next case boots a fresh guest.
-//! A boot costs about 0.1–0.2 s (see [`launcher`]), far less than any PMU
-//! check is worth. Each boot lasts at most its case's deadline: the guest's
-//! own watchdog is set a second short of it, and QEMU is killed at it.
+//! Every case the run plans goes into one boot, before the first trial:
+//! the kernel quiets the PMU between cases, and each record is framed and
+//! checked, so a record that arrived is that case's outcome whatever
+//! happened later in the boot. That boot lasts at most the longest of the
+//! cases' deadlines (the guest's own watchdog a second short of it), and is
+//! charged to no case's. A case whose record did not arrive (the guest
+//! wedged or died before it, or the deadline came) gets a boot of its own
+//! at its turn, where it wedges or dies alone, within its own deadline, and
+//! ends as its own `error`. A boot costs about 0.1–0.2 s (see [`launcher`]).
 //!
 //! Before any case runs, one boot with an empty plan reads the guest's
 //! CPUID (the hello's `cpuid` field), so the environment's fingerprint is
@@ -16,7 +20,9 @@ pub mod launcher;
 pub mod linux_guest;
 pub mod window_trace;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pmu_kernel_checks::cpuid_leaves;
@@ -43,7 +49,12 @@ pub struct QemuExecutor {
     machine: Option<Machine>,
     image: PathBuf,
     fingerprint: Fingerprint,
+    together: Mutex<Together>,
 }
+
+/// The outcomes of the planned cases' one boot whose records arrived, each
+/// taken once.
+type Together = HashMap<String, Outcome>;
 
 impl QemuExecutor {
     /// Finds the image, boots it once to read the guest's CPUID, and is
@@ -90,6 +101,7 @@ impl QemuExecutor {
             machine,
             image,
             fingerprint,
+            together: Mutex::new(Together::new()),
         })
     }
 
@@ -98,7 +110,44 @@ impl QemuExecutor {
         &self.fingerprint
     }
 
-    /// One boot for `case`, as its outcome, within the case's deadline.
+    /// One boot for every planned case, within the longest of their
+    /// deadlines: the outcomes of those whose records arrived.
+    fn boot_together(&self, cases: &[Arc<Case>]) -> HashMap<String, Outcome> {
+        let timeout = cases.iter().map(|c| c.timeout).max().unwrap_or(HELLO_TIMEOUT);
+        let plan = Plan {
+            cases: cases.iter().map(|c| kernel_case::request(c)).collect(),
+        };
+        let Ok(cmdline) = plan.to_cmdline() else {
+            return HashMap::new();
+        };
+        let config = config(
+            &self.image,
+            self.accel,
+            &self.cpu,
+            self.machine,
+            &cmdline,
+            timeout,
+            &format!("{}-cases", cases.len()),
+        );
+        let Ok(boot) = launcher::boot(&config) else {
+            return HashMap::new();
+        };
+        let transcript = Transcript::read(boot.lines.iter().map(String::as_str));
+        cases
+            .iter()
+            .map(|c| c.id.to_string())
+            .filter(|id| transcript.reported(id))
+            .map(|id| {
+                let outcome = transcript
+                    .outcome(&id)
+                    .figure("boot_ms", boot.wall.as_millis() as u64)
+                    .figure("cases_in_boot", cases.len() as u64);
+                (id, outcome)
+            })
+            .collect()
+    }
+
+    /// One boot for `case` alone, as its outcome, within the case's deadline.
     fn boot(&self, case: &Case) -> Outcome {
         let id = case.id.to_string();
         let plan = Plan {
@@ -152,7 +201,19 @@ impl QemuExecutor {
 
 impl Executor for QemuExecutor {
     fn describe(&self) -> String {
-        format!("probe kernel under QEMU ({}), one boot per case", self.accel.name())
+        format!(
+            "probe kernel under QEMU ({}), the planned cases in one boot",
+            self.accel.name()
+        )
+    }
+
+    fn plan(&self, cases: &[Arc<Case>]) {
+        let outcomes = if cases.len() > 1 {
+            self.boot_together(cases)
+        } else {
+            Together::new()
+        };
+        *self.together.lock().unwrap_or_else(|p| p.into_inner()) = outcomes;
     }
 
     fn preflight(&self, _case: &Case) -> Result<Option<ResolvedEvent>, Reason> {
@@ -162,7 +223,12 @@ impl Executor for QemuExecutor {
     }
 
     fn run(&self, case: &Case, _event: Option<&ResolvedEvent>) -> Outcome {
-        self.boot(case)
+        let taken = self
+            .together
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&case.id.to_string());
+        taken.unwrap_or_else(|| self.boot(case))
     }
 }
 
