@@ -106,6 +106,25 @@ pub fn embedded() -> Option<&'static Path> {
         .as_deref()
 }
 
+/// `bytes` (a runner) without the image appended to it, if it carries one:
+/// what a Linux guest or a remote machine needs, which boots no probe kernel.
+pub fn without_appended(bytes: &[u8]) -> &[u8] {
+    let Some(trailer) = bytes.len().checked_sub(16).map(|at| &bytes[at..]) else {
+        return bytes;
+    };
+    if &trailer[8..] != TRAILER_MAGIC {
+        return bytes;
+    }
+    let length = u64::from_le_bytes(trailer[..8].try_into().expect("eight bytes"));
+    match usize::try_from(length)
+        .ok()
+        .and_then(|l| bytes.len().checked_sub(16 + l))
+    {
+        Some(end) => &bytes[..end],
+        None => bytes,
+    }
+}
+
 /// The image appended to the file at `path`, if it carries one.
 pub fn appended(path: &Path) -> Option<Vec<u8>> {
     let mut file = std::fs::File::open(path).ok()?;
@@ -146,6 +165,8 @@ mod tests {
         bytes.extend_from_slice(TRAILER_MAGIC);
         std::fs::write(&carrying, &bytes).unwrap();
         assert_eq!(appended(&carrying).as_deref(), Some(&b"the image"[..]));
+        assert_eq!(without_appended(&bytes), b"\x7fELF the runner");
+        assert_eq!(without_appended(b"\x7fELF plain"), b"\x7fELF plain");
         // A trailer that claims more than the file holds is no image.
         let lying = dir.path().join("lying");
         let mut bytes = b"short".to_vec();

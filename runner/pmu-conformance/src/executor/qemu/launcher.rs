@@ -256,6 +256,8 @@ pub enum Ending {
 pub struct Boot {
     /// The console (port 0xE9) line by line, without line endings.
     pub lines: Vec<String>,
+    /// When each line arrived, from spawning QEMU.
+    pub arrived: Vec<Duration>,
     pub exit: Exit,
     pub ending: Ending,
     /// From spawning QEMU to the last console line (to its exit, where the
@@ -394,7 +396,8 @@ pub fn boot(config: &QemuConfig) -> Result<Boot, BootError> {
 static CONSOLES: Mutex<Option<(PathBuf, u32)>> = Mutex::new(None);
 
 /// Keeps every later boot's console, with its command, its ending and
-/// QEMU's stderr, as `DIR/<n>-<purpose>.log` (`matrix run`'s artifacts).
+/// QEMU's stderr, as `DIR/<n>-<purpose>.log` (`matrix run`'s artifacts):
+/// each line as `[   123 ms] text`, timed from QEMU's start.
 pub fn keep_consoles_in(dir: PathBuf) {
     *CONSOLES.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((dir, 0));
 }
@@ -422,9 +425,8 @@ fn keep_console(config: &QemuConfig, boot: &Boot) {
         boot.exit,
         boot.elapsed.as_millis()
     );
-    for line in &boot.lines {
-        text.push_str(line);
-        text.push('\n');
+    for (line, at) in boot.lines.iter().zip(&boot.arrived) {
+        text.push_str(&format!("[{:>6} ms] {line}\n", at.as_millis()));
     }
     if !boot.stderr.is_empty() {
         text.push_str("# QEMU's stderr:\n");
@@ -580,6 +582,7 @@ fn supervise(child: &mut Child, start: Instant, deadline: Instant) -> Result<Boo
         .any(|(_, l)| l.starts_with("probe-kernel:") || l.starts_with("@pmuc"));
     let wall = lines.last().map_or(ended, |(at, _)| *at) - start;
     Ok(Boot {
+        arrived: lines.iter().map(|(at, _)| *at - start).collect(),
         lines: lines.into_iter().map(|(_, line)| line).collect(),
         exit: decode(status, &stderr, spoke),
         ending,
