@@ -248,8 +248,9 @@ struct EnvironmentEntry {
     host: Option<Spanned<String>>,
     /// ssh: the user to log in as (default: ssh's own default).
     user: Option<Spanned<String>>,
-    /// ssh: the port (default 22).
-    port: Option<Spanned<u16>>,
+    /// ssh: the port (default 22); read wide, so that 70000 is a located
+    /// range error, not a type error that stops the file.
+    port: Option<Spanned<u64>>,
     /// ssh: the private key file.
     identity: Option<Spanned<String>>,
     /// ssh: the known-hosts file.
@@ -597,11 +598,10 @@ fn remote(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -
         None => None,
     };
     let port = match &e.port {
-        Some(p) if p.value == 0 => {
+        Some(p) => u16::try_from(p.value).ok().filter(|&p| p != 0).unwrap_or_else(|| {
             errors.push(source.error_at(p, "`port` is between 1 and 65535"));
             22
-        }
-        Some(p) => p.value,
+        }),
         None => 22,
     };
     let file = |field: &Option<Spanned<String>>, what: &str, errors: &mut InputErrors| match field {
@@ -832,6 +832,38 @@ mod tests {
                 "12:12: `model` is for `sim` environments; this one is `qemu`",
                 "17:10: `cpu` is for `qemu` or `qemu-linux` environments; this one is `sim`",
             ]
+        );
+    }
+
+    #[test]
+    fn a_remote_is_checked_field_by_field_and_nothing_reaches_ssh_as_an_option() {
+        let errors = errors_of(
+            "about: x\nenvironments:\n  - id: r\n    about: x\n    probe: ssh\n    host: -oProxyCommand=x\n    \
+             user: 'a b'\n    port: 0\n    deadline: 0\n    identity: ''\n  \
+             - id: s\n    about: x\n    probe: ssh\n  \
+             - id: t\n    about: x\n    probe: qemu\n    accel: tcg\n    host: example.org\n  \
+             - id: u\n    about: x\n    probe: ssh\n    host: 192.0.2.1\n    port: 70000\n",
+        );
+        assert_eq!(errors.len(), 8, "{errors:#?}");
+        for (at, says) in [
+            ("6:11", "`-oProxyCommand=x` is not a host name or address"),
+            ("7:11", "`a b` is not a user name"),
+            ("8:11", "`port` is between 1 and 65535"),
+            ("9:15", "`deadline` is seconds, between 1 and 86400"),
+            ("10:15", "`identity` is a path to a file"),
+            ("13:12", "an `ssh` environment needs a `host`"),
+            ("18:11", "`host` is for `ssh` environments; this one is `qemu`"),
+        ] {
+            assert!(
+                errors.iter().any(|e| e.starts_with(at) && e.contains(says)),
+                "{at} {says}: {errors:#?}"
+            );
+        }
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("23:11") && e.contains("between 1 and 65535")),
+            "a port past u16: {errors:#?}"
         );
     }
 

@@ -103,7 +103,14 @@ pub fn plan(request: &MatrixRequest) -> Result<Vec<Planned>, RunError> {
                     guest.deadline * attempts
                 }
                 Target::Ssh(remote) => remote.deadline,
-                _ => selected.iter().map(|c| per_case(c)).sum(),
+                // The hello, the boot of every case together (within the
+                // longest deadline), then each case alone at worst.
+                Target::Qemu { .. } => {
+                    crate::executor::qemu::HELLO_TIMEOUT
+                        + selected.iter().map(|c| per_case(c)).max().unwrap_or_default()
+                        + selected.iter().map(|c| per_case(c)).sum::<Duration>()
+                }
+                Target::Local | Target::Sim { .. } => selected.iter().map(|c| per_case(c)).sum(),
             } + CHILD_MARGIN;
             Planned {
                 environment: environment.clone(),

@@ -39,7 +39,7 @@ use crate::outcome::{Outcome, Reason, ReasonCode, Verdict};
 use crate::vocabulary::Accel;
 
 /// How long the first boot, which only reads the guest's CPUID, may take.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct QemuExecutor {
     accel: Accel,
