@@ -19,7 +19,9 @@ fn table(header: Vec<String>) -> Table {
         .load_style(STYLE)
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_header(header);
-    if !table.is_tty() {
+    // In a log, or on a terminal that gives no useful width (a pty with
+    // none set), lines stay readable rather than one character wide.
+    if !table.is_tty() || table.width().is_none_or(|w| w < 80) {
         table.set_width(200);
     }
     table
