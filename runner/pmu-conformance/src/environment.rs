@@ -48,13 +48,8 @@ pub enum Target {
     Local,
     /// The reference model.
     Sim { preset: String, config: Config },
-    /// The probe kernel under QEMU, with QEMU's `-cpu` model and machine
-    /// type where they are named (else microvm under KVM, pc under TCG).
-    Qemu {
-        accel: Accel,
-        cpu: Option<String>,
-        machine: Option<Machine>,
-    },
+    /// The probe kernel under QEMU.
+    Qemu(ProbeGuest),
     /// A Linux guest under QEMU, carrying the runner, which runs the linux
     /// cases inside it.
     QemuLinux(Box<LinuxGuest>),
@@ -76,6 +71,20 @@ pub struct Remote {
     pub known_hosts: Option<PathBuf>,
     /// From the connection's start to the report's arrival.
     pub deadline: Duration,
+}
+
+/// How the probe kernel is booted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProbeGuest {
+    pub accel: Accel,
+    /// QEMU's `-cpu`, where named (else TCG's default, or KVM's host CPU).
+    pub cpu: Option<String>,
+    /// QEMU's `-M`, where named (else microvm under KVM, pc under TCG).
+    pub machine: Option<Machine>,
+    pub memory_mib: u32,
+    pub vcpus: u32,
+    /// Added after the verified arguments, each one argument.
+    pub extra_args: Vec<String>,
 }
 
 /// How a Linux guest is booted.
@@ -111,7 +120,7 @@ impl Target {
         match self {
             Target::Local => probe == ProbeKind::Linux,
             Target::Sim { .. } => true,
-            Target::Qemu { .. } => probe == ProbeKind::Kernel,
+            Target::Qemu(_) => probe == ProbeKind::Kernel,
             Target::QemuLinux(_) | Target::Ssh(_) => probe == ProbeKind::Linux,
         }
     }
@@ -121,7 +130,7 @@ impl Target {
         match self {
             Target::Local => "linux",
             Target::Sim { .. } => "sim",
-            Target::Qemu { .. } => "qemu",
+            Target::Qemu(_) => "qemu",
             Target::QemuLinux(_) => "qemu-linux",
             Target::Ssh(_) => "ssh",
         }
@@ -506,28 +515,39 @@ fn machine_of(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputError
     }
 }
 
+/// A QEMU environment's `memory` (MiB, default `memory`), `vcpus` and
+/// `extra_args`, each checked.
+fn sizes_and_extra_args(
+    source: &SourceText,
+    e: &EnvironmentEntry,
+    memory: u32,
+    errors: &mut InputErrors,
+) -> (u32, u32, Vec<String>) {
+    let mut within = |field: &Option<Spanned<u32>>, name: &str, lo: u32, hi: u32, default: u32| match field {
+        None => default,
+        Some(v) if (lo..=hi).contains(&v.value) => v.value,
+        Some(v) => {
+            errors.push(source.error_at(v, format!("`{name}` must be between {lo} and {hi}")));
+            default
+        }
+    };
+    let memory_mib = within(&e.memory, "memory", 64, 65_536, memory);
+    let vcpus = within(&e.vcpus, "vcpus", 1, 64, 1);
+    let extra_args = e.extra_args.as_ref().map(|a| a.value.clone()).unwrap_or_default();
+    if let Some(args) = &e.extra_args
+        && args.value.iter().any(|a| a.is_empty() || a.contains('\0'))
+    {
+        errors.push(source.error_at(args, "each of `extra_args` is one non-empty QEMU argument"));
+    }
+    (memory_mib, vcpus, extra_args)
+}
+
 /// A `qemu-linux` environment: how its guest boots, each field checked.
 fn linux_guest(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -> Option<LinuxGuest> {
     let (accel, cpu) = qemu_accel_and_cpu(source, e, errors)?;
     let before = errors.0.len();
     let machine = machine_of(source, e, errors).flatten().unwrap_or(Machine::Q35);
-    let within = |field: &Option<Spanned<u32>>,
-                  name: &str,
-                  lo: u32,
-                  hi: u32,
-                  default: u32,
-                  errors: &mut InputErrors| {
-        match field {
-            None => default,
-            Some(v) if (lo..=hi).contains(&v.value) => v.value,
-            Some(v) => {
-                errors.push(source.error_at(v, format!("`{name}` must be between {lo} and {hi}")));
-                default
-            }
-        }
-    };
-    let memory_mib = within(&e.memory, "memory", 64, 65_536, 512, errors);
-    let vcpus = within(&e.vcpus, "vcpus", 1, 64, 1, errors);
+    let (memory_mib, vcpus, extra_args) = sizes_and_extra_args(source, e, 512, errors);
     let kernel = match &e.kernel {
         Some(k) if k.value == "debian" => GuestKernel::Debian,
         Some(k) if !k.value.trim().is_empty() => GuestKernel::Path(k.value.clone().into()),
@@ -543,12 +563,6 @@ fn linux_guest(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErro
             GuestKernel::Debian
         }
     };
-    let extra_args = e.extra_args.as_ref().map(|a| a.value.clone()).unwrap_or_default();
-    if let Some(args) = &e.extra_args
-        && args.value.iter().any(|a| a.is_empty() || a.contains('\0'))
-    {
-        errors.push(source.error_at(args, "each of `extra_args` is one non-empty QEMU argument"));
-    }
     let deadline = match &e.deadline {
         None => 120,
         Some(d) if (1..=3600).contains(&d.value) => d.value,
@@ -656,12 +670,8 @@ fn target(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -
         ("accel", QEMU, e.accel.as_ref().map(|s| location(&s.referenced))),
         ("cpu", QEMU, e.cpu.as_ref().map(|s| location(&s.referenced))),
         ("machine", QEMU, e.machine.as_ref().map(|s| location(&s.referenced))),
-        (
-            "memory",
-            LINUX_GUEST,
-            e.memory.as_ref().map(|s| location(&s.referenced)),
-        ),
-        ("vcpus", LINUX_GUEST, e.vcpus.as_ref().map(|s| location(&s.referenced))),
+        ("memory", QEMU, e.memory.as_ref().map(|s| location(&s.referenced))),
+        ("vcpus", QEMU, e.vcpus.as_ref().map(|s| location(&s.referenced))),
         (
             "kernel",
             LINUX_GUEST,
@@ -669,7 +679,7 @@ fn target(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -
         ),
         (
             "extra_args",
-            LINUX_GUEST,
+            QEMU,
             e.extra_args.as_ref().map(|s| location(&s.referenced)),
         ),
         (
@@ -705,8 +715,17 @@ fn target(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -
         "linux" => Some(Target::Local),
         "qemu" => {
             let (accel, cpu) = qemu_accel_and_cpu(source, e, errors)?;
+            let before = errors.0.len();
             let machine = machine_of(source, e, errors)?;
-            Some(Target::Qemu { accel, cpu, machine })
+            let (memory_mib, vcpus, extra_args) = sizes_and_extra_args(source, e, 128, errors);
+            (errors.0.len() == before).then_some(Target::Qemu(ProbeGuest {
+                accel,
+                cpu,
+                machine,
+                memory_mib,
+                vcpus,
+                extra_args,
+            }))
         }
         "qemu-linux" => linux_guest(source, e, errors).map(|g| Target::QemuLinux(Box::new(g))),
         "ssh" => remote(source, e, errors).map(|r| Target::Ssh(Box::new(r))),
@@ -880,8 +899,8 @@ mod tests {
             [
                 "7:14: unknown machine `vax`; use q35, pc or microvm",
                 "8:13: `memory` must be between 64 and 65536",
-                "5:12: a `qemu-linux` environment needs a `kernel`: a path to a bzImage, or `debian`",
                 "10:17: each of `extra_args` is one non-empty QEMU argument",
+                "5:12: a `qemu-linux` environment needs a `kernel`: a path to a bzImage, or `debian`",
                 "9:15: `deadline` is seconds, between 1 and 3600",
                 "13:12: a `qemu-linux` environment needs a `kernel`: a path to a bzImage, or `debian`",
                 "19:13: `kernel` is for `qemu-linux` environments; this one is `qemu`",

@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         .filter(|env| !matches!(env.target, Target::Local | Target::Ssh(_)))
         .map(|env| {
             let id = env.id.to_string();
-            let needs_kvm = matches!(env.target, Target::Qemu { accel: Accel::Kvm, .. });
+            let needs_kvm = matches!(&env.target, Target::Qemu(g) if g.accel == Accel::Kvm);
             Trial::ignorable_test(format!("env::{id}"), move || {
                 if needs_kvm && !launcher::kvm_usable() {
                     return Ok(Completion::ignored_with(

@@ -129,8 +129,8 @@ pub fn for_environment(
             let fingerprint = sim.fingerprint().clone();
             (Arc::new(sim), fingerprint)
         }
-        Target::Qemu { accel, cpu, machine } => {
-            let qemu = qemu::QemuExecutor::new(*accel, cpu.clone(), *machine, kernel, &table)?;
+        Target::Qemu(guest) => {
+            let qemu = qemu::QemuExecutor::new(guest.clone(), kernel, &table)?;
             let fingerprint = qemu.fingerprint().clone();
             (Arc::new(qemu), fingerprint)
         }

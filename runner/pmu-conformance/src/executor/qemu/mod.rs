@@ -28,25 +28,21 @@ use std::time::Duration;
 use pmu_kernel_checks::cpuid_leaves;
 use pmu_kernel_checks::plan::Plan;
 
-use self::launcher::{Boot, Ending, Exit, Machine, QemuConfig};
+use self::launcher::{Boot, Ending, Exit, QemuConfig};
 use crate::case::Case;
 use crate::cpu::{CpuidDump, CpuidReader};
+use crate::environment::ProbeGuest;
 use crate::event_table::{EventTable, ResolvedEvent};
 use crate::executor::{Executor, StartError};
 use crate::fingerprint::Fingerprint;
 use crate::kernel_case::{self, Transcript};
 use crate::outcome::{Outcome, Reason, ReasonCode, Verdict};
-use crate::vocabulary::Accel;
 
 /// How long the first boot, which only reads the guest's CPUID, may take.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct QemuExecutor {
-    accel: Accel,
-    /// QEMU's `-cpu` model, where the environment names one.
-    cpu: Option<String>,
-    /// QEMU's machine type, where the environment names one.
-    machine: Option<Machine>,
+    guest: ProbeGuest,
     image: PathBuf,
     fingerprint: Fingerprint,
     together: Mutex<Together>,
@@ -60,19 +56,12 @@ impl QemuExecutor {
     /// Finds the image, boots it once to read the guest's CPUID, and is
     /// ready to run cases. Fails, saying what to do, where QEMU, the image
     /// or KVM is missing, or where the guest does not say hello.
-    pub fn new(
-        accel: Accel,
-        cpu: Option<String>,
-        machine: Option<Machine>,
-        image: Option<&Path>,
-        table: &EventTable,
-    ) -> Result<QemuExecutor, StartError> {
+    pub fn new(guest: ProbeGuest, image: Option<&Path>, table: &EventTable) -> Result<QemuExecutor, StartError> {
         let image = image::find(image)?;
+        let accel = guest.accel;
         let config = config(
             &image,
-            accel,
-            &cpu,
-            machine,
+            &guest,
             &format!("pmuc= {}", pmu_kernel_checks::CPUID_WORD),
             HELLO_TIMEOUT,
             "hello",
@@ -96,9 +85,7 @@ impl QemuExecutor {
         };
         let fingerprint = Fingerprint::from_parts(table, &CpuidReader::replay(dump), None);
         Ok(QemuExecutor {
-            accel,
-            cpu,
-            machine,
+            guest,
             image,
             fingerprint,
             together: Mutex::new(Together::new()),
@@ -122,9 +109,7 @@ impl QemuExecutor {
         };
         let config = config(
             &self.image,
-            self.accel,
-            &self.cpu,
-            self.machine,
+            &self.guest,
             &cmdline,
             timeout,
             &format!("{}-cases", cases.len()),
@@ -157,15 +142,7 @@ impl QemuExecutor {
             Ok(cmdline) => cmdline,
             Err(why) => return Outcome::error(ReasonCode::Internal, why),
         };
-        let config = config(
-            &self.image,
-            self.accel,
-            &self.cpu,
-            self.machine,
-            &cmdline,
-            case.timeout,
-            &id,
-        );
+        let config = config(&self.image, &self.guest, &cmdline, case.timeout, &id);
         let boot = match launcher::boot(&config) {
             Ok(boot) => boot,
             Err(e) => return Outcome::error(ReasonCode::Guest, e.to_string()),
@@ -203,7 +180,7 @@ impl Executor for QemuExecutor {
     fn describe(&self) -> String {
         format!(
             "probe kernel under QEMU ({}), the planned cases in one boot",
-            self.accel.name()
+            self.guest.accel.name()
         )
     }
 
@@ -234,20 +211,19 @@ impl Executor for QemuExecutor {
 
 /// A boot of `image` with `plan` on its command line, killed at `timeout`,
 /// with the guest's own watchdog a second shorter.
-fn config(
-    image: &Path,
-    accel: Accel,
-    cpu: &Option<String>,
-    machine: Option<Machine>,
-    plan: &str,
-    timeout: Duration,
-    purpose: &str,
-) -> QemuConfig {
+fn config(image: &Path, guest: &ProbeGuest, plan: &str, timeout: Duration, purpose: &str) -> QemuConfig {
     let watchdog = timeout.as_secs().saturating_sub(1).max(1);
-    let verified = QemuConfig::new(image, accel, format!("{plan} pmuc.watchdog={watchdog}"));
+    let verified = QemuConfig::new(image, guest.accel, format!("{plan} pmuc.watchdog={watchdog}"));
+    let mut extra_args: Vec<std::ffi::OsString> = Vec::new();
+    if guest.vcpus > 1 {
+        extra_args.extend(["-smp".into(), guest.vcpus.to_string().into()]);
+    }
+    extra_args.extend(guest.extra_args.iter().map(Into::into));
     QemuConfig {
-        machine: machine.unwrap_or(verified.machine),
-        cpu: cpu.clone(),
+        machine: guest.machine.unwrap_or(verified.machine),
+        cpu: guest.cpu.clone(),
+        memory_mib: guest.memory_mib,
+        extra_args,
         timeout,
         purpose: purpose.to_owned(),
         ..verified
@@ -308,5 +284,53 @@ fn truncate(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {
         Some((at, _)) => &s[..at],
         None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vocabulary::Accel;
+
+    #[test]
+    fn an_environments_machine_cpu_memory_vcpus_and_extra_args_reach_qemu_as_single_arguments() {
+        let guest = ProbeGuest {
+            accel: Accel::Tcg,
+            cpu: Some("Skylake-Client,pmu=on".to_owned()),
+            machine: Some(launcher::Machine::Q35),
+            memory_mib: 256,
+            vcpus: 2,
+            extra_args: vec!["-global".to_owned(), "kvm-pit.lost_tick_policy=discard".to_owned()],
+        };
+        let args: Vec<String> = config(Path::new("/k"), &guest, "pmuc=", Duration::from_secs(5), "x")
+            .args()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let after = |flag: &str| args.iter().position(|a| a == flag).map(|i| args[i + 1].as_str());
+        assert_eq!(after("-M"), Some("q35"));
+        assert_eq!(after("-cpu"), Some("Skylake-Client,pmu=on"));
+        assert_eq!(after("-m"), Some("256M"));
+        assert_eq!(after("-smp"), Some("2"));
+        assert_eq!(after("-global"), Some("kvm-pit.lost_tick_policy=discard"));
+        assert_eq!(after("-append"), Some("pmuc= pmuc.watchdog=4"));
+        // The defaults: pc under TCG, 128 MiB, one vCPU (no -smp).
+        let plain = ProbeGuest {
+            cpu: None,
+            machine: None,
+            memory_mib: 128,
+            vcpus: 1,
+            extra_args: Vec::new(),
+            ..guest
+        };
+        let args: Vec<String> = config(Path::new("/k"), &plain, "pmuc=", Duration::from_secs(5), "x")
+            .args()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            args.windows(2).any(|w| w == ["-M", "pc"]) && !args.contains(&"-smp".to_owned()),
+            "{args:?}"
+        );
     }
 }
