@@ -39,6 +39,31 @@ pub fn signal_every_child(signal: i32) {
     }
 }
 
+/// Makes `command`'s child the leader of a process group of its own that
+/// dies with this process (`PR_SET_PDEATHSIG`, even if this one is killed
+/// with SIGKILL), with no signal blocked whatever this process's threads
+/// block. QEMU's launcher and [`run`] both start children this way.
+pub fn own_group_dying_with_us(command: &mut Command) {
+    let parent = std::process::id() as i32;
+    command.process_group(0);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // This process may have died before the line above took effect.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+}
+
 /// Runs `command` until it exits or `deadline` passes, feeding it `stdin`
 /// (then closing it) and handing its output to `on_stdout` and `on_stderr`.
 /// Returns how it ended and how long it ran.
@@ -50,30 +75,11 @@ pub fn run(
     mut on_stderr: impl FnMut(&[u8]) + Send,
 ) -> io::Result<(End, Duration)> {
     let start = Instant::now();
-    let parent = std::process::id() as i32;
     command
         .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        command.pre_exec(move || {
-            // Die with the runner, even one killed with SIGKILL.
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // The runner may have died before the line above took effect.
-            if libc::getppid() != parent {
-                libc::_exit(1);
-            }
-            // The child starts with no signal blocked, whatever the runner's threads block.
-            let mut none: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut none);
-            libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-            Ok(())
-        });
-    }
+        .stderr(Stdio::piped());
+    own_group_dying_with_us(&mut command);
     let mut child = command.spawn()?;
     let group = child.id() as i32;
     LIVE.lock().unwrap_or_else(|p| p.into_inner()).insert(group);

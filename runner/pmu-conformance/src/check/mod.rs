@@ -529,13 +529,49 @@ mod tests {
         );
         assert!(outcome.proves.unwrap().contains("in 2 runs (30 overflows)"));
 
-        let mut never = scripted(
+        // A run the host starved (2 expiries) is run again, and the case still passes.
+        let mut starved = scripted(
             [
                 calibration(),
-                vec![timed(15_000_000, 0, period), timed(15_000_000, 0, period)],
+                vec![
+                    timed(15_000_000, 2, period),
+                    timed(15_000_000, 15, period),
+                    timed(15_000_000, 15, period),
+                ],
             ]
             .concat(),
         );
+        let outcome = run(&case, &event, &mut starved);
+        assert_eq!(outcome.verdict, Verdict::Pass, "{outcome:?}");
+        assert_eq!(outcome.figures["starved_timer_runs_run_again"], 1);
+        assert!(outcome.proves.unwrap().contains("in 2 runs (30 overflows)"));
+
+        // A run whose signals came more than three periods apart (three of
+        // the 15 the kernel handled missing in a row) cannot be told from a
+        // host that starved the guest, and is run again; one that stays so
+        // after three is judged, and fails.
+        let gapped = || {
+            let mut run = timed(15_000_000, 15, period).unwrap();
+            run.notifications.drain(5..8);
+            Ok(run)
+        };
+        let mut once = scripted(
+            [
+                calibration(),
+                vec![gapped(), timed(15_000_000, 15, period), timed(15_000_000, 15, period)],
+            ]
+            .concat(),
+        );
+        let outcome = run(&case, &event, &mut once);
+        assert_eq!(outcome.verdict, Verdict::Pass, "{outcome:?}");
+        assert_eq!(outcome.figures["starved_timer_runs_run_again"], 1);
+        let mut always = scripted([calibration(), (0..5).map(|_| gapped()).collect()].concat());
+        let outcome = run(&case, &event, &mut always);
+        assert_eq!(outcome.verdict, Verdict::Fail, "{outcome:?}");
+        assert_eq!(outcome.figures["starved_timer_runs_run_again"], 3);
+
+        // Two runs, each run again at most three times in all: five windows.
+        let mut never = scripted([calibration(), vec![timed(15_000_000, 0, period); 5]].concat());
         let outcome = run(&case, &event, &mut never);
         assert_eq!(outcome.verdict, Verdict::Error, "{outcome:?}");
         assert!(

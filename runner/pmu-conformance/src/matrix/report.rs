@@ -11,7 +11,6 @@ use serde::{Deserialize, Serialize};
 
 use super::Planned;
 use super::child::ChildRun;
-use crate::outcome::Verdict;
 use crate::report::{Report, Tally, Tool};
 use crate::supervised::End as ChildEnd;
 
@@ -289,25 +288,7 @@ pub fn render_junit(report: &MatrixReport) -> String {
         match &e.report {
             Some(r) => {
                 for c in &r.cases {
-                    let status = match (c.gate.passed, &c.gate.message) {
-                        (true, None) => TestCaseStatus::success(),
-                        (true, Some(reason)) => {
-                            let mut s = TestCaseStatus::skipped();
-                            s.set_message(reason.as_str());
-                            s
-                        }
-                        (false, message) => {
-                            let kind = if c.verdict == Verdict::Error {
-                                NonSuccessKind::Error
-                            } else {
-                                NonSuccessKind::Failure
-                            };
-                            let mut s = TestCaseStatus::non_success(kind);
-                            s.set_message(c.explanation());
-                            s.set_description(message.clone().unwrap_or_default());
-                            s
-                        }
-                    };
+                    let status = crate::report::junit::status(c);
                     let mut case = TestCase::new(c.id.clone(), status);
                     case.set_classname(e.id.clone());
                     case.set_system_out(format!("{}: {}", c.verdict, c.summary));

@@ -40,7 +40,7 @@ use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
@@ -338,32 +338,13 @@ pub fn boot(config: &QemuConfig) -> Result<Boot, BootError> {
         return Err(BootError::KvmUnusable);
     }
     let start = Instant::now();
-    let parent = std::process::id() as i32;
     let mut command = Command::new(&config.program);
     command
         .args(config.args())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        command.pre_exec(move || {
-            // Die with the runner, even one killed with SIGKILL.
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // The runner may have died before the line above took effect.
-            if libc::getppid() != parent {
-                libc::_exit(1);
-            }
-            // QEMU starts with no signal blocked, whatever the runner's threads block.
-            let mut none: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut none);
-            libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-            Ok(())
-        });
-    }
+        .stderr(Stdio::piped());
+    crate::supervised::own_group_dying_with_us(&mut command);
     let mut child = command.spawn().map_err(|e| {
         if e.kind() == io::ErrorKind::NotFound && config.program == QEMU {
             BootError::QemuNotFound
