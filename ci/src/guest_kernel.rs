@@ -30,10 +30,8 @@ pub fn fetch(sh: &Shell) -> Result<PathBuf> {
     if kernel.is_file() {
         return Ok(kernel);
     }
-    for tool in ["apt-cache", "apt-get", "dpkg-deb"] {
-        if !crate::have(sh, tool) {
-            bail!("`{tool}` is not available: the Debian guest kernel is fetched with apt-get download");
-        }
+    if !crate::have(sh, "apt-cache") {
+        bail!("`apt-cache` is not available: the Debian guest kernel is fetched with apt-get download");
     }
     let depends = cmd!(sh, "apt-cache depends {METAPACKAGE}").quiet().read()?;
     let package = depends
@@ -42,12 +40,9 @@ pub fn fetch(sh: &Shell) -> Result<PathBuf> {
         .map(str::to_owned)
         .with_context(|| format!("`apt-cache depends {METAPACKAGE}` names no kernel package"))?;
     let work = dir.join("download");
-    std::fs::create_dir_all(&work)?;
-    let _in_work = sh.push_dir(&work);
-    cmd!(sh, "apt-get download {package}").run()?;
-    let deb = std::fs::read_dir(&work)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+    let deb = crate::apt_download(sh, &work, &[package.as_str()])?
+        .into_iter()
+        .next()
         .with_context(|| format!("apt-get download {package} left no .deb in {}", work.display()))?;
     let unpacked = work.join("unpacked");
     cmd!(sh, "dpkg-deb -x {deb} {unpacked}").run()?;

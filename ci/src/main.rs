@@ -80,6 +80,28 @@ fn have(sh: &Shell, tool: &str) -> bool {
         .is_ok()
 }
 
+/// Fetches Debian `packages` with `apt-get download` into `work` (created
+/// if need be), never installing them; returns the .deb files there.
+fn apt_download(sh: &Shell, work: &std::path::Path, packages: &[&str]) -> Result<Vec<PathBuf>> {
+    for tool in ["apt-get", "dpkg-deb"] {
+        if !have(sh, tool) {
+            bail!(
+                "`{tool}` is not available: {} is fetched with apt-get download",
+                packages.join(" ")
+            );
+        }
+    }
+    std::fs::create_dir_all(work)?;
+    let _in_work = sh.push_dir(work);
+    xshell::cmd!(sh, "apt-get download {packages...}").run()?;
+    let mut debs: Vec<PathBuf> = std::fs::read_dir(work)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "deb"))
+        .collect();
+    debs.sort();
+    Ok(debs)
+}
+
 /// Installs Debian packages if we may (root, apt-get present); says what it did.
 fn apt_install(sh: &Shell, packages: &[&str]) -> Result<()> {
     if !have(sh, "apt-get") {

@@ -28,22 +28,9 @@ pub fn fetch(sh: &Shell) -> Result<PathBuf> {
     if sshd.is_file() {
         return Ok(sshd);
     }
-    for tool in ["apt-get", "dpkg-deb"] {
-        if !crate::have(sh, tool) {
-            bail!("`{tool}` is not available: the loopback sshd is fetched with apt-get download");
-        }
-    }
     let work = sh.current_dir().join("target/sshd/download");
-    std::fs::create_dir_all(&work)?;
-    {
-        let _in_work = sh.push_dir(&work);
-        cmd!(sh, "apt-get download {PACKAGES...}").run()?;
-    }
-    for entry in std::fs::read_dir(&work)? {
-        let deb = entry?.path();
-        if deb.extension().is_some_and(|x| x == "deb") {
-            cmd!(sh, "dpkg-deb -x {deb} {root}").run()?;
-        }
+    for deb in crate::apt_download(sh, &work, &PACKAGES)? {
+        cmd!(sh, "dpkg-deb -x {deb} {root}").run()?;
     }
     std::fs::remove_dir_all(&work)?;
     if !sshd.is_file() {

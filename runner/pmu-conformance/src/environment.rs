@@ -563,15 +563,8 @@ fn linux_guest(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErro
             GuestKernel::Debian
         }
     };
-    let deadline = match &e.deadline {
-        None => 120,
-        Some(d) if (1..=3600).contains(&d.value) => d.value,
-        Some(d) => {
-            errors.push(source.error_at(d, "`deadline` is seconds, between 1 and 3600"));
-            120
-        }
-    };
-    (errors.0.len() == before).then(|| LinuxGuest {
+    let deadline = deadline_of(source, e, 120, 3600, errors);
+    (errors.0.len() == before).then_some(LinuxGuest {
         accel,
         machine,
         cpu,
@@ -579,8 +572,27 @@ fn linux_guest(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErro
         vcpus,
         kernel,
         extra_args,
-        deadline: Duration::from_secs(deadline),
+        deadline,
     })
+}
+
+/// An environment's `deadline`: seconds, from 1 to `max`, or `default`.
+fn deadline_of(
+    source: &SourceText,
+    e: &EnvironmentEntry,
+    default: u64,
+    max: u64,
+    errors: &mut InputErrors,
+) -> Duration {
+    let seconds = match &e.deadline {
+        None => default,
+        Some(d) if (1..=max).contains(&d.value) => d.value,
+        Some(d) => {
+            errors.push(source.error_at(d, format!("`deadline` is seconds, between 1 and {max}")));
+            default
+        }
+    };
+    Duration::from_secs(seconds)
 }
 
 /// An `ssh` environment: where the remote is and how to log in, each field checked.
@@ -628,21 +640,14 @@ fn remote(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -
     };
     let identity = file(&e.identity, "identity", errors);
     let known_hosts = file(&e.known_hosts, "known_hosts", errors);
-    let deadline = match &e.deadline {
-        None => 600,
-        Some(d) if (1..=86_400).contains(&d.value) => d.value,
-        Some(d) => {
-            errors.push(source.error_at(d, "`deadline` is seconds, between 1 and 86400"));
-            600
-        }
-    };
-    (errors.0.len() == before).then(|| Remote {
+    let deadline = deadline_of(source, e, 600, 86_400, errors);
+    (errors.0.len() == before).then_some(Remote {
         host,
         user,
         port,
         identity,
         known_hosts,
-        deadline: Duration::from_secs(deadline),
+        deadline,
     })
 }
 

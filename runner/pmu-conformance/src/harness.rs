@@ -147,9 +147,9 @@ impl Session {
                 records: records.clone(),
                 bless: bless.clone(),
             };
-            let runs = job.preflight.is_ok();
+            let supported = job.preflight.is_ok();
             let trial = Trial::ignorable_test(name.clone(), move || job.run()).with_ignored_flag(ignore);
-            if runs && !ignore && !args.is_filtered_out(&trial) {
+            if supported && !ignore && !args.is_filtered_out(&trial) {
                 will_run.push(case.clone());
             }
             // An ignored trial's closure does not run, so record its outcome now.

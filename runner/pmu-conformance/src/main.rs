@@ -576,11 +576,9 @@ fn write_initramfs(runner: Option<&std::path::Path>, out: &std::path::Path) -> R
         Some(p) => p.to_path_buf(),
         None => std::env::current_exe().map_err(|e| RunError::Environment(format!("finding this executable: {e}")))?,
     };
-    let runner = pmu_conformance::guest::static_runner(&path).map_err(RunError::Usage)?;
-    // A guest boots no probe kernel: leave out the image a dist build carries.
-    let init = pmu_conformance::executor::qemu::image::without_appended(&runner);
+    let init = pmu_conformance::guest::static_runner(&path).map_err(RunError::Usage)?;
     let mut archive = Vec::new();
-    pmu_conformance::guest::initramfs::write(&mut archive, init).expect("writing to memory");
+    pmu_conformance::guest::initramfs::write(&mut archive, &init).expect("writing to memory");
     std::fs::write(out, &archive)
         .map_err(|e| RunError::Usage(format!("{}: cannot write the initramfs: {e}", out.display())))?;
     println!("{}: {} bytes, /init = {}", out.display(), archive.len(), path.display());

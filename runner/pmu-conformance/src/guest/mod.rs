@@ -15,9 +15,12 @@ pub mod report_stream;
 pub const ARGUMENTS_AFTER: &str = "--";
 
 /// The bytes of the runner at `path`, if it can be a guest's init: an ELF
-/// with no program interpreter, so it needs no libc in the guest.
+/// with no program interpreter, so it needs no libc in the guest. Without
+/// the probe kernel image a dist build carries: a guest or a remote runs
+/// linux cases only, and 1.7 MB less initramfs is a faster boot under TCG.
 pub fn static_runner(path: &std::path::Path) -> Result<Vec<u8>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    bytes.truncate(crate::executor::qemu::image::without_appended(&bytes).len());
     let elf = elf_has_interpreter(&bytes).ok_or_else(|| format!("{}: not a 64-bit ELF executable", path.display()))?;
     if elf {
         return Err(format!(

@@ -150,8 +150,6 @@ pub fn run(request: &MatrixRequest) -> Result<ExitCode, RunError> {
             .map_or_else(|| "matrix".into(), |s| s.to_os_string());
         Path::new("pmuc-matrix").join(stem)
     });
-    std::fs::create_dir_all(&out)
-        .map_err(|e| RunError::Usage(format!("the artifacts folder {}: {e}", out.display())))?;
     for path in [&request.json, &request.junit].into_iter().flatten() {
         crate::report::check_destination(path).map_err(|e| RunError::Usage(e.to_string()))?;
     }
@@ -163,6 +161,9 @@ pub fn run(request: &MatrixRequest) -> Result<ExitCode, RunError> {
     if let Some(kernel) = request.kernel.as_ref().filter(|k| !k.is_file()) {
         return Err(RunError::Usage(format!("--kernel {}: not a file", kernel.display())));
     }
+    // Only once all the input is good does anything land on disk.
+    std::fs::create_dir_all(&out)
+        .map_err(|e| RunError::Usage(format!("the artifacts folder {}: {e}", out.display())))?;
     let exe = std::env::current_exe()
         .map_err(|e| RunError::Environment(format!("finding this executable to run each environment: {e}")))?;
     let jobs = request
@@ -190,14 +191,20 @@ pub fn run(request: &MatrixRequest) -> Result<ExitCode, RunError> {
                     let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
                     let Some((index, p)) = next else { break };
                     let run = if interrupted.load(Ordering::SeqCst) {
-                        EnvironmentRun::not_started(p, "the matrix was interrupted before it started")
+                        EnvironmentRun::not_started(
+                            p,
+                            RunStatus::Interrupted,
+                            "the matrix was interrupted before it started",
+                        )
                     } else {
                         let dir = out.join(p.environment.id.as_str());
                         let bar = display.start(p);
                         let on_case = |case: &str| bar.case(case);
                         let run = match child::run(&exe, &child_args(request, p, &dir), &dir, p.deadline, &on_case) {
                             Ok(done) => EnvironmentRun::of(p, &dir, done),
-                            Err(e) => EnvironmentRun::not_started(p, &format!("starting its runner: {e}")),
+                            Err(e) => {
+                                EnvironmentRun::not_started(p, RunStatus::Crashed, &format!("starting its runner: {e}"))
+                            }
                         };
                         display.finish(&bar, &run);
                         run
@@ -224,8 +231,9 @@ pub fn run(request: &MatrixRequest) -> Result<ExitCode, RunError> {
         crate::report::write_atomically(path, |w| report::write_json(&report, w))
             .map_err(|e| RunError::Report(e.to_string()))?;
     }
+    let junit_text = report::render_junit(&report);
     for path in std::iter::once(&junit).chain(&request.junit) {
-        crate::report::write_atomically(path, |w| w.write_all(report::render_junit(&report).as_bytes()))
+        crate::report::write_atomically(path, |w| w.write_all(junit_text.as_bytes()))
             .map_err(|e| RunError::Report(e.to_string()))?;
     }
     println!(

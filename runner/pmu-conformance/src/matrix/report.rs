@@ -158,17 +158,13 @@ impl EnvironmentRun {
         }
     }
 
-    /// An environment whose runner never started.
-    pub fn not_started(p: &Planned, why: &str) -> EnvironmentRun {
+    /// An environment whose runner never started, with why.
+    pub fn not_started(p: &Planned, status: RunStatus, why: &str) -> EnvironmentRun {
         EnvironmentRun {
             id: p.environment.id.to_string(),
             kind: p.environment.target.kind().to_owned(),
             about: p.environment.about.clone(),
-            status: if why.contains("interrupted") {
-                RunStatus::Interrupted
-            } else {
-                RunStatus::Crashed
-            },
+            status,
             exit_code: None,
             wall_ms: 0,
             deadline_s: p.deadline.as_secs(),

@@ -106,21 +106,23 @@ pub fn embedded() -> Option<&'static Path> {
         .as_deref()
 }
 
+/// The length of the image a trailer (the last 16 bytes of a file) says
+/// precedes it, if it is one and the file (`size` bytes) can hold it.
+fn trailer(tail: &[u8], size: u64) -> Option<u64> {
+    let (length, magic) = tail.split_at_checked(8)?;
+    if magic != TRAILER_MAGIC {
+        return None;
+    }
+    let length = u64::from_le_bytes(length.try_into().ok()?);
+    (length > 0 && length <= EMBEDDED_LIMIT && length <= size.checked_sub(16)?).then_some(length)
+}
+
 /// `bytes` (a runner) without the image appended to it, if it carries one:
 /// what a Linux guest or a remote machine needs, which boots no probe kernel.
 pub fn without_appended(bytes: &[u8]) -> &[u8] {
-    let Some(trailer) = bytes.len().checked_sub(16).map(|at| &bytes[at..]) else {
-        return bytes;
-    };
-    if &trailer[8..] != TRAILER_MAGIC {
-        return bytes;
-    }
-    let length = u64::from_le_bytes(trailer[..8].try_into().expect("eight bytes"));
-    match usize::try_from(length)
-        .ok()
-        .and_then(|l| bytes.len().checked_sub(16 + l))
-    {
-        Some(end) => &bytes[..end],
+    let size = bytes.len() as u64;
+    match bytes.len().checked_sub(16).and_then(|at| trailer(&bytes[at..], size)) {
+        Some(length) => &bytes[..(size - 16 - length) as usize],
         None => bytes,
     }
 }
@@ -133,15 +135,9 @@ pub fn appended(path: &Path) -> Option<Vec<u8>> {
         return None;
     }
     file.seek(SeekFrom::Start(size - 16)).ok()?;
-    let mut trailer = [0u8; 16];
-    file.read_exact(&mut trailer).ok()?;
-    if &trailer[8..] != TRAILER_MAGIC {
-        return None;
-    }
-    let length = u64::from_le_bytes(trailer[..8].try_into().ok()?);
-    if length == 0 || length > EMBEDDED_LIMIT || length > size - 16 {
-        return None;
-    }
+    let mut tail = [0u8; 16];
+    file.read_exact(&mut tail).ok()?;
+    let length = trailer(&tail, size)?;
     file.seek(SeekFrom::Start(size - 16 - length)).ok()?;
     let mut image = vec![0u8; length as usize];
     file.read_exact(&mut image).ok()?;

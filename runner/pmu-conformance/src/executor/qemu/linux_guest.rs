@@ -126,7 +126,7 @@ fn config(guest: &LinuxGuest, kernel: &Path, initramfs: &Path) -> QemuConfig {
     // (the task clock's self-check failed so under load, and passed 8 of 8
     // with this). It costs about 0.9 s of boot.
     if guest.accel == Accel::Tcg {
-        extra_args.extend([ICOUNT[0].into(), ICOUNT[1].into()]);
+        extra_args.extend(ICOUNT.map(Into::into));
     }
     extra_args.extend(guest.extra_args.iter().map(Into::into));
     QemuConfig {
@@ -160,23 +160,15 @@ fn report_of(boot: &Boot) -> Result<Report, String> {
     crate::report::json::parse("the Linux guest's report", &text).map_err(|e| e.to_string())
 }
 
-/// The static runner a guest or a remote machine gets, and its bytes: this
-/// executable where it is static (a `cargo xtask dist` build carries
-/// itself), else `$PMUC_GUEST_RUNNER`, else the dist build under a target
-/// directory. Without the probe kernel image a dist build carries: a guest
-/// or a remote runs linux cases only, and 1.7 MB less initramfs is a
-/// faster boot under TCG.
+/// The static runner a guest or a remote machine gets, and its bytes (see
+/// [`crate::guest::static_runner`]): this executable where it is static (a
+/// `cargo xtask dist` build carries itself), else `$PMUC_GUEST_RUNNER`, else
+/// the dist build under a target directory.
 pub(crate) fn runner_to_carry() -> Result<(PathBuf, Vec<u8>), StartError> {
-    let strip = |(path, bytes): (PathBuf, Vec<u8>)| {
-        let kept = super::image::without_appended(&bytes).len();
-        let mut bytes = bytes;
-        bytes.truncate(kept);
-        (path, bytes)
-    };
     if let Ok(me) = std::env::current_exe()
         && let Ok(bytes) = crate::guest::static_runner(&me)
     {
-        return Ok(strip((me, bytes)));
+        return Ok((me, bytes));
     }
     let runner = find(
         RUNNER_VARIABLE,
@@ -184,7 +176,7 @@ pub(crate) fn runner_to_carry() -> Result<(PathBuf, Vec<u8>), StartError> {
         "`cargo xtask dist` builds the static runner",
     )?;
     let bytes = crate::guest::static_runner(&runner).map_err(StartError::Unavailable)?;
-    Ok(strip((runner, bytes)))
+    Ok((runner, bytes))
 }
 
 /// A file named by `variable`, or found under a target directory (this
