@@ -12,6 +12,7 @@ mod guest_kernel;
 mod kernel;
 mod sshd;
 mod test;
+mod xen;
 
 use std::path::PathBuf;
 
@@ -31,6 +32,9 @@ tasks:
                   file that runs anywhere and that a Linux guest boots as its init
   guest-kernel    fetch Debian's cloud kernel for the Linux guests (apt-get download,
                   unpacked, not installed) into target/guest/vmlinuz
+  xen             fetch Debian's Xen hypervisor for the qemu-xen-dom0 environments
+                  (apt-get download, unpacked, not installed) into
+                  target/xen/<version>/xen, linked as target/xen/current
   sshd            fetch Debian's OpenSSH server (apt-get download, unpacked, not
                   installed) into target/sshd/ for the ssh environment's loopback test
   bench           run the benchmarks (installs Debian's linux-perf for the
@@ -53,6 +57,7 @@ fn main() -> Result<()> {
         Some("dist") => dist::run(&sh, &rest),
         Some("guest-kernel") => guest_kernel::run(&sh, &rest),
         Some("sshd") => sshd::run(&sh, &rest),
+        Some("xen") => xen::run(&sh, &rest),
         Some("bench") => bench::run(&sh, &rest),
         Some("bless") => bless::run(&sh, &rest),
         Some("detection-matrix") => detection_matrix::run(&sh, &rest),

@@ -2,7 +2,8 @@
 //!
 //! Checks formatting, builds every test target, and sets up what the boot
 //! tests need (QEMU, the x86_64-unknown-none target and the probe kernel
-//! image; the static runner and Debian's cloud kernel for the Linux guest).
+//! image; the static runner and Debian's cloud kernel for the Linux guest;
+//! Debian's Xen).
 //! Then it runs the soak test (a thousand rounds of the self-check suite:
 //! minutes, nearly all in the kernel's breakpoint handling) in the
 //! background, beside every other test target of the workspace: unit tests,
@@ -137,6 +138,10 @@ fn guest_tools(sh: &Shell) -> Result<()> {
     match crate::sshd::fetch(sh) {
         Ok(sshd) => println!("xtask: loopback sshd {}", sshd.display()),
         Err(e) => println!("xtask: NOTICE: {e:#}\nxtask: no sshd; the ssh environment's test will fail and say so"),
+    }
+    match crate::xen::fetch(sh) {
+        Ok(xen) => println!("xtask: Xen {}", xen.display()),
+        Err(e) => println!("xtask: NOTICE: {e:#}\nxtask: no Xen; the Xen environments' tests will fail and say so"),
     }
     match crate::guest_kernel::fetch(sh) {
         Ok(kernel) => println!("xtask: guest kernel {}", kernel.display()),

@@ -9,6 +9,7 @@
 //! - `sim`: the reference model, with a preset CPU and named faults;
 //! - `qemu`: the probe kernel, booted under QEMU with TCG or KVM;
 //! - `qemu-linux`: a Linux guest under QEMU carrying the runner;
+//! - `qemu-xen-dom0`: Xen under QEMU, with the probe kernel as its PVH dom0;
 //! - `ssh`: a remote machine, reached with OpenSSH's client.
 //!
 //! A run names its environment one of three ways ([`Choice`]): not at all,
@@ -85,6 +86,27 @@ pub struct ProbeGuest {
     pub vcpus: u32,
     /// Added after the verified arguments, each one argument.
     pub extra_args: Vec<String>,
+    /// Where QEMU boots Xen, with the probe kernel as its PVH dom0.
+    pub xen: Option<XenBoot>,
+}
+
+/// Xen under QEMU: which Xen, and what its command line adds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct XenBoot {
+    pub hypervisor: XenImage,
+    /// Words added to Xen's command line after the verified ones
+    /// (`vpmu=1`, say), each one word.
+    pub args: Vec<String>,
+}
+
+/// The Xen hypervisor QEMU boots.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum XenImage {
+    /// An uncompressed `xen` (multiboot1 ELF) at this path.
+    Path(PathBuf),
+    /// Debian's `xen-hypervisor-*-amd64`, which `cargo xtask xen` fetches
+    /// with `apt-get download` and unpacks without installing.
+    Debian,
 }
 
 /// How a Linux guest is booted.
@@ -130,6 +152,7 @@ impl Target {
         match self {
             Target::Local => "linux",
             Target::Sim { .. } => "sim",
+            Target::Qemu(guest) if guest.xen.is_some() => "qemu-xen-dom0",
             Target::Qemu(_) => "qemu",
             Target::QemuLinux(_) => "qemu-linux",
             Target::Ssh(_) => "ssh",
@@ -264,6 +287,10 @@ struct EnvironmentEntry {
     identity: Option<Spanned<String>>,
     /// ssh: the known-hosts file.
     known_hosts: Option<Spanned<String>>,
+    /// qemu-xen-dom0: the Xen hypervisor: a path, or `debian`.
+    xen: Option<Spanned<String>>,
+    /// qemu-xen-dom0: words added to Xen's command line, as a list.
+    xen_args: Option<Spanned<Vec<String>>>,
 }
 
 /// `lost-pmi` or `{id: lost-pmi, rate: 0.01}`.
@@ -651,13 +678,44 @@ fn remote(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -
     })
 }
 
+/// Every kind an environment's `probe:` may name.
+const KINDS: &[&str] = &["linux", "sim", "qemu", "qemu-linux", "qemu-xen-dom0", "ssh"];
+
+/// A `qemu-xen-dom0` environment's Xen: `xen` (default `debian`) and
+/// `xen_args`, each checked.
+fn xen_boot(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -> XenBoot {
+    let hypervisor = match &e.xen {
+        None => XenImage::Debian,
+        Some(x) if x.value == "debian" => XenImage::Debian,
+        Some(x) if !x.value.trim().is_empty() && !x.value.contains('\0') => XenImage::Path(x.value.clone().into()),
+        Some(x) => {
+            errors.push(source.error_at(x, "`xen` is a path to an uncompressed Xen, or `debian`"));
+            XenImage::Debian
+        }
+    };
+    let args = e.xen_args.as_ref().map(|a| a.value.clone()).unwrap_or_default();
+    if let Some(given) = &e.xen_args
+        && given
+            .value
+            .iter()
+            .any(|a| a.is_empty() || a.contains(char::is_whitespace) || a.contains('\0'))
+    {
+        errors.push(source.error_at(
+            given,
+            "each of `xen_args` is one word of Xen's command line, such as `vpmu=1`",
+        ));
+    }
+    XenBoot { hypervisor, args }
+}
+
 /// Validates an entry's kind and the fields that belong to it: each field
 /// given to an environment of another kind is an error at that field.
 fn target(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -> Option<Target> {
     let kind = e.probe.value.as_str();
     // (field, the kinds it belongs to, where it was given)
     const SIM: &[&str] = &["sim"];
-    const QEMU: &[&str] = &["qemu", "qemu-linux"];
+    const QEMU: &[&str] = &["qemu", "qemu-linux", "qemu-xen-dom0"];
+    const XEN: &[&str] = &["qemu-xen-dom0"];
     const LINUX_GUEST: &[&str] = &["qemu-linux"];
     const SSH: &[&str] = &["ssh"];
     const DEADLINE: &[&str] = &["qemu-linux", "ssh"];
@@ -692,6 +750,8 @@ fn target(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -
             DEADLINE,
             e.deadline.as_ref().map(|s| location(&s.referenced)),
         ),
+        ("xen", XEN, e.xen.as_ref().map(|s| location(&s.referenced))),
+        ("xen_args", XEN, e.xen_args.as_ref().map(|s| location(&s.referenced))),
         ("host", SSH, e.host.as_ref().map(|s| location(&s.referenced))),
         ("user", SSH, e.user.as_ref().map(|s| location(&s.referenced))),
         ("port", SSH, e.port.as_ref().map(|s| location(&s.referenced))),
@@ -702,7 +762,7 @@ fn target(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -
             e.known_hosts.as_ref().map(|s| location(&s.referenced)),
         ),
     ];
-    if matches!(kind, "linux" | "sim" | "qemu" | "qemu-linux" | "ssh") {
+    if KINDS.contains(&kind) {
         for (field, belongs_to, at) in fields {
             if let Some((line, column)) = at.filter(|_| !belongs_to.contains(&kind)) {
                 errors.push(source.error_at_position(
@@ -730,6 +790,23 @@ fn target(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -
                 memory_mib,
                 vcpus,
                 extra_args,
+                xen: None,
+            }))
+        }
+        "qemu-xen-dom0" => {
+            let (accel, cpu) = qemu_accel_and_cpu(source, e, errors)?;
+            let before = errors.0.len();
+            let machine = machine_of(source, e, errors)?;
+            let (memory_mib, vcpus, extra_args) = sizes_and_extra_args(source, e, 512, errors);
+            let xen = xen_boot(source, e, errors);
+            (errors.0.len() == before).then_some(Target::Qemu(ProbeGuest {
+                accel,
+                cpu,
+                machine,
+                memory_mib,
+                vcpus,
+                extra_args,
+                xen: Some(xen),
             }))
         }
         "qemu-linux" => linux_guest(source, e, errors).map(|g| Target::QemuLinux(Box::new(g))),
@@ -815,7 +892,7 @@ fn target(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -
         other => {
             errors.push(source.error_at(
                 &e.probe,
-                format!("unknown probe `{other}`; known: linux, sim, qemu, qemu-linux, ssh"),
+                format!("unknown probe `{other}`; known: {}", KINDS.join(", ")),
             ));
             None
         }
@@ -854,7 +931,7 @@ mod tests {
                 "6:13: `faults` is for `sim` environments; this one is `linux`",
                 "7:11: `seed` is for `sim` environments; this one is `linux`",
                 "12:12: `model` is for `sim` environments; this one is `qemu`",
-                "17:10: `cpu` is for `qemu` or `qemu-linux` environments; this one is `sim`",
+                "17:10: `cpu` is for `qemu` or `qemu-linux` or `qemu-xen-dom0` environments; this one is `sim`",
             ]
         );
     }
@@ -925,6 +1002,40 @@ mod tests {
         assert_eq!(
             (g.kernel.clone(), g.memory_mib, g.deadline.as_secs()),
             (GuestKernel::Debian, 512, 120)
+        );
+    }
+
+    #[test]
+    fn a_xen_dom0_is_checked_field_by_field() {
+        let errors = errors_of(
+            "about: x\nenvironments:\n  - id: x\n    about: x\n    probe: qemu-xen-dom0\n    accel: tcg\n    \
+             xen_args: ['vpmu=1 bts']\n    xen: ''\n  \
+             - id: y\n    about: x\n    probe: qemu\n    accel: tcg\n    xen: debian\n",
+        );
+        assert_eq!(
+            errors,
+            [
+                "8:10: `xen` is a path to an uncompressed Xen, or `debian`",
+                "7:15: each of `xen_args` is one word of Xen's command line, such as `vpmu=1`",
+                "13:10: `xen` is for `qemu-xen-dom0` environments; this one is `qemu`",
+            ],
+            "{errors:#?}"
+        );
+        let m = Matrices::builtin().unwrap();
+        let e = &m.environments["xen-tcg-dom0-vpmu"];
+        let Target::Qemu(g) = &e.target else {
+            panic!("a probe kernel guest")
+        };
+        assert_eq!(e.target.kind(), "qemu-xen-dom0");
+        assert_eq!(
+            (g.memory_mib, g.xen.clone()),
+            (
+                512,
+                Some(XenBoot {
+                    hypervisor: XenImage::Debian,
+                    args: vec!["vpmu=1".to_owned()]
+                })
+            )
         );
     }
 

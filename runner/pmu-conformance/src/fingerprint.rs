@@ -23,6 +23,24 @@ pub struct Fingerprint {
     pub pmu: PmuFacts,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub linux: Option<LinuxFacts>,
+    /// What Xen said about itself, where the runner watched it boot (Xen
+    /// under QEMU): the Xen under test.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xen: Option<XenFacts>,
+}
+
+/// Xen as its boot banner describes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct XenFacts {
+    /// `4.17.5 (Debian 4.17.5+72-g01140da4e8-1)`: the release and the build.
+    pub version: String,
+    /// The vPMU mode Xen's command line asks for: `off` without a `vpmu=`
+    /// word (Xen's default), else its value (`1`, `bts`, `ipc`, `arch`).
+    pub vpmu: String,
+    /// What Xen printed about its vPMU (`VPMU: version 0.1`, or why not).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vpmu_said: Vec<String>,
+    pub command_line: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -225,6 +243,7 @@ impl Fingerprint {
             hypervisor,
             pmu,
             linux,
+            xen: None,
         };
         fingerprint.derived_id = fingerprint.derive_id();
         fingerprint

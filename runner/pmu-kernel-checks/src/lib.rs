@@ -44,4 +44,4 @@ mod stable_names;
 pub mod window;
 
 pub use hardware::{Fault, Hardware};
-pub use run::{CPUID_WORD, RDPMC_WORD, run};
+pub use run::{CPUID_WORD, QEMU_EXIT_WORD, RDPMC_WORD, run};

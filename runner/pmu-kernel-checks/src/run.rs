@@ -23,6 +23,14 @@ pub const CPUID_WORD: &str = "pmuc.cpuid";
 /// counter.
 pub const RDPMC_WORD: &str = "pmuc.rdpmc";
 
+/// The command-line word that lets the probe kernel, running under Xen,
+/// write QEMU's isa-debug-exit port (0xF4) before it shuts its domain down.
+/// Xen halts the machine rather than powering it off when its hardware
+/// domain shuts down (guest-boots.md), so under QEMU only that port ends the
+/// boot; on a real Xen host the port would reach hardware, so only the
+/// runner's QEMU launcher adds this word.
+pub const QEMU_EXIT_WORD: &str = "pmuc.qemu-exit";
+
 /// Runs the cases named on `cmdline` (see [`crate::plan`]) and writes one
 /// protocol frame per line to `out`: a hello, one record per case, an end.
 /// A plan that cannot be read is reported in the hello, with no records.

@@ -8,6 +8,12 @@
 //! [`init`] probes the scratch register and skips COM1 where nothing answers,
 //! and every wait for the transmitter is bounded, so a dead UART costs a
 //! bounded delay, never a hang.
+//!
+//! As Xen's hardware domain (dom0), [`use_xen_console`] sends everything
+//! through the `console_io` hypercall instead ([`crate::xen`]): port 0xE9
+//! would reach Xen's serial line as `(d0)` lines split every 199 bytes,
+//! which breaks the framed records. Bytes are gathered into whole lines, so
+//! that none of Xen's own messages lands inside a record.
 
 use core::fmt;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -33,6 +39,72 @@ const FIFO_BYTES: usize = 16;
 const THRE_POLLS: u32 = 200_000;
 
 static SERIAL: AtomicBool = AtomicBool::new(false);
+static XEN_CONSOLE: AtomicBool = AtomicBool::new(false);
+
+/// Bytes gathered for Xen's console, sent at each newline or when full.
+struct Line {
+    bytes: [u8; LINE_BYTES],
+    len: usize,
+}
+
+/// Long enough for any line but the hello's CPUID leaves, which go out in pieces.
+const LINE_BYTES: usize = 512;
+
+/// One writer at a time: the kernel runs on one vCPU, but a fault handler
+/// can print while a line is being gathered. The one who finds it taken
+/// writes straight through.
+static LINE_TAKEN: AtomicBool = AtomicBool::new(false);
+static mut LINE: Line = Line {
+    bytes: [0; LINE_BYTES],
+    len: 0,
+};
+
+/// From now on, writes go to Xen's console through the hypercall page,
+/// where Xen accepts it; says whether it did.
+pub fn use_xen_console() -> bool {
+    if crate::xen::console_write(b"") {
+        XEN_CONSOLE.store(true, Ordering::Relaxed);
+    }
+    XEN_CONSOLE.load(Ordering::Relaxed)
+}
+
+/// Sends what is gathered for Xen's console (the exit path calls it).
+pub fn flush() {
+    if !XEN_CONSOLE.load(Ordering::Relaxed) || LINE_TAKEN.swap(true, Ordering::Acquire) {
+        return;
+    }
+    // SAFETY: LINE_TAKEN makes this the only reference.
+    let line = unsafe { &mut *&raw mut LINE };
+    send_line(line);
+    LINE_TAKEN.store(false, Ordering::Release);
+}
+
+fn send_line(line: &mut Line) {
+    if line.len > 0 {
+        crate::xen::console_write(&line.bytes[..line.len]);
+        line.len = 0;
+    }
+}
+
+fn xen_console(bytes: &[u8]) {
+    if LINE_TAKEN.swap(true, Ordering::Acquire) {
+        crate::xen::console_write(bytes);
+        return;
+    }
+    // SAFETY: LINE_TAKEN makes this the only reference.
+    let line = unsafe { &mut *&raw mut LINE };
+    for &byte in bytes {
+        if line.len == LINE_BYTES {
+            send_line(line);
+        }
+        line.bytes[line.len] = byte;
+        line.len += 1;
+        if byte == b'\n' {
+            send_line(line);
+        }
+    }
+    LINE_TAKEN.store(false, Ordering::Release);
+}
 
 /// Probes and programs COM1. Interrupts stay off at the UART (IER = 0, and
 /// OUT2 clear in MCR keeps its IRQ line disconnected).
@@ -52,8 +124,12 @@ pub fn init() {
 }
 
 /// Writes `bytes` as they are to the debug console, and with "\n" as
-/// "\r\n" to COM1.
+/// "\r\n" to COM1; or, once [`use_xen_console`] said yes, to Xen's console.
 pub fn write(bytes: &[u8]) {
+    if XEN_CONSOLE.load(Ordering::Relaxed) {
+        xen_console(bytes);
+        return;
+    }
     outsb(DEBUGCON, bytes);
     if SERIAL.load(Ordering::Relaxed) {
         serial(bytes);

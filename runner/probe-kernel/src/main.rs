@@ -4,14 +4,16 @@
 //! QEMU (`-kernel`, any machine type, TCG or KVM) and Xen (PVH domU or dom0)
 //! boot it through the PVH entry point ([`pvh`]). From there the pieces are:
 //!
-//! - [`console`]: every byte to the debug console (port 0xE9) and to COM1;
+//! - [`console`]: every byte to the debug console (port 0xE9) and to COM1,
+//!   or as Xen's dom0 to Xen's console;
 //! - [`idt`] and [`exceptions`]: every vector has a handler; an MSR access
 //!   that raises #GP or #UD is recovered ([`msr`]), anything else is fatal;
 //! - [`lapic`]: x2APIC or xAPIC, with the LVT performance-counter entry on
 //!   [`pmu_kernel_checks::hardware::PMI_VECTOR`];
 //! - [`clock`] and [`watchdog`]: an overall deadline that needs no interrupt;
 //! - [`hardware`]: the `Hardware` the checks run on;
-//! - [`exit`]: isa-debug-exit under QEMU, `SCHEDOP_shutdown` under Xen.
+//! - [`exit`]: isa-debug-exit under QEMU, `SCHEDOP_shutdown` under Xen
+//!   (after isa-debug-exit where the launcher asked for it).
 //!
 //! The image says `probe-kernel: booted (…)`, then `pmu_kernel_checks::run`
 //! writes its protocol frames, then the guest exits with code 0. Every
@@ -23,6 +25,9 @@
 //! here.
 #![cfg_attr(target_os = "none", no_std)]
 #![cfg_attr(target_os = "none", no_main)]
+
+#[cfg(target_os = "none")]
+extern crate alloc;
 
 mod cmdline;
 
@@ -71,10 +76,30 @@ extern "C" fn kernel_main(start_info: u32) -> ! {
     console::init();
     idt::init();
     heap::init();
-    let cmdline = start_info::cmdline(start_info);
+    // The plan arrives on the command line, or as a module where the
+    // command line is too short for it (Xen's dom0: [`start_info`]).
+    let line = start_info::cmdline(start_info);
+    let module = start_info::plan_module(start_info);
+    let joined;
+    let cmdline = match line {
+        line if module.is_empty() => line,
+        line => {
+            joined = alloc::format!("{line} {module}");
+            joined.as_str()
+        }
+    };
     let hypervisor = hypervisor::detect();
     if let Some(base) = hypervisor.xen_leaf {
         xen::init(base);
+        if start_info::initial_domain(start_info) {
+            console::use_xen_console();
+        }
+        if cmdline
+            .split_ascii_whitespace()
+            .any(|w| w == pmu_kernel_checks::QEMU_EXIT_WORD)
+        {
+            exit::allow_qemu_exit_under_xen();
+        }
     }
     pic::mask_all();
     let apic = lapic::init();

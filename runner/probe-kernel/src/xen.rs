@@ -8,6 +8,12 @@
 //! `SCHEDOP_shutdown` (2) takes `struct sched_shutdown { unsigned int reason; }`
 //! (Xen `public/sched.h`): poweroff 0, crash 3. The page is installed at boot
 //! so that every fatal path can use it.
+//!
+//! The hardware domain also writes its console through the page:
+//! `HYPERVISOR_console_io` is number 18, and `CONSOLEIO_write` (0) takes a
+//! count and a buffer (Xen `public/xen.h`). Xen prints a hardware domain's
+//! bytes as they are, with no `(d0)` prefix and no 199-byte split, which
+//! port 0xE9 gets (guest-boots.md); a non-debug Xen refuses it to a domU.
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -19,7 +25,9 @@ static mut HYPERCALL_PAGE: Page = Page([0; 4096]);
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
 const HYPERCALL_STUB_BYTES: usize = 32;
+const HYPERVISOR_CONSOLE_IO: usize = 18;
 const HYPERVISOR_SCHED_OP: usize = 29;
+const CONSOLEIO_WRITE: u64 = 0;
 const SCHEDOP_SHUTDOWN: u64 = 2;
 const SHUTDOWN_POWEROFF: u32 = 0;
 const SHUTDOWN_CRASH: u32 = 3;
@@ -56,4 +64,28 @@ pub fn shutdown(poweroff: bool) {
             clobber_abi("sysv64"),
         );
     }
+}
+
+/// Writes `bytes` to Xen's console. False where there is no hypercall page
+/// or Xen refused (a domU of a non-debug Xen).
+pub fn console_write(bytes: &[u8]) -> bool {
+    if !INSTALLED.load(Ordering::Relaxed) {
+        return false;
+    }
+    let stub = &raw const HYPERCALL_PAGE as usize + HYPERVISOR_CONSOLE_IO * HYPERCALL_STUB_BYTES;
+    let result: i64;
+    // SAFETY: as in [`shutdown`]; Xen only reads `bytes.len()` bytes at
+    // `bytes`, which the identity map gives the same address in every view.
+    unsafe {
+        core::arch::asm!(
+            "call {stub}",
+            stub = in(reg) stub,
+            inout("rdi") CONSOLEIO_WRITE => _,
+            inout("rsi") bytes.len() => _,
+            inout("rdx") bytes.as_ptr() => _,
+            lateout("rax") result,
+            clobber_abi("sysv64"),
+        );
+    }
+    result == 0
 }

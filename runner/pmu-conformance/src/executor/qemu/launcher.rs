@@ -105,10 +105,12 @@ impl Machine {
 pub struct QemuConfig {
     /// The QEMU binary: `$PMUC_QEMU`, else [`QEMU`] on PATH.
     pub program: OsString,
-    /// The kernel: the probe kernel's ELF (see `image::find`), or a Linux bzImage.
+    /// The kernel: the probe kernel's ELF (see `image::find`), a Linux bzImage, or Xen.
     pub image: PathBuf,
-    /// An initramfs for a Linux kernel.
-    pub initrd: Option<PathBuf>,
+    /// QEMU's `-initrd`: an initramfs's path for a Linux kernel; for a
+    /// multiboot kernel (Xen) its modules, each `path words`, joined by
+    /// commas (see [`super::xen`]).
+    pub initrd: Option<OsString>,
     pub console: ConsolePort,
     pub accel: Accel,
     pub machine: Machine,
@@ -127,6 +129,9 @@ pub struct QemuConfig {
     /// What the boot is for (a case id, `hello`), naming its console file
     /// where consoles are kept ([`keep_consoles_in`]).
     pub purpose: String,
+    /// Lines for the kept console, after the command: what the files it
+    /// names held, where they do not outlive the boot.
+    pub notes: Vec<String>,
 }
 
 impl QemuConfig {
@@ -151,6 +156,7 @@ impl QemuConfig {
             memory_mib: 128,
             extra_args: Vec::new(),
             purpose: "boot".to_owned(),
+            notes: Vec::new(),
         }
     }
 
@@ -193,7 +199,7 @@ impl QemuConfig {
         args.push(self.image.clone().into_os_string());
         if let Some(initrd) = &self.initrd {
             args.push("-initrd".into());
-            args.push(initrd.clone().into_os_string());
+            args.push(initrd.clone());
         }
         args.push("-append".into());
         args.push(self.cmdline.clone().into());
@@ -399,13 +405,16 @@ fn keep_console(config: &QemuConfig, boot: &Boot) {
         })
         .collect();
     let path = dir.join(format!("{count:03}-{name}.log"));
-    let mut text = format!(
-        "# {}\n# ended {:?}, exit {:?}, after {} ms\n",
-        config.command_line(),
+    let mut text = format!("# {}\n", config.command_line());
+    for note in &config.notes {
+        text.push_str(&format!("# {note}\n"));
+    }
+    text.push_str(&format!(
+        "# ended {:?}, exit {:?}, after {} ms\n",
         boot.ending,
         boot.exit,
         boot.elapsed.as_millis()
-    );
+    ));
     for (line, at) in boot.lines.iter().zip(&boot.arrived) {
         text.push_str(&format!("[{:>6} ms] {line}\n", at.as_millis()));
     }

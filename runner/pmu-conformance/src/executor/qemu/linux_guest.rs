@@ -130,7 +130,7 @@ fn config(guest: &LinuxGuest, kernel: &Path, initramfs: &Path) -> QemuConfig {
     }
     extra_args.extend(guest.extra_args.iter().map(Into::into));
     QemuConfig {
-        initrd: Some(initramfs.to_path_buf()),
+        initrd: Some(initramfs.as_os_str().to_owned()),
         console: ConsolePort::Serial,
         machine: guest.machine,
         cpu: Some(cpu),

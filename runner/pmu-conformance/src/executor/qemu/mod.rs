@@ -14,11 +14,16 @@
 //! Before any case runs, one boot with an empty plan reads the guest's
 //! CPUID (the hello's `cpuid` field), so the environment's fingerprint is
 //! the guest's, not the host's.
+//!
+//! A `qemu-xen-dom0` environment boots Xen instead, with the probe kernel
+//! as its dom0 ([`xen`]); the boots, the plan and the records are the same,
+//! and the fingerprint adds what Xen's banner said.
 
 pub mod image;
 pub mod launcher;
 pub mod linux_guest;
 pub mod window_trace;
+pub mod xen;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -44,6 +49,8 @@ pub const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct QemuExecutor {
     guest: ProbeGuest,
     image: PathBuf,
+    /// The Xen that boots the probe kernel as its dom0, where it does.
+    xen: Option<PathBuf>,
     fingerprint: Fingerprint,
     together: Mutex<Together>,
 }
@@ -58,21 +65,25 @@ impl QemuExecutor {
     /// or KVM is missing, or where the guest does not say hello.
     pub fn new(guest: ProbeGuest, image: Option<&Path>, table: &EventTable) -> Result<QemuExecutor, StartError> {
         let image = image::find(image)?;
+        let xen = guest.xen.as_ref().map(|x| xen::find(&x.hypervisor)).transpose()?;
         let accel = guest.accel;
-        let config = config(
+        let prepared = prepare(
             &image,
+            xen.as_deref(),
             &guest,
             &format!("pmuc= {}", pmu_kernel_checks::CPUID_WORD),
             HELLO_TIMEOUT,
             "hello",
-        );
-        let boot = launcher::boot(&config).map_err(|e| StartError::Unavailable(e.to_string()))?;
+        )
+        .map_err(|e| StartError::Unavailable(format!("preparing the boot: {e}")))?;
+        let config = &prepared.config;
+        let boot = launcher::boot(config).map_err(|e| StartError::Unavailable(e.to_string()))?;
         let transcript = Transcript::read(boot.lines.iter().map(String::as_str));
         let Some(hello) = transcript.hello.as_ref() else {
             return Err(StartError::Unavailable(format!(
                 "the probe kernel did not say hello under QEMU ({}): {}\n  command: {}",
                 accel.name(),
-                failure(&boot, &config),
+                failure(&boot, config),
                 config.command_line()
             )));
         };
@@ -83,10 +94,14 @@ impl QemuExecutor {
         let dump = CpuidDump {
             leaves: leaves.into_iter().collect(),
         };
-        let fingerprint = Fingerprint::from_parts(table, &CpuidReader::replay(dump), None);
+        let mut fingerprint = Fingerprint::from_parts(table, &CpuidReader::replay(dump), None);
+        if xen.is_some() {
+            fingerprint.xen = xen::facts(boot.lines.iter().map(String::as_str));
+        }
         Ok(QemuExecutor {
             guest,
             image,
+            xen,
             fingerprint,
             together: Mutex::new(Together::new()),
         })
@@ -107,14 +122,10 @@ impl QemuExecutor {
         let Ok(cmdline) = plan.to_cmdline() else {
             return HashMap::new();
         };
-        let config = config(
-            &self.image,
-            &self.guest,
-            &cmdline,
-            timeout,
-            &format!("{}-cases", cases.len()),
-        );
-        let Ok(boot) = launcher::boot(&config) else {
+        let Ok(prepared) = self.prepare(&cmdline, timeout, &format!("{}-cases", cases.len())) else {
+            return HashMap::new();
+        };
+        let Ok(boot) = launcher::boot(&prepared.config) else {
             return HashMap::new();
         };
         let transcript = Transcript::read(boot.lines.iter().map(String::as_str));
@@ -142,8 +153,12 @@ impl QemuExecutor {
             Ok(cmdline) => cmdline,
             Err(why) => return Outcome::error(ReasonCode::Internal, why),
         };
-        let config = config(&self.image, &self.guest, &cmdline, case.timeout, &id);
-        let boot = match launcher::boot(&config) {
+        let prepared = match self.prepare(&cmdline, case.timeout, &id) {
+            Ok(prepared) => prepared,
+            Err(e) => return Outcome::error(ReasonCode::Guest, format!("preparing the boot: {e}")),
+        };
+        let config = &prepared.config;
+        let boot = match launcher::boot(config) {
             Ok(boot) => boot,
             Err(e) => return Outcome::error(ReasonCode::Guest, e.to_string()),
         };
@@ -164,7 +179,7 @@ impl QemuExecutor {
                             .reason
                             .filter(|_| !transcript.reported(&id))
                             .map_or_else(|| "the guest's record cannot be trusted".into(), |r| r.message),
-                        failure(&boot, &config)
+                        failure(&boot, config)
                     ),
                 )
             } else {
@@ -176,12 +191,45 @@ impl QemuExecutor {
     }
 }
 
+impl QemuExecutor {
+    /// An unsupported case under a Xen whose vPMU is off says so, beside the
+    /// probe kernel's own reason: Xen gives an HVM or PVH guest no vPMU
+    /// unless its command line asks (`vpmu`, docs/misc/xen-command-line.pandoc).
+    fn with_xens_word(&self, mut outcome: Outcome) -> Outcome {
+        let Some(xen) = &self.fingerprint.xen else {
+            return outcome;
+        };
+        if outcome.verdict == Verdict::Unsupported
+            && matches!(xen.vpmu.as_str(), "off" | "0" | "no" | "false")
+            && let Some(reason) = outcome.reason.as_mut()
+        {
+            reason.message = format!(
+                "{}; and Xen's vPMU is off (its command line has no vpmu=1)",
+                reason.message
+            );
+        }
+        outcome
+    }
+
+    fn prepare(&self, plan: &str, timeout: Duration, purpose: &str) -> std::io::Result<Prepared> {
+        prepare(&self.image, self.xen.as_deref(), &self.guest, plan, timeout, purpose)
+    }
+}
+
 impl Executor for QemuExecutor {
     fn describe(&self) -> String {
-        format!(
-            "probe kernel under QEMU ({}), the planned cases in one boot",
-            self.guest.accel.name()
-        )
+        match &self.fingerprint.xen {
+            Some(xen) => format!(
+                "probe kernel as the PVH dom0 of Xen {} (vpmu {}) under QEMU ({}), the planned cases in one boot",
+                xen.version,
+                xen.vpmu,
+                self.guest.accel.name()
+            ),
+            None => format!(
+                "probe kernel under QEMU ({}), the planned cases in one boot",
+                self.guest.accel.name()
+            ),
+        }
     }
 
     fn plan(&self, cases: &[Arc<Case>]) {
@@ -205,8 +253,62 @@ impl Executor for QemuExecutor {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&case.id.to_string());
-        taken.unwrap_or_else(|| self.boot(case))
+        self.with_xens_word(taken.unwrap_or_else(|| self.boot(case)))
     }
+}
+
+/// A boot's configuration, and the files it needs while it runs.
+struct Prepared {
+    config: QemuConfig,
+    _modules: Option<xen::Modules>,
+}
+
+/// A boot of `image` with `plan` on its command line (under `xen`, as
+/// Xen's dom0, with the plan as a module), killed at `timeout`, with the
+/// guest's own watchdog a second shorter.
+fn prepare(
+    image: &Path,
+    xen: Option<&Path>,
+    guest: &ProbeGuest,
+    plan: &str,
+    timeout: Duration,
+    purpose: &str,
+) -> std::io::Result<Prepared> {
+    let config = config(image, guest, plan, timeout, purpose);
+    let (Some(hypervisor), Some(boot)) = (xen, &guest.xen) else {
+        return Ok(Prepared { config, _modules: None });
+    };
+    // The plan word goes in a module; the probe kernel's other words stay on its line.
+    let (plans, words): (Vec<&str>, Vec<&str>) = config
+        .cmdline
+        .split_ascii_whitespace()
+        .partition(|w| w.starts_with("pmuc="));
+    let words = format!("{} {}", words.join(" "), pmu_kernel_checks::QEMU_EXIT_WORD);
+    let plan = plans.join(" ");
+    let modules = xen::modules(image, &words, &plan)?;
+    let notes = match plan.as_str() {
+        "" => Vec::new(),
+        plan => vec![format!("the plan module held: {plan}")],
+    };
+    let config = QemuConfig {
+        notes,
+        image: hypervisor.to_path_buf(),
+        initrd: Some(modules.initrd.clone()),
+        console: launcher::ConsolePort::Serial,
+        cpu: Some(
+            guest
+                .cpu
+                .clone()
+                .unwrap_or_else(|| xen::default_cpu(guest.accel).to_owned()),
+        ),
+        machine: guest.machine.unwrap_or(launcher::Machine::Pc),
+        cmdline: xen::command_line(boot),
+        ..config
+    };
+    Ok(Prepared {
+        config,
+        _modules: Some(modules),
+    })
 }
 
 /// A boot of `image` with `plan` on its command line, killed at `timeout`,
@@ -301,6 +403,7 @@ mod tests {
             memory_mib: 256,
             vcpus: 2,
             extra_args: vec!["-global".to_owned(), "kvm-pit.lost_tick_policy=discard".to_owned()],
+            xen: None,
         };
         let args: Vec<String> = config(Path::new("/k"), &guest, "pmuc=", Duration::from_secs(5), "x")
             .args()

@@ -1,0 +1,81 @@
+//! Xen under QEMU for real: `matrices/xen.yaml` boots Debian's Xen under TCG
+//! with the probe kernel as its PVH dom0, with the vPMU off and on, and each
+//! environment is gated against what is recorded. Each must run every
+//! kernel case in one boot, report the Xen build it booted, and end through
+//! isa-debug-exit (a halted Xen would be a deadline error). Needs QEMU, the
+//! probe kernel and Debian's Xen (`cargo xtask test` sets them up; `cargo
+//! xtask xen` fetches Xen).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pmu_conformance::matrix::report::{RunStatus, parse};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[test]
+fn the_probe_kernel_runs_every_kernel_case_as_xens_dom0_in_one_boot() {
+    let out = tempfile::tempdir().unwrap();
+    let result = Command::new(env!("CARGO_BIN_EXE_pmu-conformance"))
+        .current_dir(root())
+        .args(["matrix", "run", "matrices/xen.yaml", "-j", "2", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(0), "{stdout}{stderr}");
+    let path = out.path().join("matrix.json");
+    let report = parse(&path.display().to_string(), &std::fs::read_to_string(&path).unwrap()).unwrap();
+    let ids: Vec<&str> = report.environments.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["xen-tcg-dom0", "xen-tcg-dom0-vpmu"]);
+    for (e, vpmu) in report.environments.iter().zip(["off", "1"]) {
+        assert_eq!(e.status, RunStatus::Ok, "{}", e.line());
+        let r = e.report.as_ref().expect("each environment reports");
+        assert_eq!(r.summary.gate_failures, 0, "{}", e.id);
+        let fingerprint = r.environment.fingerprint.as_ref().expect("a fingerprint");
+        let xen = fingerprint.xen.as_ref().expect("the fingerprint says which Xen booted");
+        assert!(xen.version.starts_with("4."), "{}: {}", e.id, xen.version);
+        assert_eq!(xen.vpmu, vpmu, "{}", e.id);
+        assert!(xen.command_line.contains("dom0=pvh"), "{}", xen.command_line);
+        assert_eq!(fingerprint.hypervisor.as_ref().map(|h| h.name.as_str()), Some("xen"));
+        // Every kernel case reported from the one boot of the plan, each
+        // with its reason (TCG has no counters).
+        assert!(r.cases.len() >= 20, "{}: {} cases", e.id, r.cases.len());
+        for c in &r.cases {
+            assert!(c.reason.is_some(), "{}: {}", e.id, c.id);
+            assert_eq!(
+                c.figures.get("cases_in_boot").and_then(|v| v.as_u64()),
+                Some(r.cases.len() as u64),
+                "{}: {} came from the plan's one boot",
+                e.id,
+                c.id
+            );
+        }
+        // Two boots: the hello (the guest's CPUID) and the plan.
+        let consoles: Vec<String> = std::fs::read_dir(Path::new(&e.artifacts).join("consoles"))
+            .unwrap()
+            .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap())
+            .collect();
+        assert_eq!(consoles.len(), 2, "{}", e.id);
+        for console in &consoles {
+            assert!(console.contains("ended Exited, exit Guest(0)"), "{console}");
+            assert!(console.contains("(XEN) Xen version"), "{console}");
+            assert!(
+                !console.contains("(d0) @pmuc1"),
+                "records come whole, through console_io: {console}"
+            );
+        }
+        assert!(
+            consoles.iter().any(|c| c.contains("# the plan module held: pmuc=")),
+            "the plan's module is kept with its console"
+        );
+    }
+    let vpmu = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("vPMU"))
+        .expect("a vPMU row");
+    assert_eq!(vpmu.matches("none seen").count(), 2, "{vpmu}");
+}
