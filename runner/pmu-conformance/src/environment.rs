@@ -778,11 +778,15 @@ fn target(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -
     }
     match kind {
         "linux" => Some(Target::Local),
-        "qemu" => {
+        "qemu" | "qemu-xen-dom0" => {
             let (accel, cpu) = qemu_accel_and_cpu(source, e, errors)?;
             let before = errors.0.len();
             let machine = machine_of(source, e, errors)?;
-            let (memory_mib, vcpus, extra_args) = sizes_and_extra_args(source, e, 128, errors);
+            let under_xen = kind == "qemu-xen-dom0";
+            // Xen and its dom0 take more than the probe kernel alone.
+            let memory = if under_xen { 512 } else { 128 };
+            let (memory_mib, vcpus, extra_args) = sizes_and_extra_args(source, e, memory, errors);
+            let xen = under_xen.then(|| xen_boot(source, e, errors));
             (errors.0.len() == before).then_some(Target::Qemu(ProbeGuest {
                 accel,
                 cpu,
@@ -790,23 +794,7 @@ fn target(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -
                 memory_mib,
                 vcpus,
                 extra_args,
-                xen: None,
-            }))
-        }
-        "qemu-xen-dom0" => {
-            let (accel, cpu) = qemu_accel_and_cpu(source, e, errors)?;
-            let before = errors.0.len();
-            let machine = machine_of(source, e, errors)?;
-            let (memory_mib, vcpus, extra_args) = sizes_and_extra_args(source, e, 512, errors);
-            let xen = xen_boot(source, e, errors);
-            (errors.0.len() == before).then_some(Target::Qemu(ProbeGuest {
-                accel,
-                cpu,
-                machine,
-                memory_mib,
-                vcpus,
-                extra_args,
-                xen: Some(xen),
+                xen,
             }))
         }
         "qemu-linux" => linux_guest(source, e, errors).map(|g| Target::QemuLinux(Box::new(g))),

@@ -181,7 +181,7 @@ pub(crate) fn runner_to_carry() -> Result<(PathBuf, Vec<u8>), StartError> {
 
 /// A file named by `variable`, or found under a target directory (this
 /// executable's, `$CARGO_TARGET_DIR`, or the checkout's) at `in_target`.
-fn find(variable: &str, in_target: &str, how: &str) -> Result<PathBuf, StartError> {
+pub(super) fn find(variable: &str, in_target: &str, how: &str) -> Result<PathBuf, StartError> {
     if let Some(path) = std::env::var_os(variable).filter(|v| !v.is_empty()).map(PathBuf::from) {
         return if path.is_file() {
             Ok(path)

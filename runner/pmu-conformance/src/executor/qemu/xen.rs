@@ -75,25 +75,11 @@ pub fn find(image: &XenImage) -> Result<PathBuf, StartError> {
             "the Xen hypervisor {} is not a file",
             path.display()
         ))),
-        XenImage::Debian => {
-            if let Some(path) = std::env::var_os(XEN_VARIABLE).filter(|v| !v.is_empty()) {
-                let path = PathBuf::from(path);
-                return if path.is_file() {
-                    Ok(path)
-                } else {
-                    Err(StartError::Argument(format!(
-                        "${XEN_VARIABLE} names {}, which is not a file",
-                        path.display()
-                    )))
-                };
-            }
-            super::image::in_target_dirs(XEN_IN_TARGET_DIR).map_err(|looked| {
-                StartError::Unavailable(format!(
-                    "Debian's Xen is not fetched: `cargo xtask xen` fetches it with apt-get download \
-                     (looked for {looked}); `xen: PATH` or ${XEN_VARIABLE} names another"
-                ))
-            })
-        }
+        XenImage::Debian => super::linux_guest::find(
+            XEN_VARIABLE,
+            XEN_IN_TARGET_DIR,
+            "Debian's Xen is not fetched: `cargo xtask xen` fetches it with apt-get download; `xen: PATH` names another",
+        ),
     }
 }
 
