@@ -70,6 +70,23 @@ pub fn find(explicit: Option<&Path>) -> Result<PathBuf, StartError> {
     })
 }
 
+/// A file named by `variable`, or found under a target directory (this
+/// executable's, `$CARGO_TARGET_DIR`, or the checkout's) at `in_target`.
+pub fn named_or_in_target_dirs(variable: &str, in_target: &str, how: &str) -> Result<PathBuf, StartError> {
+    if let Some(path) = std::env::var_os(variable).filter(|v| !v.is_empty()).map(PathBuf::from) {
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(StartError::Argument(format!(
+                "${variable} names {}, which is not a file",
+                path.display()
+            )))
+        };
+    }
+    in_target_dirs(in_target)
+        .map_err(|looked| StartError::Unavailable(format!("{how} (looked for {looked}); ${variable} names another")))
+}
+
 /// The first file at `relative` under one of [`target_dirs`], or the paths
 /// looked at, as a list for a message.
 pub fn in_target_dirs(relative: &str) -> Result<PathBuf, String> {

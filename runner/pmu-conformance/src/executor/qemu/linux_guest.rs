@@ -53,7 +53,7 @@ pub fn boot(guest: &LinuxGuest) -> Result<ReportedExecutor, StartError> {
                 p.display()
             )));
         }
-        GuestKernel::Debian => find(
+        GuestKernel::Debian => super::image::named_or_in_target_dirs(
             KERNEL_VARIABLE,
             KERNEL_IN_TARGET_DIR,
             "`cargo xtask guest-kernel` fetches Debian's cloud kernel with apt-get download",
@@ -170,28 +170,11 @@ pub(crate) fn runner_to_carry() -> Result<(PathBuf, Vec<u8>), StartError> {
     {
         return Ok((me, bytes));
     }
-    let runner = find(
+    let runner = super::image::named_or_in_target_dirs(
         RUNNER_VARIABLE,
         RUNNER_IN_TARGET_DIR,
         "`cargo xtask dist` builds the static runner",
     )?;
     let bytes = crate::guest::static_runner(&runner).map_err(StartError::Unavailable)?;
     Ok((runner, bytes))
-}
-
-/// A file named by `variable`, or found under a target directory (this
-/// executable's, `$CARGO_TARGET_DIR`, or the checkout's) at `in_target`.
-pub(super) fn find(variable: &str, in_target: &str, how: &str) -> Result<PathBuf, StartError> {
-    if let Some(path) = std::env::var_os(variable).filter(|v| !v.is_empty()).map(PathBuf::from) {
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(StartError::Argument(format!(
-                "${variable} names {}, which is not a file",
-                path.display()
-            )))
-        };
-    }
-    super::image::in_target_dirs(in_target)
-        .map_err(|looked| StartError::Unavailable(format!("{how} (looked for {looked}); ${variable} names another")))
 }

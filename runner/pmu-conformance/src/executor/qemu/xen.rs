@@ -75,7 +75,7 @@ pub fn find(image: &XenImage) -> Result<PathBuf, StartError> {
             "the Xen hypervisor {} is not a file",
             path.display()
         ))),
-        XenImage::Debian => super::linux_guest::find(
+        XenImage::Debian => super::image::named_or_in_target_dirs(
             XEN_VARIABLE,
             XEN_IN_TARGET_DIR,
             "Debian's Xen is not fetched: `cargo xtask xen` fetches it with apt-get download; `xen: PATH` names another",
