@@ -460,7 +460,7 @@ fn a_linux_case_past_its_deadline_does_not_spoil_the_next() {
     std::fs::write(
         suites.join("slow.yaml"),
         "about: x\ncases:\n  - id: outlives-its-deadline\n    about: x\n    probe: linux\n    check: pmi-delivery\n    \
-         event: task-clock\n    workload: {kind: branch-loop, iterations: 20000000000}\n    period: 1000000\n    \
+         event: task-clock\n    workload: {kind: branch-loop, iterations: 3000000000}\n    period: 1000000\n    \
          runs: 1\n    timeout: 1\n  - id: needs-the-slots\n    about: x\n    probe: linux\n    check: pmi-delivery\n    \
          event: breakpoint-marker\n    workload: {kind: branch-loop, iterations: 1000}\n    period: 100\n    runs: 1\n",
     )
