@@ -13,6 +13,7 @@ mod kernel;
 mod sshd;
 mod test;
 mod xen;
+mod xen_dom0;
 
 use std::path::PathBuf;
 
@@ -34,7 +35,9 @@ tasks:
                   unpacked, not installed) into target/guest/vmlinuz
   xen             fetch Debian's Xen hypervisor for the qemu-xen-dom0 environments
                   (apt-get download, unpacked, not installed) into
-                  target/xen/<version>/xen, linked as target/xen/current
+                  target/xen/<version>/xen, linked as target/xen/current, and
+                  the qemu-xen-domu environments' Linux PV dom0 (Debian's generic
+                  kernel, Xen's toolstack and its libraries) into .../dom0/
   sshd            fetch Debian's OpenSSH server (apt-get download, unpacked, not
                   installed) into target/sshd/ for the ssh environment's loopback test
   bench           run the benchmarks (installs Debian's linux-perf for the

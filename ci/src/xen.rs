@@ -7,7 +7,9 @@
 //! does not decompress a multiboot kernel, so it is gunzipped. The Xen under
 //! test is that build, so each is cached by its package version, as
 //! `target/xen/<version>/xen`, and `target/xen/current` links to the one
-//! fetched last. A cached version is used without fetching again.
+//! fetched last. A cached version is used without fetching again. Beside it
+//! lands the Linux PV dom0 of the `qemu-xen-domu` environments, from the
+//! same release's toolstack ([`crate::xen_dom0`]).
 
 use std::path::{Path, PathBuf};
 
@@ -58,6 +60,7 @@ pub fn fetch(sh: &Shell) -> Result<PathBuf> {
     if !xen.is_file() {
         unpack(sh, &package, &dir)?;
     }
+    crate::xen_dom0::fetch(sh, &dir)?;
     // `current` names the version, relative, so the folder can move.
     let _ = std::fs::remove_file(&current);
     std::os::unix::fs::symlink(&version, &current)?;
