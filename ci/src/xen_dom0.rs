@@ -14,7 +14,8 @@
 //!   `xen-gntdev`, `xen-gntalloc`), from the same kernel package.
 //!
 //! It lands beside the Xen of the same version: `target/xen/<version>/dom0/`
-//! holds `vmlinuz`, `root/` and `packages` (what was fetched, by version).
+//! holds `vmlinuz`, the ELF kernel inside it as `vmlinux` (where `xz`
+//! unpacks it), `root/` and `packages` (what was fetched, by version).
 
 use std::path::{Path, PathBuf};
 
@@ -26,7 +27,7 @@ const KERNEL_METAPACKAGE: &str = "linux-image-amd64";
 /// The toolstack's programs, from `xen-utils-<release>`'s `usr/lib/xen-<release>/bin`.
 const PROGRAMS: [&str; 5] = ["xl", "xenstored", "xenconsoled", "xen-init-dom0", "libxl-save-helper"];
 /// The libraries the programs load, by package; `{release}` is Xen's (`4.17`).
-const LIBRARY_PACKAGES: [&str; 16] = [
+const LIBRARY_PACKAGES: [&str; 17] = [
     "libxenmisc{release}",
     "libxencall1",
     "libxenevtchn1",
@@ -43,6 +44,8 @@ const LIBRARY_PACKAGES: [&str; 16] = [
     "zlib1g",
     "liblzma5",
     "libzstd1",
+    // glibc loads it at the first pthread_cancel, which `xl create` makes.
+    "libgcc-s1",
 ];
 /// The kernel's Xen device modules, in the order the runner loads them.
 const MODULES: [&str; 5] = [
@@ -61,8 +64,12 @@ pub fn fetch(sh: &Shell, xen_dir: &Path) -> Result<PathBuf> {
     if dom0.join("vmlinuz").is_file() && dom0.join("root").is_dir() {
         return Ok(dom0);
     }
-    let package = std::fs::read_to_string(xen_dir.join("package"))
-        .with_context(|| format!("{} has no `package` file: run `cargo xtask xen` again", xen_dir.display()))?;
+    let package = std::fs::read_to_string(xen_dir.join("package")).with_context(|| {
+        format!(
+            "{} has no `package` file: run `cargo xtask xen` again",
+            xen_dir.display()
+        )
+    })?;
     let release = package
         .split_whitespace()
         .next()
@@ -90,7 +97,10 @@ pub fn fetch(sh: &Shell, xen_dir: &Path) -> Result<PathBuf> {
         let unpacked = work.join("unpacked");
         let _ = std::fs::remove_dir_all(&unpacked);
         cmd!(sh, "dpkg-deb -x {deb} {unpacked}").quiet().run()?;
-        let name = deb.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = deb
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if name.starts_with(&format!("{kernel}_")) {
             take_kernel(&unpacked, &dom0, &root)?;
         } else if name.starts_with(&format!("{utils}_")) {
@@ -117,9 +127,13 @@ pub fn fetch(sh: &Shell, xen_dir: &Path) -> Result<PathBuf> {
 fn take_kernel(unpacked: &Path, dom0: &Path, root: &Path) -> Result<()> {
     let vmlinuz = std::fs::read_dir(unpacked.join("boot"))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-")))
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
+        })
         .context("the kernel package holds no boot/vmlinuz-*")?;
     copy(&vmlinuz, &dom0.join("vmlinuz"))?;
+    decompress(&vmlinuz, &dom0.join("vmlinux"));
     let modules = std::fs::read_dir(unpacked.join("lib/modules"))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .next()
@@ -131,10 +145,59 @@ fn take_kernel(unpacked: &Path, dom0: &Path, root: &Path) -> Result<()> {
             .into_iter()
             .find(|p| p.is_file())
             .with_context(|| format!("the kernel package has no {module} under {}", xen.display()))?;
-        let to = root.join("lib/modules").join(&version).join("kernel/drivers/xen").join(module);
+        let to = root
+            .join("lib/modules")
+            .join(&version)
+            .join("kernel/drivers/xen")
+            .join(module);
         copy(&from, &to)?;
     }
     Ok(())
+}
+
+/// The bzImage's kernel as the ELF inside it, where `xz` unpacks it: Xen
+/// builds a PV dom0 from either, but unpacking Debian's xz bzImage itself
+/// takes Xen about 6 s under TCG, and copying the 66 MB ELF 0.3 s. Without
+/// `xz` the dom0 boots from the bzImage.
+fn decompress(bzimage: &Path, to: &Path) {
+    const XZ_MAGIC: &[u8] = b"\xfd7zXZ\x00";
+    let Ok(bytes) = std::fs::read(bzimage) else { return };
+    let Some(at) = bytes.windows(XZ_MAGIC.len()).position(|w| w == XZ_MAGIC) else {
+        println!(
+            "xtask: {} holds no xz stream; the dom0 boots from the bzImage",
+            bzimage.display()
+        );
+        return;
+    };
+    let sh = match Shell::new() {
+        Ok(sh) => sh,
+        Err(_) => return,
+    };
+    // From a file: xz stops reading where its stream ends, before the bzImage does.
+    let stream = to.with_extension("xz");
+    if std::fs::write(&stream, &bytes[at..]).is_err() {
+        return;
+    }
+    let unpacked = cmd!(sh, "xz -dc --single-stream {stream}")
+        .quiet()
+        .ignore_stderr()
+        .output();
+    let _ = std::fs::remove_file(&stream);
+    match unpacked {
+        Ok(out) if out.stdout.starts_with(b"\x7fELF") => {
+            if let Err(e) = std::fs::write(to, &out.stdout) {
+                println!("xtask: writing {}: {e}", to.display());
+            }
+        }
+        Ok(_) => println!(
+            "xtask: `xz` unpacked no ELF from {}; the dom0 boots from the bzImage",
+            bzimage.display()
+        ),
+        Err(e) => println!(
+            "xtask: `xz` did not unpack {} ({e}); the dom0 boots from the bzImage",
+            bzimage.display()
+        ),
+    }
 }
 
 /// Every shared library (a file or link whose name holds `.so`) under
@@ -145,14 +208,24 @@ fn take_libraries(unpacked: &Path, dir: &Path, root: &Path) -> Result<()> {
         let path = entry?.path();
         let relative = path.strip_prefix(unpacked)?;
         let text = relative.to_string_lossy();
-        let kept_folder = ["lib", "lib64", "usr", "usr/lib", "usr/lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu"];
+        let kept_folder = [
+            "lib",
+            "lib64",
+            "usr",
+            "usr/lib",
+            "usr/lib/x86_64-linux-gnu",
+            "lib/x86_64-linux-gnu",
+        ];
         let meta = std::fs::symlink_metadata(&path)?;
         if meta.is_dir() {
             if kept_folder.contains(&text.as_ref()) {
                 take_libraries(unpacked, &path, root)?;
             }
         } else if text.starts_with("lib") || text.starts_with("usr/lib/x86_64-linux-gnu/") {
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             if name.contains(".so") {
                 copy(&path, &root.join(relative))?;
             }

@@ -10,6 +10,9 @@
 //! - `qemu`: the probe kernel, booted under QEMU with TCG or KVM;
 //! - `qemu-linux`: a Linux guest under QEMU carrying the runner;
 //! - `qemu-xen-dom0`: Xen under QEMU, with the probe kernel as its PVH dom0;
+//! - `qemu-xen-domu`: Xen under QEMU, with a Linux PV dom0 carrying the
+//!   runner, which runs an `xl` environment (`runs:`) inside it;
+//! - `xl`: from a Xen dom0, the probe kernel as a PVH or HVM domU;
 //! - `ssh`: a remote machine, reached with OpenSSH's client.
 //!
 //! A run names its environment one of three ways ([`Choice`]): not at all,
@@ -31,6 +34,7 @@ use serde_saphyr::Spanned;
 
 use crate::case::Case;
 use crate::executor::qemu::launcher::Machine;
+use crate::executor::xl::config::GuestType;
 use crate::input_error::{InputErrors, SourceText};
 use crate::vocabulary::{Accel, EnvironmentId, IdError, ProbeKind};
 use crate::yaml_number::{Meaning, Whole};
@@ -57,6 +61,40 @@ pub enum Target {
     /// A remote machine: the runner copies itself there over ssh, runs the
     /// linux cases, and brings the report back.
     Ssh(Box<Remote>),
+    /// From a Xen dom0: the probe kernel as a domU, through `xl create`.
+    Xl(XlDomain),
+}
+
+/// A probe-kernel domU that the `xl` executor creates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct XlDomain {
+    pub guest: GuestType,
+    pub memory_mib: u32,
+    pub vcpus: u32,
+}
+
+impl XlDomain {
+    /// This domain as a one-environment matrix under `id`, which loads back
+    /// to the same domain: what a `qemu-xen-domu` dom0 runs.
+    pub fn matrix(&self, id: &EnvironmentId) -> String {
+        format!(
+            "about: the domU a qemu-xen-domu dom0 runs\nenvironments:\n  - id: {id}\n    about: as on the host\n    \
+             probe: xl\n    guest: {}\n    memory: {}\n    vcpus: {}\n",
+            self.guest.name(),
+            self.memory_mib,
+            self.vcpus
+        )
+    }
+}
+
+/// Xen under QEMU with a Linux PV dom0 that carries the runner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct XenDom0 {
+    pub xen: XenBoot,
+    /// The `xl` environment the dom0 runs.
+    pub runs: EnvironmentId,
+    /// Its domain.
+    pub domu: XlDomain,
 }
 
 /// How a remote machine is reached.
@@ -124,6 +162,10 @@ pub struct LinuxGuest {
     pub extra_args: Vec<String>,
     /// From QEMU's start to the guest's power-off.
     pub deadline: Duration,
+    /// Where the guest is Xen's PV dom0 (`qemu-xen-domu`): QEMU boots Xen,
+    /// the kernel is Debian's dom0 kernel, and the runner runs an `xl`
+    /// environment's kernel cases in domUs.
+    pub dom0: Option<XenDom0>,
 }
 
 /// The guest's Linux kernel.
@@ -143,6 +185,8 @@ impl Target {
             Target::Local => probe == ProbeKind::Linux,
             Target::Sim { .. } => true,
             Target::Qemu(_) => probe == ProbeKind::Kernel,
+            Target::QemuLinux(guest) if guest.dom0.is_some() => probe == ProbeKind::Kernel,
+            Target::Xl(_) => probe == ProbeKind::Kernel,
             Target::QemuLinux(_) | Target::Ssh(_) => probe == ProbeKind::Linux,
         }
     }
@@ -154,8 +198,10 @@ impl Target {
             Target::Sim { .. } => "sim",
             Target::Qemu(guest) if guest.xen.is_some() => "qemu-xen-dom0",
             Target::Qemu(_) => "qemu",
+            Target::QemuLinux(guest) if guest.dom0.is_some() => "qemu-xen-domu",
             Target::QemuLinux(_) => "qemu-linux",
             Target::Ssh(_) => "ssh",
+            Target::Xl(_) => "xl",
         }
     }
 }
@@ -291,6 +337,10 @@ struct EnvironmentEntry {
     xen: Option<Spanned<String>>,
     /// qemu-xen-dom0: words added to Xen's command line, as a list.
     xen_args: Option<Spanned<Vec<String>>>,
+    /// xl: `pvh` (the default) or `hvm`.
+    guest: Option<Spanned<String>>,
+    /// qemu-xen-domu: the `xl` environment its dom0 runs.
+    runs: Option<Spanned<String>>,
 }
 
 /// `lost-pmi` or `{id: lost-pmi, rate: 0.01}`.
@@ -363,6 +413,8 @@ impl Matrices {
         let mut environments: BTreeMap<String, Environment> = BTreeMap::new();
         // Which id records into each folder under expected/.
         let mut folders: BTreeMap<String, (String, String)> = BTreeMap::new();
+        // Each qemu-xen-domu environment's `runs:`, checked once all are loaded.
+        let mut runs: Vec<(&SourceText, String, Spanned<String>)> = Vec::new();
         for source in sources {
             let file: MatrixFile = match source.parse_yaml() {
                 Ok(f) => f,
@@ -403,6 +455,9 @@ impl Matrices {
                     continue;
                 }
                 let Some(target) = target else { continue };
+                if let (Target::QemuLinux(_), Some(named)) = (&target, &e.runs) {
+                    runs.push((source, id.to_string(), named.clone()));
+                }
                 folders.insert(id.folder(), (id.to_string(), defined_at.clone()));
                 environments.insert(
                     id.to_string(),
@@ -413,6 +468,34 @@ impl Matrices {
                         defined_at: Some(defined_at),
                     },
                 );
+            }
+        }
+        for (source, id, named) in runs {
+            let domu = match environments.get(&named.value).map(|e| &e.target) {
+                Some(Target::Xl(domu)) => domu.clone(),
+                Some(other) => {
+                    errors.push(source.error_at(
+                        &named,
+                        format!(
+                            "`{}` is a `{}` environment; `runs` names an `xl` one",
+                            named.value,
+                            other.kind()
+                        ),
+                    ));
+                    continue;
+                }
+                None => {
+                    errors.push(source.error_at(
+                        &named,
+                        format!("no `xl` environment `{}` is defined beside this one", named.value),
+                    ));
+                    continue;
+                }
+            };
+            if let Some(Target::QemuLinux(guest)) = environments.get_mut(&id).map(|e| &mut e.target)
+                && let Some(dom0) = guest.dom0.as_mut()
+            {
+                dom0.domu = domu;
             }
         }
         errors.or_ok(Matrices { environments })
@@ -542,6 +625,26 @@ fn machine_of(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputError
     }
 }
 
+/// A whole-number field between `lo` and `hi`, or `default` where it is
+/// absent or out of range (an error at it).
+fn within(
+    source: &SourceText,
+    field: &Option<Spanned<u32>>,
+    name: &str,
+    (lo, hi): (u32, u32),
+    default: u32,
+    errors: &mut InputErrors,
+) -> u32 {
+    match field {
+        None => default,
+        Some(v) if (lo..=hi).contains(&v.value) => v.value,
+        Some(v) => {
+            errors.push(source.error_at(v, format!("`{name}` must be between {lo} and {hi}")));
+            default
+        }
+    }
+}
+
 /// A QEMU environment's `memory` (MiB, default `memory`), `vcpus` and
 /// `extra_args`, each checked.
 fn sizes_and_extra_args(
@@ -550,16 +653,8 @@ fn sizes_and_extra_args(
     memory: u32,
     errors: &mut InputErrors,
 ) -> (u32, u32, Vec<String>) {
-    let mut within = |field: &Option<Spanned<u32>>, name: &str, lo: u32, hi: u32, default: u32| match field {
-        None => default,
-        Some(v) if (lo..=hi).contains(&v.value) => v.value,
-        Some(v) => {
-            errors.push(source.error_at(v, format!("`{name}` must be between {lo} and {hi}")));
-            default
-        }
-    };
-    let memory_mib = within(&e.memory, "memory", 64, 65_536, memory);
-    let vcpus = within(&e.vcpus, "vcpus", 1, 64, 1);
+    let memory_mib = within(source, &e.memory, "memory", (64, 65_536), memory, errors);
+    let vcpus = within(source, &e.vcpus, "vcpus", (1, 64), 1, errors);
     let extra_args = e.extra_args.as_ref().map(|a| a.value.clone()).unwrap_or_default();
     if let Some(args) = &e.extra_args
         && args.value.iter().any(|a| a.is_empty() || a.contains('\0'))
@@ -567,6 +662,72 @@ fn sizes_and_extra_args(
         errors.push(source.error_at(args, "each of `extra_args` is one non-empty QEMU argument"));
     }
     (memory_mib, vcpus, extra_args)
+}
+
+/// An `xl` environment's domain: `guest` (default `pvh`), `memory` (MiB,
+/// default 32) and `vcpus`, each checked.
+fn xl_domain(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -> Option<XlDomain> {
+    let before = errors.0.len();
+    let guest = match e.guest.as_ref().map(|g| g.value.as_str()) {
+        None | Some("pvh") => GuestType::Pvh,
+        Some("hvm") => GuestType::Hvm,
+        Some(other) => {
+            let at = e.guest.as_ref().expect("matched Some");
+            errors.push(source.error_at(at, format!("unknown guest type `{other}`; use pvh or hvm")));
+            GuestType::Pvh
+        }
+    };
+    let memory_mib = within(source, &e.memory, "memory", (16, 65_536), 32, errors);
+    let vcpus = within(source, &e.vcpus, "vcpus", (1, 64), 1, errors);
+    (errors.0.len() == before).then_some(XlDomain {
+        guest,
+        memory_mib,
+        vcpus,
+    })
+}
+
+/// A `qemu-xen-domu` environment: Xen under QEMU with Debian's Linux as its
+/// PV dom0, which runs the `xl` environment named by `runs` (whose domain
+/// is filled in once every environment is loaded).
+fn xen_domu(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -> Option<LinuxGuest> {
+    let (accel, cpu) = qemu_accel_and_cpu(source, e, errors)?;
+    let before = errors.0.len();
+    let machine = machine_of(source, e, errors).flatten().unwrap_or(Machine::Pc);
+    // Xen, a 512 MiB dom0 and its domUs.
+    let (memory_mib, vcpus, extra_args) = sizes_and_extra_args(source, e, 1024, errors);
+    let xen = xen_boot(source, e, errors);
+    let runs = match &e.runs {
+        Some(r) => EnvironmentId::parse(&r.value)
+            .map_err(|why| errors.push(source.error_at(r, why.to_string())))
+            .ok(),
+        None => {
+            errors.push(source.error_at(
+                &e.probe,
+                "a `qemu-xen-domu` environment needs `runs`: the `xl` environment its dom0 runs",
+            ));
+            None
+        }
+    };
+    let deadline = deadline_of(source, e, 180, 3600, errors);
+    (errors.0.len() == before).then_some(LinuxGuest {
+        accel,
+        machine,
+        cpu,
+        memory_mib,
+        vcpus,
+        kernel: GuestKernel::Debian,
+        extra_args,
+        deadline,
+        dom0: Some(XenDom0 {
+            xen,
+            runs: runs?,
+            domu: XlDomain {
+                guest: GuestType::Pvh,
+                memory_mib: 32,
+                vcpus: 1,
+            },
+        }),
+    })
 }
 
 /// A `qemu-linux` environment: how its guest boots, each field checked.
@@ -600,6 +761,7 @@ fn linux_guest(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErro
         kernel,
         extra_args,
         deadline,
+        dom0: None,
     })
 }
 
@@ -679,7 +841,16 @@ fn remote(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -
 }
 
 /// Every kind an environment's `probe:` may name.
-const KINDS: &[&str] = &["linux", "sim", "qemu", "qemu-linux", "qemu-xen-dom0", "ssh"];
+const KINDS: &[&str] = &[
+    "linux",
+    "sim",
+    "qemu",
+    "qemu-linux",
+    "qemu-xen-dom0",
+    "qemu-xen-domu",
+    "xl",
+    "ssh",
+];
 
 /// A `qemu-xen-dom0` environment's Xen: `xen` (default `debian`) and
 /// `xen_args`, each checked.
@@ -714,11 +885,14 @@ fn target(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -
     let kind = e.probe.value.as_str();
     // (field, the kinds it belongs to, where it was given)
     const SIM: &[&str] = &["sim"];
-    const QEMU: &[&str] = &["qemu", "qemu-linux", "qemu-xen-dom0"];
-    const XEN: &[&str] = &["qemu-xen-dom0"];
+    const QEMU: &[&str] = &["qemu", "qemu-linux", "qemu-xen-dom0", "qemu-xen-domu"];
+    const SIZES: &[&str] = &["qemu", "qemu-linux", "qemu-xen-dom0", "qemu-xen-domu", "xl"];
+    const XEN: &[&str] = &["qemu-xen-dom0", "qemu-xen-domu"];
     const LINUX_GUEST: &[&str] = &["qemu-linux"];
+    const DOMU: &[&str] = &["qemu-xen-domu"];
+    const XL: &[&str] = &["xl"];
     const SSH: &[&str] = &["ssh"];
-    const DEADLINE: &[&str] = &["qemu-linux", "ssh"];
+    const DEADLINE: &[&str] = &["qemu-linux", "qemu-xen-domu", "ssh"];
     let fields = [
         ("model", SIM, e.model.as_ref().map(|s| location(&s.referenced))),
         ("faults", SIM, e.faults.as_ref().map(|s| location(&s.referenced))),
@@ -733,8 +907,10 @@ fn target(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -
         ("accel", QEMU, e.accel.as_ref().map(|s| location(&s.referenced))),
         ("cpu", QEMU, e.cpu.as_ref().map(|s| location(&s.referenced))),
         ("machine", QEMU, e.machine.as_ref().map(|s| location(&s.referenced))),
-        ("memory", QEMU, e.memory.as_ref().map(|s| location(&s.referenced))),
-        ("vcpus", QEMU, e.vcpus.as_ref().map(|s| location(&s.referenced))),
+        ("memory", SIZES, e.memory.as_ref().map(|s| location(&s.referenced))),
+        ("vcpus", SIZES, e.vcpus.as_ref().map(|s| location(&s.referenced))),
+        ("guest", XL, e.guest.as_ref().map(|s| location(&s.referenced))),
+        ("runs", DOMU, e.runs.as_ref().map(|s| location(&s.referenced))),
         (
             "kernel",
             LINUX_GUEST,
@@ -798,6 +974,8 @@ fn target(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -
             }))
         }
         "qemu-linux" => linux_guest(source, e, errors).map(|g| Target::QemuLinux(Box::new(g))),
+        "qemu-xen-domu" => xen_domu(source, e, errors).map(|g| Target::QemuLinux(Box::new(g))),
+        "xl" => xl_domain(source, e, errors).map(Target::Xl),
         "ssh" => remote(source, e, errors).map(|r| Target::Ssh(Box::new(r))),
         "sim" => {
             let Some(model) = &e.model else {
@@ -919,7 +1097,7 @@ mod tests {
                 "6:13: `faults` is for `sim` environments; this one is `linux`",
                 "7:11: `seed` is for `sim` environments; this one is `linux`",
                 "12:12: `model` is for `sim` environments; this one is `qemu`",
-                "17:10: `cpu` is for `qemu` or `qemu-linux` or `qemu-xen-dom0` environments; this one is `sim`",
+                "17:10: `cpu` is for `qemu` or `qemu-linux` or `qemu-xen-dom0` or `qemu-xen-domu` environments; this one is `sim`",
             ]
         );
     }
@@ -1005,7 +1183,7 @@ mod tests {
             [
                 "8:10: `xen` is a path to an uncompressed Xen, or `debian`",
                 "7:15: each of `xen_args` is one word of Xen's command line, such as `vpmu=1`",
-                "13:10: `xen` is for `qemu-xen-dom0` environments; this one is `qemu`",
+                "13:10: `xen` is for `qemu-xen-dom0` or `qemu-xen-domu` environments; this one is `qemu`",
             ],
             "{errors:#?}"
         );
@@ -1025,6 +1203,51 @@ mod tests {
                 })
             )
         );
+    }
+
+    #[test]
+    fn a_xen_domu_runs_an_xl_environment_defined_beside_it() {
+        let errors = errors_of(
+            "about: x\nenvironments:\n  - id: a\n    about: x\n    probe: qemu-xen-domu\n    accel: tcg\n    \
+             runs: b\n  \
+             - id: b\n    about: x\n    probe: linux\n  \
+             - id: c\n    about: x\n    probe: qemu-xen-domu\n    accel: tcg\n    runs: nowhere\n  \
+             - id: d\n    about: x\n    probe: qemu-xen-domu\n    accel: tcg\n  \
+             - id: e\n    about: x\n    probe: xl\n    guest: pv\n    memory: 8\n    runs: b\n",
+        );
+        assert_eq!(
+            errors,
+            [
+                "18:12: a `qemu-xen-domu` environment needs `runs`: the `xl` environment its dom0 runs",
+                "25:11: `runs` is for `qemu-xen-domu` environments; this one is `xl`",
+                "23:12: unknown guest type `pv`; use pvh or hvm",
+                "24:13: `memory` must be between 16 and 65536",
+                "7:11: `b` is a `linux` environment; `runs` names an `xl` one",
+                "15:11: no `xl` environment `nowhere` is defined beside this one",
+            ],
+            "{errors:#?}"
+        );
+        let m = Matrices::builtin().unwrap();
+        let e = &m.environments["xen-tcg-domu"];
+        assert_eq!(e.target.kind(), "qemu-xen-domu");
+        assert!(e.target.serves(ProbeKind::Kernel) && !e.target.serves(ProbeKind::Linux));
+        let Target::QemuLinux(g) = &e.target else {
+            panic!("a Linux dom0")
+        };
+        let dom0 = g.dom0.as_ref().expect("a dom0");
+        let Target::Xl(pvh) = &m.environments[dom0.runs.as_str()].target else {
+            panic!("runs names an xl environment")
+        };
+        assert_eq!(&dom0.domu, pvh, "the domain is the xl environment's");
+        // What the dom0 is given loads back to the same domain.
+        let hvm = XlDomain {
+            guest: GuestType::Hvm,
+            memory_mib: 48,
+            vcpus: 2,
+        };
+        let text = hvm.matrix(&dom0.runs);
+        let back = Matrices::load(&[SourceText::new("/domu.yaml", text.as_str())]).unwrap();
+        assert!(matches!(&back.environments[dom0.runs.as_str()].target, Target::Xl(d) if *d == hvm));
     }
 
     #[test]

@@ -65,6 +65,12 @@ fn kind_of(file_type: std::fs::FileType) -> &'static str {
 /// Reads the regular file at `path` (following links) as UTF-8, if it is at
 /// most `limit` bytes.
 pub fn read(path: &Path, limit: u64) -> Result<String, ReadError> {
+    String::from_utf8(read_bytes(path, limit)?).map_err(|_| ReadError::NotText)
+}
+
+/// Reads the regular file at `path` (following links), if it is at most
+/// `limit` bytes.
+pub fn read_bytes(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
     // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
     let file: File = OpenOptions::new()
         .read(true)
@@ -90,7 +96,7 @@ pub fn read(path: &Path, limit: u64) -> Result<String, ReadError> {
             limit,
         });
     }
-    String::from_utf8(bytes).map_err(|_| ReadError::NotText)
+    Ok(bytes)
 }
 
 /// Every `*.yaml` entry directly in `dir`, in name order, each read with

@@ -9,6 +9,8 @@
 //! it left in its group goes too. [`signal_every_child`] forwards a signal
 //! to every live group (SIGINT: each writes its partial report).
 //! QEMU guests are the launcher's, which also limits what a console may hold.
+//! Programs that start daemons (Xen's toolstack) run through
+//! [`run_leaving_daemons`] instead, which kills only the program itself.
 
 use std::collections::BTreeSet;
 use std::io::{self, Read, Write};
@@ -131,6 +133,62 @@ pub fn run(
     Ok((end, start.elapsed()))
 }
 
+/// What a program that may leave a daemon behind did: how it ended, and its
+/// output (each at most [`LEFT_LIMIT`] bytes).
+#[derive(Debug)]
+pub struct Left {
+    pub end: End,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// The most of a [`Left`] program's stdout or stderr that is read back.
+pub const LEFT_LIMIT: u64 = 16 << 20;
+
+/// Runs `command` until it exits or `deadline` passes (then it alone is
+/// killed), for programs that daemonize (`xenstored`, `xl create`): unlike
+/// [`run`], it is not in a group of its own, whose death would take a
+/// daemon that forked before its `setsid`, and its output goes to files,
+/// not pipes, which a daemon would hold open.
+pub fn run_leaving_daemons(mut command: Command, deadline: Duration) -> io::Result<Left> {
+    let start = Instant::now();
+    let (mut out, mut err) = (tempfile::tempfile()?, tempfile::tempfile()?);
+    command
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(err.try_clone()?);
+    let mut child = command.spawn()?;
+    let end = loop {
+        match child.try_wait()? {
+            Some(status) => {
+                break match (status.code(), status.signal()) {
+                    (Some(code), _) => End::Exited(code),
+                    (None, Some(signal)) => End::Signal(signal),
+                    (None, None) => End::Signal(0),
+                };
+            }
+            None if start.elapsed() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break End::Deadline;
+            }
+            None => std::thread::sleep(Duration::from_millis(5)),
+        }
+    };
+    let text = |file: &mut std::fs::File| -> io::Result<String> {
+        use std::io::Seek;
+        file.seek(io::SeekFrom::Start(0))?;
+        let mut bytes = Vec::new();
+        file.take(LEFT_LIMIT).read_to_end(&mut bytes)?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    };
+    Ok(Left {
+        end,
+        stdout: text(&mut out)?,
+        stderr: text(&mut err)?,
+    })
+}
+
 fn drain(reader: &mut impl Read, each: &mut impl FnMut(&[u8])) {
     let mut buf = [0u8; 16 * 1024];
     while let Ok(n) = reader.read(&mut buf) {
@@ -172,6 +230,28 @@ impl Tail {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_daemonizing_program_leaves_its_daemon_and_its_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let mark = dir.path().join("daemon-ran");
+        let mut c = Command::new("sh");
+        c.arg("-c").arg(format!(
+            "(sleep 0.3; touch {}) & echo out; echo err >&2",
+            mark.display()
+        ));
+        let left = run_leaving_daemons(c, Duration::from_secs(10)).unwrap();
+        assert_eq!(
+            (left.end, left.stdout.as_str(), left.stderr.as_str()),
+            (End::Exited(0), "out\n", "err\n")
+        );
+        std::thread::sleep(Duration::from_millis(800));
+        assert!(mark.exists(), "the daemon outlived its parent");
+        let mut slow = Command::new("sleep");
+        slow.arg("30");
+        let left = run_leaving_daemons(slow, Duration::from_millis(200)).unwrap();
+        assert_eq!(left.end, End::Deadline);
+    }
 
     #[test]
     fn a_child_past_its_deadline_is_killed_with_its_group() {

@@ -23,8 +23,9 @@ fn main() -> ExitCode {
     let trials = matrices
         .environments
         .values()
-        // ssh environments need their remote: tests/ssh.rs starts one.
-        .filter(|env| !matches!(env.target, Target::Local | Target::Ssh(_)))
+        // ssh environments need their remote (tests/ssh.rs starts one), and
+        // xl environments a Xen dom0 (xen-tcg-domu runs one inside).
+        .filter(|env| !matches!(env.target, Target::Local | Target::Ssh(_) | Target::Xl(_)))
         .map(|env| {
             let id = env.id.to_string();
             let needs_kvm = matches!(&env.target, Target::Qemu(g) if g.accel == Accel::Kvm);

@@ -12,6 +12,7 @@
 //! - [`qemu`]: the probe kernel, booted under QEMU, one guest per case;
 //!   and a Linux guest carrying the runner, one boot for every case.
 //! - [`ssh`]: a remote machine, one connection for every case.
+//! - [`xl`]: from a Xen dom0, the probe kernel as a domU (`xl create`).
 //! - [`refused`]: an environment this host cannot run, each case
 //!   unsupported with the reason.
 //! - [`reported`]: the outcomes a runner elsewhere (a guest, a remote)
@@ -26,6 +27,7 @@ pub mod refused;
 pub mod reported;
 pub mod sim;
 pub mod ssh;
+pub mod xl;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -145,9 +147,14 @@ pub fn for_environment(
             (Arc::new(executor), here)
         }
         Target::QemuLinux(guest) => {
-            let guest = qemu::linux_guest::boot(guest)?;
+            let guest = qemu::linux_guest::boot(guest, kernel)?;
             let fingerprint = guest.fingerprint().clone();
             (Arc::new(guest), fingerprint)
+        }
+        Target::Xl(domain) => {
+            let xl = xl::XlExecutor::new(domain.clone(), kernel, &table)?;
+            let fingerprint = xl.fingerprint().clone();
+            (Arc::new(xl), fingerprint)
         }
         Target::Ssh(remote) => {
             let remote = ssh::reach(remote)?;

@@ -34,6 +34,9 @@ pub fn run(main: impl FnOnce(Vec<String>) -> std::process::ExitCode) -> ! {
     }
     set_console_size(50, 160);
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    if super::dom0::wanted(&cmdline) {
+        super::dom0::start_toolstack();
+    }
     let mut args: Vec<String> = vec!["pmu-conformance".to_owned()];
     args.extend(
         cmdline
@@ -57,7 +60,7 @@ pub fn run(main: impl FnOnce(Vec<String>) -> std::process::ExitCode) -> ! {
     }
 }
 
-fn mount(source: &str, target: &str, fs: &str) -> std::io::Result<()> {
+pub(super) fn mount(source: &str, target: &str, fs: &str) -> std::io::Result<()> {
     let c = |s: &str| CString::new(s).expect("no NUL");
     let (source, target, fs) = (c(source), c(target), c(fs));
     // SAFETY: NUL-terminated strings that outlive the call; no data.

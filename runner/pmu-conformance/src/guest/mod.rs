@@ -7,6 +7,7 @@
 //! the runner is PID 1 ([`init`]): it mounts what Linux cases need, runs
 //! them, streams the report and powers the guest off.
 
+pub mod dom0;
 pub mod init;
 pub mod initramfs;
 pub mod report_stream;

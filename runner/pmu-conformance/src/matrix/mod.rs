@@ -105,7 +105,7 @@ pub fn plan(request: &MatrixRequest) -> Result<Vec<Planned>, RunError> {
                 Target::Ssh(remote) => remote.deadline,
                 // The hello, the boot of every case together (within the
                 // longest deadline), then each case alone at worst.
-                Target::Qemu(_) => {
+                Target::Qemu(_) | Target::Xl(_) => {
                     crate::executor::qemu::HELLO_TIMEOUT
                         + selected.iter().map(|c| per_case(c)).max().unwrap_or_default()
                         + selected.iter().map(|c| per_case(c)).sum::<Duration>()

@@ -107,7 +107,7 @@ pub fn in_target_dirs(relative: &str) -> Result<PathBuf, String> {
 pub const TRAILER_MAGIC: &[u8; 8] = b"PMUCKRN1";
 
 /// The largest image a trailer may claim.
-const EMBEDDED_LIMIT: u64 = 64 << 20;
+pub const IMAGE_LIMIT: u64 = 64 << 20;
 
 /// The image appended to this executable, written once to a temporary
 /// file that lives as long as the process; `None` without one.
@@ -131,7 +131,7 @@ fn trailer(tail: &[u8], size: u64) -> Option<u64> {
         return None;
     }
     let length = u64::from_le_bytes(length.try_into().ok()?);
-    (length > 0 && length <= EMBEDDED_LIMIT && length <= size.checked_sub(16)?).then_some(length)
+    (length > 0 && length <= IMAGE_LIMIT && length <= size.checked_sub(16)?).then_some(length)
 }
 
 /// `bytes` (a runner) without the image appended to it, if it carries one:

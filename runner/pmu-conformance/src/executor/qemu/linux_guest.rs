@@ -21,7 +21,8 @@
 use std::path::{Path, PathBuf};
 
 use super::launcher::{self, Boot, ConsolePort, QemuConfig};
-use crate::environment::{GuestKernel, LinuxGuest};
+use super::xen;
+use crate::environment::{GuestKernel, LinuxGuest, XenDom0};
 use crate::executor::StartError;
 use crate::executor::reported::ReportedExecutor;
 use crate::report::Report;
@@ -41,31 +42,26 @@ pub const ICOUNT: [&str; 2] = ["-icount", "shift=4,sleep=off"];
 
 /// The label the guest's run goes by; the host gates under its own id.
 const GUEST_LABEL: &str = "linux-guest";
+/// Where a dom0's initramfs holds the probe kernel its domUs boot.
+const DOM0_PROBE_KERNEL: &str = "probe-kernel";
+/// Where a dom0's initramfs holds the matrix of the `xl` environment it runs.
+const DOM0_MATRIX: &str = "domu.yaml";
 
-/// Boots the guest once and keeps every case's outcome.
-pub fn boot(guest: &LinuxGuest) -> Result<ReportedExecutor, StartError> {
+/// Boots the guest once and keeps every case's outcome; a dom0 carries
+/// `probe_kernel` (as for `run --kernel`) for its domUs.
+pub fn boot(guest: &LinuxGuest, probe_kernel: Option<&Path>) -> Result<ReportedExecutor, StartError> {
     let (_, init) = runner_to_carry()?;
-    let kernel = match &guest.kernel {
-        GuestKernel::Path(p) if p.is_file() => p.clone(),
-        GuestKernel::Path(p) => {
-            return Err(StartError::Argument(format!(
-                "the guest kernel {} is not a file",
-                p.display()
-            )));
-        }
-        GuestKernel::Debian => super::image::named_or_in_target_dirs(
-            KERNEL_VARIABLE,
-            KERNEL_IN_TARGET_DIR,
-            "`cargo xtask guest-kernel` fetches Debian's cloud kernel with apt-get download",
-        )?,
-    };
     let initramfs = tempfile::Builder::new()
         .prefix("pmuc-initramfs-")
         .tempfile()
         .map_err(|e| StartError::Unavailable(format!("creating the initramfs: {e}")))?;
-    crate::guest::initramfs::write(&mut std::io::BufWriter::new(initramfs.as_file()), &init)
-        .map_err(|e| StartError::Unavailable(format!("writing the initramfs: {e}")))?;
-    let mut config = config(guest, &kernel, initramfs.path());
+    let (mut config, _modules) = match &guest.dom0 {
+        None => (plain_guest(guest, &init, initramfs.as_file(), initramfs.path())?, None),
+        Some(dom0) => {
+            let (config, modules) = xen_dom0(guest, dom0, probe_kernel, &init, initramfs.as_file(), initramfs.path())?;
+            (config, Some(modules))
+        }
+    };
     let attempts = match guest.accel {
         Accel::Tcg => 2,
         Accel::Kvm => 1,
@@ -90,6 +86,87 @@ pub fn boot(guest: &LinuxGuest) -> Result<ReportedExecutor, StartError> {
         if attempts == 1 { "" } else { "s" },
         failures.join("; ")
     )))
+}
+
+/// A plain Linux guest's boot: its kernel, and the runner as the initramfs's init.
+fn plain_guest(
+    guest: &LinuxGuest,
+    init: &[u8],
+    file: &std::fs::File,
+    initramfs: &Path,
+) -> Result<QemuConfig, StartError> {
+    let kernel = match &guest.kernel {
+        GuestKernel::Path(p) if p.is_file() => p.clone(),
+        GuestKernel::Path(p) => {
+            return Err(StartError::Argument(format!(
+                "the guest kernel {} is not a file",
+                p.display()
+            )));
+        }
+        GuestKernel::Debian => super::image::named_or_in_target_dirs(
+            KERNEL_VARIABLE,
+            KERNEL_IN_TARGET_DIR,
+            "`cargo xtask guest-kernel` fetches Debian's cloud kernel with apt-get download",
+        )?,
+    };
+    crate::guest::initramfs::write(&mut std::io::BufWriter::new(file), init)
+        .map_err(|e| StartError::Unavailable(format!("writing the initramfs: {e}")))?;
+    Ok(config(guest, &kernel, initramfs))
+}
+
+/// Xen's boot with Debian's Linux as its PV dom0: the dom0's initramfs holds
+/// the runner as its init, Xen's toolstack, the probe kernel, and the `xl`
+/// environment it runs as a one-environment matrix.
+fn xen_dom0(
+    guest: &LinuxGuest,
+    dom0: &XenDom0,
+    probe_kernel: Option<&Path>,
+    init: &[u8],
+    file: &std::fs::File,
+    initramfs: &Path,
+) -> Result<(QemuConfig, xen::Modules), StartError> {
+    let hypervisor = xen::find(&dom0.xen.hypervisor)?;
+    let (kernel, root) = xen::find_dom0()?;
+    let image = super::image::find(probe_kernel)?;
+    let image = crate::input_file::read_bytes(&image, super::image::IMAGE_LIMIT)
+        .map_err(|e| StartError::Unavailable(format!("reading the probe kernel {}: {e}", image.display())))?;
+    let matrix = dom0.domu.matrix(&dom0.runs);
+    let extra = crate::guest::initramfs::Extra {
+        tree: Some(&root),
+        files: vec![(DOM0_PROBE_KERNEL, &image), (DOM0_MATRIX, matrix.as_bytes())],
+    };
+    crate::guest::initramfs::write_with(&mut std::io::BufWriter::new(file), init, &extra)
+        .map_err(|e| StartError::Unavailable(format!("writing the dom0's initramfs: {e}")))?;
+    let words = format!(
+        "console=hvc0 panic=-1 quiet cryptomgr.notests {} {} run --matrices /{DOM0_MATRIX} --env {} --kernel /{DOM0_PROBE_KERNEL}",
+        crate::guest::dom0::WORD,
+        crate::guest::ARGUMENTS_AFTER,
+        dom0.runs
+    );
+    let modules = xen::dom0_modules(&kernel, &words, initramfs)
+        .map_err(|e| StartError::Unavailable(format!("preparing Xen's modules: {e}")))?;
+    let cpu = guest.cpu.clone().unwrap_or_else(|| match guest.accel {
+        Accel::Tcg => xen::DOM0_TCG_CPU.to_owned(),
+        Accel::Kvm => xen::default_cpu(Accel::Kvm).to_owned(),
+    });
+    let mut extra_args: Vec<std::ffi::OsString> = vec!["-smp".into(), guest.vcpus.to_string().into()];
+    extra_args.extend(guest.extra_args.iter().map(Into::into));
+    let config = QemuConfig {
+        initrd: Some(modules.initrd.clone()),
+        console: ConsolePort::Serial,
+        machine: guest.machine,
+        cpu: Some(cpu),
+        memory_mib: guest.memory_mib,
+        timeout: guest.deadline,
+        extra_args,
+        notes: vec![format!("the dom0 runs: {}", dom0.runs)],
+        ..QemuConfig::new(
+            hypervisor,
+            guest.accel,
+            xen::command_line(&xen::DOM0_COMMAND_LINE, &dom0.xen),
+        )
+    };
+    Ok((config, modules))
 }
 
 fn from_report(report: Report, guest: &LinuxGuest, boot: &Boot, retried: &str) -> Result<ReportedExecutor, StartError> {

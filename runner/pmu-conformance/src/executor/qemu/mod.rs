@@ -192,25 +192,6 @@ impl QemuExecutor {
 }
 
 impl QemuExecutor {
-    /// An unsupported case under a Xen whose vPMU is off says so, beside the
-    /// probe kernel's own reason: Xen gives an HVM or PVH guest no vPMU
-    /// unless its command line asks (`vpmu`, docs/misc/xen-command-line.pandoc).
-    fn with_xens_word(&self, mut outcome: Outcome) -> Outcome {
-        let Some(xen) = &self.fingerprint.xen else {
-            return outcome;
-        };
-        if outcome.verdict == Verdict::Unsupported
-            && matches!(xen.vpmu.as_str(), "off" | "0" | "no" | "false")
-            && let Some(reason) = outcome.reason.as_mut()
-        {
-            reason.message = format!(
-                "{}; and Xen's vPMU is off (its command line has no vpmu=1)",
-                reason.message
-            );
-        }
-        outcome
-    }
-
     fn prepare(&self, plan: &str, timeout: Duration, purpose: &str) -> std::io::Result<Prepared> {
         prepare(&self.image, self.xen.as_deref(), &self.guest, plan, timeout, purpose)
     }
@@ -253,7 +234,7 @@ impl Executor for QemuExecutor {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&case.id.to_string());
-        self.with_xens_word(taken.unwrap_or_else(|| self.boot(case)))
+        xen::with_xens_word(self.fingerprint.xen.as_ref(), taken.unwrap_or_else(|| self.boot(case)))
     }
 }
 
@@ -302,7 +283,7 @@ fn prepare(
                 .unwrap_or_else(|| xen::default_cpu(guest.accel).to_owned()),
         ),
         machine: guest.machine.unwrap_or(launcher::Machine::Pc),
-        cmdline: xen::command_line(boot),
+        cmdline: xen::command_line(&xen::COMMAND_LINE, boot),
         ..config
     };
     Ok(Prepared {

@@ -33,6 +33,7 @@ use std::path::{Path, PathBuf};
 use crate::environment::{XenBoot, XenImage};
 use crate::executor::StartError;
 use crate::fingerprint::XenFacts;
+use crate::outcome::{Outcome, Verdict};
 
 /// Names the Xen for `xen: debian`, ahead of the search.
 pub const XEN_VARIABLE: &str = "PMUC_XEN";
@@ -57,6 +58,56 @@ pub const COMMAND_LINE: [&str; 9] = [
     "dom0_mem=64M",
     "dom0_max_vcpus=1",
 ];
+
+/// Xen's command line for a Linux PV dom0 (`qemu-xen-domu`), before the
+/// environment's `xen_args`: the same console, and a PV dom0 of 512 MiB
+/// (guest-boots.md, "A PVH domU through a Linux PV dom0"), with a console
+/// ring of 1 MiB, so that no domU line is lost between two reads of it.
+pub const DOM0_COMMAND_LINE: [&str; 8] = [
+    "console=com1",
+    "com1=115200,8n1",
+    "loglvl=all",
+    "guest_loglvl=all",
+    "noreboot",
+    "dom0_mem=512M",
+    "dom0_max_vcpus=1",
+    "conring_size=1M",
+];
+
+/// QEMU's `-cpu` for Xen with a Linux PV dom0 under TCG: EPYC without SMAP
+/// and SMEP (else the PV dom0 dies at its first exception) and without
+/// MONITOR (else Xen's idle loop uses MWAIT, which TCG does not emulate,
+/// and Xen panics in `mwait_idle_with_hints`; guest-boots.md).
+pub const DOM0_TCG_CPU: &str = "EPYC,-smap,-smep,-monitor";
+
+/// Where `cargo xtask xen` leaves the Linux PV dom0's kernel, under a target
+/// directory; its `root/` (the toolstack) is beside it.
+pub const DOM0_KERNEL_IN_TARGET_DIR: &str = "xen/current/dom0/vmlinuz";
+/// Names the dom0 kernel, ahead of the search; its `root/` is beside it.
+pub const DOM0_VARIABLE: &str = "PMUC_XEN_DOM0_KERNEL";
+
+/// The Linux PV dom0's kernel, and the toolstack's root tree beside it.
+/// The ELF `vmlinux` beside a `vmlinuz`, where there is one, is the kernel:
+/// Xen takes about 6 s under TCG to unpack a bzImage itself.
+pub fn find_dom0() -> Result<(PathBuf, PathBuf), StartError> {
+    let bzimage = super::image::named_or_in_target_dirs(
+        DOM0_VARIABLE,
+        DOM0_KERNEL_IN_TARGET_DIR,
+        "Debian's dom0 kernel and Xen's toolstack are not fetched: `cargo xtask xen` fetches them with apt-get download",
+    )?;
+    let kernel = Some(bzimage.with_file_name("vmlinux"))
+        .filter(|elf| bzimage.file_name().is_some_and(|n| n == "vmlinuz") && elf.is_file())
+        .unwrap_or(bzimage);
+    let root = kernel.with_file_name("root");
+    if !root.is_dir() {
+        return Err(StartError::Unavailable(format!(
+            "{} has no toolstack beside it ({} is missing): run `cargo xtask xen` again",
+            kernel.display(),
+            root.display()
+        )));
+    }
+    Ok((kernel, root))
+}
 
 /// QEMU's `-cpu` for Xen where the environment names none: under TCG a
 /// model with SVM and NPT, under KVM the host's.
@@ -83,10 +134,9 @@ pub fn find(image: &XenImage) -> Result<PathBuf, StartError> {
     }
 }
 
-/// Xen's command line for `xen`.
-pub fn command_line(xen: &XenBoot) -> String {
-    COMMAND_LINE
-        .iter()
+/// Xen's command line for `xen`, after `base` ([`COMMAND_LINE`] or [`DOM0_COMMAND_LINE`]).
+pub fn command_line(base: &[&str], xen: &XenBoot) -> String {
+    base.iter()
         .map(|w| w.to_string())
         .chain(xen.args.iter().cloned())
         .collect::<Vec<_>>()
@@ -103,6 +153,37 @@ pub struct Modules {
 /// The modules for a boot of `probe_kernel` with `words` on its line and
 /// `plan` (the `pmuc=` word, or "") as the second module.
 pub fn modules(probe_kernel: &Path, words: &str, plan: &str) -> std::io::Result<Modules> {
+    let (dir, mut initrd) = first_module(probe_kernel, "probe-kernel", words)?;
+    if !plan.is_empty() {
+        let file = dir.path().join("plan");
+        std::fs::write(&file, format!("{plan}\n"))?;
+        initrd.push(',');
+        initrd.push_str(&file.to_string_lossy());
+    }
+    Ok(Modules {
+        _dir: dir,
+        initrd: initrd.into(),
+    })
+}
+
+/// The modules for a boot of a Linux dom0 `kernel` with `words` on its
+/// line and `initramfs` as its initrd.
+pub fn dom0_modules(kernel: &Path, words: &str, initramfs: &Path) -> std::io::Result<Modules> {
+    let (dir, mut initrd) = first_module(kernel, "vmlinuz", words)?;
+    let link = dir.path().join("initramfs");
+    std::os::unix::fs::symlink(std::path::absolute(initramfs)?, &link)?;
+    initrd.push(',');
+    initrd.push_str(&link.to_string_lossy());
+    Ok(Modules {
+        _dir: dir,
+        initrd: initrd.into(),
+    })
+}
+
+/// A folder of plain names for one boot's modules, with `kernel` linked in
+/// it as `name`, and the first module's text: the link and `words`, its
+/// commas doubled.
+fn first_module(kernel: &Path, name: &str, words: &str) -> std::io::Result<(tempfile::TempDir, String)> {
     let dir = tempfile::Builder::new().prefix("pmuc-xen-").tempdir()?;
     let plain = |p: &Path| {
         let s = p.to_string_lossy();
@@ -115,20 +196,10 @@ pub fn modules(probe_kernel: &Path, words: &str, plan: &str) -> std::io::Result<
             dir.path().display()
         )));
     }
-    let kernel = dir.path().join("probe-kernel");
-    let absolute = std::path::absolute(probe_kernel)?;
-    std::os::unix::fs::symlink(&absolute, &kernel)?;
-    let mut initrd = format!("{} {}", kernel.display(), words.replace(',', ",,"));
-    if !plan.is_empty() {
-        let file = dir.path().join("plan");
-        std::fs::write(&file, format!("{plan}\n"))?;
-        initrd.push(',');
-        initrd.push_str(&file.to_string_lossy());
-    }
-    Ok(Modules {
-        _dir: dir,
-        initrd: initrd.into(),
-    })
+    let link = dir.path().join(name);
+    std::os::unix::fs::symlink(std::path::absolute(kernel)?, &link)?;
+    let initrd = format!("{} {}", link.display(), words.replace(',', ",,"));
+    Ok((dir, initrd))
 }
 
 /// What Xen printed about itself: its version line, its command line, and
@@ -164,12 +235,29 @@ pub fn facts<'a>(lines: impl IntoIterator<Item = &'a str>) -> Option<XenFacts> {
 
 /// The vPMU mode Xen's command line asks for: the last `vpmu=` word, or
 /// `off` (Xen's default: docs/misc/xen-command-line.pandoc, `vpmu`).
-fn vpmu_mode(command_line: &str) -> String {
+pub(crate) fn vpmu_mode(command_line: &str) -> String {
     command_line
         .split_ascii_whitespace()
         .filter_map(|w| w.strip_prefix("vpmu="))
         .next_back()
         .map_or_else(|| "off".to_owned(), |v| v.to_owned())
+}
+
+/// An unsupported case under a Xen whose vPMU is off says so, beside the
+/// probe kernel's own reason: Xen gives an HVM or PVH guest no vPMU unless
+/// its command line asks (`vpmu`, docs/misc/xen-command-line.pandoc).
+pub fn with_xens_word(xen: Option<&XenFacts>, mut outcome: Outcome) -> Outcome {
+    let Some(xen) = xen else { return outcome };
+    if outcome.verdict == Verdict::Unsupported
+        && matches!(xen.vpmu.as_str(), "off" | "0" | "no" | "false")
+        && let Some(reason) = outcome.reason.as_mut()
+    {
+        reason.message = format!(
+            "{}; and Xen's vPMU is off (its command line has no vpmu=1)",
+            reason.message
+        );
+    }
+    outcome
 }
 
 #[cfg(test)]
