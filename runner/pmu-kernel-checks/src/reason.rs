@@ -48,7 +48,8 @@ crate::stable_names::stable_names! {
         /// Xen's `vpmu=ipc` or `vpmu=arch` blocks the event.
         XenEventFilter => "xen-event-filter",
         /// This host cannot run the environment's guest at all (its KVM is a
-        /// software virtualizer that cannot run a Linux guest).
+        /// software virtualizer that cannot run a Linux guest, or it is not
+        /// the Xen dom0 that an `xl` environment creates domUs from).
         HostCannotRunGuest => "host-cannot-run-guest",
 
         // Why no verdict was reached (`error`).

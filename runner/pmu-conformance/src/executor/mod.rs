@@ -151,6 +151,16 @@ pub fn for_environment(
             let fingerprint = guest.fingerprint().clone();
             (Arc::new(guest), fingerprint)
         }
+        Target::Xl(domain) if let Some(why) = refused::not_a_xen_dom0() => {
+            let executor = refused::RefusedExecutor {
+                reason: Reason::new(ReasonCode::HostCannotRunGuest, why),
+                description: format!(
+                    "the probe kernel as a {} domU of Xen, which needs a Xen dom0",
+                    domain.guest.name()
+                ),
+            };
+            (Arc::new(executor), here)
+        }
         Target::Xl(domain) => {
             let xl = xl::XlExecutor::new(domain.clone(), kernel, &table)?;
             let fingerprint = xl.fingerprint().clone();

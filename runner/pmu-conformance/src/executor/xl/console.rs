@@ -85,8 +85,15 @@ mod tests {
         let t = Transcript::read(hello.iter().map(String::as_str));
         assert!(t.corrupted.is_empty(), "{:?}", t.corrupted);
         let fields = t.hello.expect("the hello arrived whole");
-        let cpuid = fields.iter().find(|(k, _)| k == "cpuid").map(|(_, v)| v.as_str()).unwrap();
-        assert!(pmu_kernel_checks::cpuid_leaves::decode(cpuid).is_some_and(|l| l.len() > 8), "{cpuid}");
+        let cpuid = fields
+            .iter()
+            .find(|(k, _)| k == "cpuid")
+            .map(|(_, v)| v.as_str())
+            .unwrap();
+        assert!(
+            pmu_kernel_checks::cpuid_leaves::decode(cpuid).is_some_and(|l| l.len() > 8),
+            "{cpuid}"
+        );
         assert_eq!(t.end, Some(0));
         let plan = domain_lines(2, RECORDED.lines());
         let t = Transcript::read(plan.iter().map(String::as_str));
