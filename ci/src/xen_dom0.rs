@@ -47,7 +47,7 @@ const LIBRARY_PACKAGES: [&str; 17] = [
     // glibc loads it at the first pthread_cancel, which `xl create` makes.
     "libgcc-s1",
 ];
-/// The kernel's Xen device modules, in the order the runner loads them.
+/// The kernel's Xen device modules; the runner loads every one in the tree.
 const MODULES: [&str; 5] = [
     "xen-privcmd.ko",
     "xenfs.ko",

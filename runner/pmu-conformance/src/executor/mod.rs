@@ -100,6 +100,24 @@ pub(crate) fn resolve(
     Ok(event)
 }
 
+/// The outcomes of the cases an executor ran together at
+/// [`Executor::plan`], each taken once, at its case's [`Executor::run`].
+#[derive(Default)]
+pub(crate) struct Together(std::sync::Mutex<std::collections::HashMap<String, Outcome>>);
+
+impl Together {
+    pub(crate) fn set(&self, outcomes: std::collections::HashMap<String, Outcome>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = outcomes;
+    }
+
+    pub(crate) fn take(&self, case: &Case) -> Option<Outcome> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&case.id.to_string())
+    }
+}
+
 /// Why an environment's executor could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

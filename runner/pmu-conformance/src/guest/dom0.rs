@@ -4,7 +4,8 @@
 //!
 //! The dom0's initramfs holds the toolstack from Debian's packages (no
 //! shell, no Python, no init scripts), so this does what Debian's
-//! `xencommons` script would: it loads the kernel's Xen device modules,
+//! `xencommons` script would: it loads the kernel's Xen device modules (all
+//! that the initramfs holds under the running kernel's `drivers/xen`),
 //! mounts xenfs and devpts, makes the folders the toolstack writes in, and
 //! starts `xenstored`, `xen-init-dom0` and `xenconsoled`, in that order
 //! (guest-boots.md, "A PVH domU through a Linux PV dom0": without devpts or
@@ -21,15 +22,6 @@ use std::time::Duration;
 /// The kernel command-line word that makes init start the toolstack; only
 /// the `qemu-xen-domu` launcher adds it.
 pub const WORD: &str = "pmuc.xen-dom0";
-
-/// The kernel's Xen modules, in the order they load (none needs another).
-const MODULES: [&str; 5] = [
-    "xen-privcmd.ko",
-    "xenfs.ko",
-    "xen-evtchn.ko",
-    "xen-gntdev.ko",
-    "xen-gntalloc.ko",
-];
 
 /// The folders Xen's toolstack writes in (Debian's `XEN_RUN_DIR`,
 /// `XEN_LIB_DIR`, `XEN_LOG_DIR`, and xenstored's own).
@@ -69,8 +61,19 @@ pub fn start_toolstack() {
     let modules = Path::new("/lib/modules")
         .join(release.trim())
         .join("kernel/drivers/xen");
-    for module in MODULES {
-        step(module, load_module(&modules.join(module)));
+    // Every module the initramfs holds there (`cargo xtask xen` puts in
+    // xen-privcmd, xenfs, xen-evtchn, xen-gntdev and xen-gntalloc; none
+    // needs another), in name order.
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&modules)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|x| x == "ko"));
+    files.sort();
+    if files.is_empty() {
+        println!("pmu-conformance dom0: no Xen modules in {}", modules.display());
+    }
+    for module in &files {
+        step(&module.display().to_string(), load_module(module));
     }
     step(
         "mounting xenfs",

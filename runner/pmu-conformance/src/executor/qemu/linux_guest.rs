@@ -149,21 +149,18 @@ fn xen_dom0(
         Accel::Tcg => xen::DOM0_TCG_CPU.to_owned(),
         Accel::Kvm => xen::default_cpu(Accel::Kvm).to_owned(),
     });
-    let mut extra_args: Vec<std::ffi::OsString> = vec!["-smp".into(), guest.vcpus.to_string().into()];
-    extra_args.extend(guest.extra_args.iter().map(Into::into));
     let config = QemuConfig {
-        initrd: Some(modules.initrd.clone()),
-        console: ConsolePort::Serial,
-        machine: guest.machine,
-        cpu: Some(cpu),
-        memory_mib: guest.memory_mib,
-        timeout: guest.deadline,
-        extra_args,
         notes: vec![format!("the dom0 runs: {}", dom0.runs)],
-        ..QemuConfig::new(
-            hypervisor,
-            guest.accel,
-            xen::command_line(&xen::DOM0_COMMAND_LINE, &dom0.xen),
+        ..serial_config(
+            guest,
+            QemuConfig::new(
+                hypervisor,
+                guest.accel,
+                xen::command_line(&xen::DOM0_COMMAND_LINE, &dom0.xen),
+            ),
+            modules.initrd.clone(),
+            cpu,
+            false,
         )
     };
     Ok((config, modules))
@@ -196,25 +193,46 @@ fn config(guest: &LinuxGuest, kernel: &Path, initramfs: &Path) -> QemuConfig {
         Accel::Tcg => "max".to_owned(),
         Accel::Kvm => "host".to_owned(),
     });
-    let mut extra_args: Vec<std::ffi::OsString> = vec!["-smp".into(), guest.vcpus.to_string().into()];
     // Under TCG the guest's clock follows its instructions (16 ns each), not
     // the host's: a host whose CPUs are busy elsewhere then cannot starve the
     // guest's timers, which otherwise fire late and several periods at once
     // (the task clock's self-check failed so under load, and passed 8 of 8
     // with this). It costs about 0.9 s of boot.
-    if guest.accel == Accel::Tcg {
+    let icount = guest.accel == Accel::Tcg;
+    serial_config(
+        guest,
+        QemuConfig::new(kernel, guest.accel, cmdline),
+        initramfs.as_os_str().to_owned(),
+        cpu,
+        icount,
+    )
+}
+
+/// `base` (the image and its command line) as `guest` boots it: its
+/// `initrd`, the serial console, its machine, `cpu`, memory, vCPUs and
+/// deadline, instruction counting where asked ([`ICOUNT`]), and its extra
+/// arguments last.
+fn serial_config(
+    guest: &LinuxGuest,
+    base: QemuConfig,
+    initrd: std::ffi::OsString,
+    cpu: String,
+    icount: bool,
+) -> QemuConfig {
+    let mut extra_args: Vec<std::ffi::OsString> = vec!["-smp".into(), guest.vcpus.to_string().into()];
+    if icount {
         extra_args.extend(ICOUNT.map(Into::into));
     }
     extra_args.extend(guest.extra_args.iter().map(Into::into));
     QemuConfig {
-        initrd: Some(initramfs.as_os_str().to_owned()),
+        initrd: Some(initrd),
         console: ConsolePort::Serial,
         machine: guest.machine,
         cpu: Some(cpu),
         memory_mib: guest.memory_mib,
         timeout: guest.deadline,
         extra_args,
-        ..QemuConfig::new(kernel, guest.accel, cmdline)
+        ..base
     }
 }
 

@@ -27,7 +27,7 @@ pub mod xen;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use pmu_kernel_checks::cpuid_leaves;
@@ -38,7 +38,7 @@ use crate::case::Case;
 use crate::cpu::{CpuidDump, CpuidReader};
 use crate::environment::ProbeGuest;
 use crate::event_table::{EventTable, ResolvedEvent};
-use crate::executor::{Executor, StartError};
+use crate::executor::{Executor, StartError, Together};
 use crate::fingerprint::Fingerprint;
 use crate::kernel_case::{self, Transcript};
 use crate::outcome::{Outcome, Reason, ReasonCode, Verdict};
@@ -52,12 +52,9 @@ pub struct QemuExecutor {
     /// The Xen that boots the probe kernel as its dom0, where it does.
     xen: Option<PathBuf>,
     fingerprint: Fingerprint,
-    together: Mutex<Together>,
+    /// The outcomes of the planned cases' one boot whose records arrived.
+    together: Together,
 }
-
-/// The outcomes of the planned cases' one boot whose records arrived, each
-/// taken once.
-type Together = HashMap<String, Outcome>;
 
 impl QemuExecutor {
     /// Finds the image, boots it once to read the guest's CPUID, and is
@@ -103,7 +100,7 @@ impl QemuExecutor {
             image,
             xen,
             fingerprint,
-            together: Mutex::new(Together::new()),
+            together: Together::default(),
         })
     }
 
@@ -217,9 +214,9 @@ impl Executor for QemuExecutor {
         let outcomes = if cases.len() > 1 {
             self.boot_together(cases)
         } else {
-            Together::new()
+            HashMap::new()
         };
-        *self.together.lock().unwrap_or_else(|p| p.into_inner()) = outcomes;
+        self.together.set(outcomes);
     }
 
     fn preflight(&self, _case: &Case) -> Result<Option<ResolvedEvent>, Reason> {
@@ -229,11 +226,7 @@ impl Executor for QemuExecutor {
     }
 
     fn run(&self, case: &Case, _event: Option<&ResolvedEvent>) -> Outcome {
-        let taken = self
-            .together
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&case.id.to_string());
+        let taken = self.together.take(case);
         xen::with_xens_word(self.fingerprint.xen.as_ref(), taken.unwrap_or_else(|| self.boot(case)))
     }
 }

@@ -22,8 +22,8 @@ pub mod console;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pmu_kernel_checks::cpuid_leaves;
@@ -34,7 +34,7 @@ use crate::case::Case;
 use crate::cpu::{CpuidDump, CpuidReader};
 use crate::environment::XlDomain;
 use crate::event_table::{EventTable, ResolvedEvent};
-use crate::executor::{Executor, StartError};
+use crate::executor::{Executor, StartError, Together};
 use crate::fingerprint::{Fingerprint, XenFacts};
 use crate::kernel_case::{self, Transcript};
 use crate::outcome::{Outcome, Reason, ReasonCode};
@@ -54,7 +54,8 @@ pub struct XlExecutor {
     fingerprint: Fingerprint,
     /// Whether Xen's NMI watchdog is on: it holds a counter of its own.
     watchdog: bool,
-    together: Mutex<HashMap<String, Outcome>>,
+    /// The outcomes of the planned cases' one domain whose records arrived.
+    together: Together,
     created: AtomicU32,
 }
 
@@ -92,7 +93,7 @@ impl XlExecutor {
             image,
             fingerprint: Fingerprint::from_parts(table, &CpuidReader::replay(CpuidDump::default()), None),
             watchdog,
-            together: Mutex::new(HashMap::new()),
+            together: Together::default(),
             created: AtomicU32::new(0),
         };
         let ran = executor.run_domain(
@@ -314,7 +315,7 @@ impl Executor for XlExecutor {
                 }
             }
         }
-        *self.together.lock().unwrap_or_else(|p| p.into_inner()) = outcomes;
+        self.together.set(outcomes);
     }
 
     fn preflight(&self, _case: &Case) -> Result<Option<ResolvedEvent>, Reason> {
@@ -322,11 +323,7 @@ impl Executor for XlExecutor {
     }
 
     fn run(&self, case: &Case, _event: Option<&ResolvedEvent>) -> Outcome {
-        let taken = self
-            .together
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&case.id.to_string());
+        let taken = self.together.take(case);
         let outcome = taken.unwrap_or_else(|| self.one_domain(case));
         super::qemu::xen::with_xens_word(self.fingerprint.xen.as_ref(), outcome)
     }
