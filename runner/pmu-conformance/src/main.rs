@@ -281,7 +281,14 @@ fn main() -> ExitCode {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     // As a Linux guest's init, the arguments come from the kernel command line.
     if pmu_conformance::guest::init::is_init() {
-        pmu_conformance::guest::init::run(|args| run_command(Cli::parse_from(args)));
+        // A bad command line is printed, never an exit: init's exit panics the kernel.
+        pmu_conformance::guest::init::run(|args| match Cli::try_parse_from(args) {
+            Ok(cli) => run_command(cli),
+            Err(e) => {
+                let _ = e.print();
+                ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+            }
+        });
     }
     run_command(Cli::parse())
 }
