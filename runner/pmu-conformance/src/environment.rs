@@ -71,15 +71,25 @@ pub struct XlDomain {
     pub guest: GuestType,
     pub memory_mib: u32,
     pub vcpus: u32,
+    /// A Linux domU carrying the runner, which runs the linux cases inside
+    /// it, with this kernel; none for the probe kernel's domUs.
+    pub linux: Option<GuestKernel>,
+    /// A Linux domU's, from `xl create` to its report.
+    pub deadline: Duration,
 }
 
 impl XlDomain {
     /// This domain as a one-environment matrix under `id`, which loads back
     /// to the same domain: what a `qemu-xen-domu` dom0 runs.
-    pub fn matrix(&self, id: &EnvironmentId) -> String {
+    /// A Linux domU's kernel is written as `kernel` (the path it has in the dom0).
+    pub fn matrix(&self, id: &EnvironmentId, kernel: &str) -> String {
+        let linux = match self.linux {
+            Some(_) => format!("    kernel: {kernel}\n    deadline: {}\n", self.deadline.as_secs()),
+            None => String::new(),
+        };
         format!(
             "about: the domU a qemu-xen-domu dom0 runs\nenvironments:\n  - id: {id}\n    about: as on the host\n    \
-             probe: xl\n    guest: {}\n    memory: {}\n    vcpus: {}\n",
+             probe: xl\n    guest: {}\n    memory: {}\n    vcpus: {}\n{linux}",
             self.guest.name(),
             self.memory_mib,
             self.vcpus
@@ -185,7 +195,11 @@ impl Target {
             Target::Local => probe == ProbeKind::Linux,
             Target::Sim { .. } => true,
             Target::Qemu(_) => probe == ProbeKind::Kernel,
-            Target::QemuLinux(guest) if guest.dom0.is_some() => probe == ProbeKind::Kernel,
+            Target::QemuLinux(guest) if guest.dom0.is_some() => {
+                let linux = guest.dom0.as_ref().is_some_and(|d| d.domu.linux.is_some());
+                probe == if linux { ProbeKind::Linux } else { ProbeKind::Kernel }
+            }
+            Target::Xl(domain) if domain.linux.is_some() => probe == ProbeKind::Linux,
             Target::Xl(_) => probe == ProbeKind::Kernel,
             Target::QemuLinux(_) | Target::Ssh(_) => probe == ProbeKind::Linux,
         }
@@ -677,12 +691,31 @@ fn xl_domain(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors
             GuestType::Pvh
         }
     };
-    let memory_mib = within(source, &e.memory, "memory", (16, 65_536), 32, errors);
+    let linux = match &e.kernel {
+        None => None,
+        Some(k) if k.value == "debian" => Some(GuestKernel::Debian),
+        Some(k) if !k.value.trim().is_empty() && !k.value.contains('\0') => Some(GuestKernel::Path(k.value.clone().into())),
+        Some(k) => {
+            errors.push(source.error_at(k, "`kernel` is a path to a Linux kernel, or `debian`"));
+            None
+        }
+    };
+    // A Linux domU carrying the runner needs more than the probe kernel.
+    let memory = if linux.is_some() { 256 } else { 32 };
+    let memory_mib = within(source, &e.memory, "memory", (16, 65_536), memory, errors);
     let vcpus = within(source, &e.vcpus, "vcpus", (1, 64), 1, errors);
+    let deadline = deadline_of(source, e, 300, 3600, errors);
+    if linux.is_none()
+        && let Some(d) = &e.deadline
+    {
+        errors.push(source.error_at(d, "`deadline` is for an xl environment with a Linux `kernel`; the probe kernel's cases keep their own"));
+    }
     (errors.0.len() == before).then_some(XlDomain {
         guest,
         memory_mib,
         vcpus,
+        linux,
+        deadline,
     })
 }
 
@@ -725,6 +758,8 @@ fn xen_domu(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors)
                 guest: GuestType::Pvh,
                 memory_mib: 32,
                 vcpus: 1,
+                linux: None,
+                deadline: Duration::from_secs(300),
             },
         }),
     })
@@ -888,11 +923,11 @@ fn target(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors) -
     const QEMU: &[&str] = &["qemu", "qemu-linux", "qemu-xen-dom0", "qemu-xen-domu"];
     const SIZES: &[&str] = &["qemu", "qemu-linux", "qemu-xen-dom0", "qemu-xen-domu", "xl"];
     const XEN: &[&str] = &["qemu-xen-dom0", "qemu-xen-domu"];
-    const LINUX_GUEST: &[&str] = &["qemu-linux"];
+    const LINUX_GUEST: &[&str] = &["qemu-linux", "xl"];
     const DOMU: &[&str] = &["qemu-xen-domu"];
     const XL: &[&str] = &["xl"];
     const SSH: &[&str] = &["ssh"];
-    const DEADLINE: &[&str] = &["qemu-linux", "qemu-xen-domu", "ssh"];
+    const DEADLINE: &[&str] = &["qemu-linux", "qemu-xen-domu", "xl", "ssh"];
     let fields = [
         ("model", SIM, e.model.as_ref().map(|s| location(&s.referenced))),
         ("faults", SIM, e.faults.as_ref().map(|s| location(&s.referenced))),
@@ -1244,8 +1279,10 @@ mod tests {
             guest: GuestType::Hvm,
             memory_mib: 48,
             vcpus: 2,
+            linux: None,
+            deadline: Duration::from_secs(300),
         };
-        let text = hvm.matrix(&dom0.runs);
+        let text = hvm.matrix(&dom0.runs, "/unused");
         let back = Matrices::load(&[SourceText::new("/domu.yaml", text.as_str())]).unwrap();
         assert!(matches!(&back.environments[dom0.runs.as_str()].target, Target::Xl(d) if *d == hvm));
     }

@@ -179,6 +179,20 @@ pub fn for_environment(
             };
             (Arc::new(executor), here)
         }
+        Target::Xl(domain) if let Some(kernel) = &domain.linux => {
+            let kernel = match kernel {
+                crate::environment::GuestKernel::Path(p) => p.clone(),
+                crate::environment::GuestKernel::Debian => qemu::image::named_or_in_target_dirs(
+                    xl::linux_domu::KERNEL_VARIABLE,
+                    qemu::xen::DOM0_KERNEL_IN_TARGET_DIR,
+                    "`cargo xtask xen` fetches Debian's kernel with apt-get download; \
+                     $PMUC_XEN_DOMU_KERNEL names another",
+                )?,
+            };
+            let domu = xl::linux_domu::boot(domain, &kernel)?;
+            let fingerprint = domu.fingerprint().clone();
+            (Arc::new(domu), fingerprint)
+        }
         Target::Xl(domain) => {
             let xl = xl::XlExecutor::new(domain.clone(), kernel, &table)?;
             let fingerprint = xl.fingerprint().clone();

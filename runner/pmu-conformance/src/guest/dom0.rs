@@ -25,12 +25,13 @@ pub const WORD: &str = "pmuc.xen-dom0";
 
 /// The folders Xen's toolstack writes in (Debian's `XEN_RUN_DIR`,
 /// `XEN_LIB_DIR`, `XEN_LOG_DIR`, and xenstored's own).
-const FOLDERS: [&str; 6] = [
+const FOLDERS: [&str; 7] = [
     "/var/run/xen",
     "/var/run/xenstored",
     "/var/lib/xen",
     "/var/lib/xenstored",
     "/var/log/xen",
+    crate::executor::xl::linux_domu::CONSOLE_LOGS,
     "/dev/pts",
 ];
 
@@ -89,7 +90,11 @@ pub fn start_toolstack() {
     for (program, args) in [
         ("xenstored", &["--pid-file", "/var/run/xenstored.pid"][..]),
         ("xen-init-dom0", &[][..]),
-        ("xenconsoled", &["--pid-file", "/var/run/xenconsoled.pid"][..]),
+        // Each guest's console to a file, where a Linux domU's report arrives.
+        (
+            "xenconsoled",
+            &["--pid-file", "/var/run/xenconsoled.pid", "--log=guest", "--log-dir", crate::executor::xl::linux_domu::CONSOLE_LOGS][..],
+        ),
     ] {
         step(program, run(&bin.join(program), args));
     }

@@ -48,9 +48,12 @@ pub fn run(main: impl FnOnce(Vec<String>) -> std::process::ExitCode) -> ! {
     println!("pmu-conformance init: running {}", args[1..].join(" "));
     let status = report_stream::run_then_stream(main, args, std::path::Path::new(REPORT));
     println!("pmu-conformance init: the run ended ({status:?}); powering off");
-    // SAFETY: sync and reboot take no pointers; as PID 1 in a guest that is
-    // done, powering off is the intent.
+    // SAFETY: tcdrain, sync and reboot take no pointers; as PID 1 in a guest
+    // that is done, powering off is the intent. tcdrain waits until the
+    // console has sent what was written to it (a Xen PV console's last
+    // frames would otherwise die with the domain).
     unsafe {
+        libc::tcdrain(1);
         libc::sync();
         libc::reboot(libc::LINUX_REBOOT_CMD_POWER_OFF);
     }

@@ -41,9 +41,11 @@ pub const KERNEL_IN_TARGET_DIR: &str = "guest/vmlinuz";
 pub const ICOUNT: [&str; 2] = ["-icount", "shift=4,sleep=off"];
 
 /// The label the guest's run goes by; the host gates under its own id.
-const GUEST_LABEL: &str = "linux-guest";
+pub(crate) const GUEST_LABEL: &str = "linux-guest";
 /// Where a dom0's initramfs holds the probe kernel its domUs boot.
 const DOM0_PROBE_KERNEL: &str = "probe-kernel";
+/// Where a dom0's initramfs holds the kernel of the Linux domU it creates.
+const DOM0_DOMU_KERNEL: &str = "domu-vmlinuz";
 /// Where a dom0's initramfs holds the matrix of the `xl` environment it runs.
 const DOM0_MATRIX: &str = "domu.yaml";
 
@@ -78,12 +80,18 @@ pub fn boot(guest: &LinuxGuest, probe_kernel: Option<&Path>) -> Result<ReportedE
                 };
                 return from_report(report, guest, &boot, &retried);
             }
-            Err(why) => failures.push(why),
+            Err((why, final_word)) => {
+                failures.push(why);
+                if final_word {
+                    break;
+                }
+            }
         }
     }
+    let boots = failures.len();
     Err(StartError::Unavailable(format!(
-        "the Linux guest sent no report in {attempts} boot{} ({})",
-        if attempts == 1 { "" } else { "s" },
+        "the Linux guest sent no report in {boots} boot{} ({})",
+        if boots == 1 { "" } else { "s" },
         failures.join("; ")
     )))
 }
@@ -130,10 +138,26 @@ fn xen_dom0(
     let image = super::image::find(probe_kernel)?;
     let image = crate::input_file::read_bytes(&image, super::image::IMAGE_LIMIT)
         .map_err(|e| StartError::Unavailable(format!("reading the probe kernel {}: {e}", image.display())))?;
-    let matrix = dom0.domu.matrix(&dom0.runs);
+    let matrix = dom0.domu.matrix(&dom0.runs, &format!("/{DOM0_DOMU_KERNEL}"));
+    let mut files = vec![(DOM0_PROBE_KERNEL, image.as_slice()), (DOM0_MATRIX, matrix.as_bytes())];
+    // A Linux domU's kernel: Debian's is the dom0's own bzImage.
+    let domu_kernel = match &dom0.domu.linux {
+        None => None,
+        Some(GuestKernel::Path(p)) => Some(p.clone()),
+        Some(GuestKernel::Debian) => Some(Some(kernel.with_file_name("vmlinuz")).filter(|p| p.is_file()).unwrap_or(kernel.clone())),
+    };
+    let domu_kernel = domu_kernel
+        .map(|p| {
+            crate::input_file::read_bytes(&p, super::image::IMAGE_LIMIT)
+                .map_err(|e| StartError::Unavailable(format!("reading the domU's kernel {}: {e}", p.display())))
+        })
+        .transpose()?;
+    if let Some(bytes) = &domu_kernel {
+        files.push((DOM0_DOMU_KERNEL, bytes));
+    }
     let extra = crate::guest::initramfs::Extra {
         tree: Some(&root),
-        files: vec![(DOM0_PROBE_KERNEL, &image), (DOM0_MATRIX, matrix.as_bytes())],
+        files,
     };
     crate::guest::initramfs::write_with(&mut std::io::BufWriter::new(file), init, &extra)
         .map_err(|e| StartError::Unavailable(format!("writing the dom0's initramfs: {e}")))?;
@@ -236,23 +260,35 @@ fn serial_config(
     }
 }
 
-/// The guest's report, or why there is none, with what QEMU and the guest said.
-fn report_of(boot: &Boot) -> Result<Report, String> {
+/// The guest's report, or why there is none, with what QEMU and the guest
+/// said; `Err((why, true))` where the guest's runner itself said why (its
+/// `error:` line), which another boot would only repeat.
+fn report_of(boot: &Boot) -> Result<Report, (String, bool)> {
+    let said = boot
+        .lines
+        .iter()
+        .rev()
+        .find(|l| l.starts_with("error: "))
+        .map(|l| l.trim_start_matches("error: ").to_owned());
     let text = crate::guest::report_stream::read(boot.lines.iter().map(String::as_str)).map_err(|e| {
+        if let Some(said) = &said {
+            return (format!("{e}; the guest's runner said: {said}"), true);
+        }
         let last = boot.lines.iter().rev().find(|l| !l.trim().is_empty());
         let kvm = boot
             .stderr
             .contains("KVM internal error")
             .then_some("; this host's KVM cannot run a Linux guest (QEMU: KVM internal error, emulation failure)");
-        format!(
+        let why = format!(
             "{e}; the boot ended {:?} after {} ms{}{}",
             boot.ending,
             boot.elapsed.as_millis(),
             last.map_or(String::new(), |l| format!("; the guest's last line: {l:?}")),
             kvm.unwrap_or_default()
-        )
+        );
+        (why, false)
     })?;
-    crate::report::json::parse("the Linux guest's report", &text).map_err(|e| e.to_string())
+    crate::report::json::parse("the Linux guest's report", &text).map_err(|e| (e.to_string(), false))
 }
 
 /// The static runner a guest or a remote machine gets, and its bytes (see

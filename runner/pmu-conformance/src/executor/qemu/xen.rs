@@ -77,8 +77,11 @@ pub const DOM0_COMMAND_LINE: [&str; 8] = [
 /// QEMU's `-cpu` for Xen with a Linux PV dom0 under TCG: EPYC without SMAP
 /// and SMEP (else the PV dom0 dies at its first exception) and without
 /// MONITOR (else Xen's idle loop uses MWAIT, which TCG does not emulate,
-/// and Xen panics in `mwait_idle_with_hints`; guest-boots.md).
-pub const DOM0_TCG_CPU: &str = "EPYC,-smap,-smep,-monitor";
+/// and Xen panics in `mwait_idle_with_hints`; guest-boots.md), and without
+/// RDTSCP: TCG's SVM has no NRIP save, so Xen decodes a trapped
+/// instruction's length itself, fails on a Linux domU's RDTSCP (`SVM Insn
+/// len emulation failed ... 0f 01 f9`, seen here) and the domU dies.
+pub const DOM0_TCG_CPU: &str = "EPYC,-smap,-smep,-monitor,-rdtscp";
 
 /// Where `cargo xtask xen` leaves the Linux PV dom0's kernel, under a target
 /// directory; its `root/` (the toolstack) is beside it.

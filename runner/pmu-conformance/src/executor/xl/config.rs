@@ -42,6 +42,10 @@ pub struct Domain<'a> {
     pub cmdline: &'a str,
     pub memory_mib: u32,
     pub vcpus: u32,
+    /// Whether a domain that powers off or crashes is kept (shut down, not
+    /// running) until the executor destroys it, so that xenconsoled can
+    /// read the last of its console first.
+    pub preserve: bool,
 }
 
 /// Why a configuration cannot be written.
@@ -79,10 +83,13 @@ pub fn render(domain: &Domain) -> Result<String, Unquotable> {
     line("cmdline", quoted("cmdline", domain.cmdline)?);
     line("memory", domain.memory_mib.to_string());
     line("vcpus", domain.vcpus.to_string());
-    // However the guest ends, its domain goes: nothing is left running.
-    for event in ["on_poweroff", "on_reboot", "on_crash", "on_watchdog"] {
-        line(event, quoted(event, "destroy")?);
+    // However the guest ends, it stops: its domain goes, or stays shut down
+    // for the executor to destroy; nothing is left running.
+    let ended = if domain.preserve { "preserve" } else { "destroy" };
+    for event in ["on_poweroff", "on_crash", "on_watchdog"] {
+        line(event, quoted(event, ended)?);
     }
+    line("on_reboot", quoted("on_reboot", "destroy")?);
     if domain.guest == GuestType::Hvm {
         // No display, disk or network: the records go to port 0xE9.
         line("vnc", "0".to_owned());
@@ -107,6 +114,7 @@ mod tests {
             cmdline: "pmuc.watchdog=9",
             memory_mib: 32,
             vcpus: 1,
+            preserve: false,
         }
     }
 
@@ -117,8 +125,14 @@ mod tests {
             text,
             "name = \"pmuc-7-1\"\ntype = \"pvh\"\nkernel = \"/probe-kernel\"\nramdisk = \"/tmp/pmuc-xl-1/plan\"\n\
              cmdline = \"pmuc.watchdog=9\"\nmemory = 32\nvcpus = 1\non_poweroff = \"destroy\"\n\
-             on_reboot = \"destroy\"\non_crash = \"destroy\"\non_watchdog = \"destroy\"\n"
+             on_crash = \"destroy\"\non_watchdog = \"destroy\"\non_reboot = \"destroy\"\n"
         );
+        let kept = render(&Domain {
+            preserve: true,
+            ..domain(GuestType::Pvh)
+        })
+        .unwrap();
+        assert!(kept.contains("on_poweroff = \"preserve\"\non_crash = \"preserve\""), "{kept}");
     }
 
     #[test]

@@ -18,6 +18,7 @@
 
 pub mod config;
 pub mod console;
+pub mod linux_domu;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -166,6 +167,7 @@ impl XlExecutor {
             cmdline: cmdline.trim(),
             memory_mib: self.domain.memory_mib,
             vcpus: self.domain.vcpus,
+            preserve: false,
         });
         let cfg = dir.path().join("domain.cfg");
         let written = text
