@@ -694,7 +694,9 @@ fn xl_domain(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors
     let linux = match &e.kernel {
         None => None,
         Some(k) if k.value == "debian" => Some(GuestKernel::Debian),
-        Some(k) if !k.value.trim().is_empty() && !k.value.contains('\0') => Some(GuestKernel::Path(k.value.clone().into())),
+        Some(k) if !k.value.trim().is_empty() && !k.value.contains('\0') => {
+            Some(GuestKernel::Path(k.value.clone().into()))
+        }
         Some(k) => {
             errors.push(source.error_at(k, "`kernel` is a path to a Linux kernel, or `debian`"));
             None
@@ -708,7 +710,10 @@ fn xl_domain(source: &SourceText, e: &EnvironmentEntry, errors: &mut InputErrors
     if linux.is_none()
         && let Some(d) = &e.deadline
     {
-        errors.push(source.error_at(d, "`deadline` is for an xl environment with a Linux `kernel`; the probe kernel's cases keep their own"));
+        errors.push(source.error_at(
+            d,
+            "`deadline` is for an xl environment with a Linux `kernel`; the probe kernel's cases keep their own",
+        ));
     }
     (errors.0.len() == before).then_some(XlDomain {
         guest,

@@ -25,6 +25,7 @@ pub mod machine;
 pub mod perf;
 pub mod pmu;
 pub mod program;
+pub mod quirk_fix;
 mod random;
 
 pub use config::{Config, Vendor};

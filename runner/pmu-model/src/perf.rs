@@ -87,7 +87,7 @@ impl PerfDriver {
 
     /// x86_perf_event_update: adds the counter's movement to the count.
     fn update(&mut self, pmu: &mut Pmu) {
-        let now = pmu.value(self.counter);
+        let now = pmu.guest_value(self.counter);
         let delta = now.wrapping_sub(self.prev) & PerfDriver::mask(pmu);
         self.prev = now;
         self.count += delta;
@@ -183,7 +183,7 @@ impl Driver for PerfDriver {
             Some((status, _)) => pmu.rdmsr(status).unwrap_or(0) & 1 != 0,
             // Without global status, AMD's handler asks each counter: one that
             // has wrapped has its top bit clear.
-            None => pmu.value(self.counter) >> (pmu.config.width - 1) == 0,
+            None => pmu.guest_value(self.counter) >> (pmu.config.width - 1) == 0,
         };
         if overflowed && self.active {
             self.update(pmu);

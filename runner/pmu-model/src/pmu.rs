@@ -75,6 +75,12 @@ pub struct Pmu {
     pub delivered: u64,
     /// kvm-pinned-starvation: events each GP counter may still count this window.
     stop_after: Vec<Option<u64>>,
+    /// Counters the quirk wrote 1 into under the intercept-reads fix: the
+    /// guest reads each one less, until it writes the counter.
+    quirk_bias: u64,
+    /// Under the hold-PMI fix: a PMI was delivered and the guest has not yet
+    /// acknowledged it through GLOBAL_OVF_CTRL, so the next is held.
+    held: bool,
     /// Bumped whenever what counts, and how, may have changed (an MSR write,
     /// a freeze, a starved counter's countdown): see [`Pmu::controls_generation`].
     generation: u64,
@@ -103,6 +109,8 @@ impl Pmu {
             latched: 0,
             delivered: 0,
             stop_after: vec![None; gp],
+            quirk_bias: 0,
+            held: false,
             generation: 0,
             opportunities: Opportunities::default(),
             config,
@@ -157,6 +165,16 @@ impl Pmu {
         match c {
             Counter::Gp(i) => self.gp[i],
             Counter::Fixed(i) => self.fixed[i],
+        }
+    }
+
+    /// What the guest reads from counter `c` (RDPMC, RDMSR): its value,
+    /// less the quirk's 1 where Xen intercepts the reads
+    /// ([`crate::quirk_fix::PmcQuirkFix::InterceptReads`]).
+    pub fn guest_value(&self, c: Counter) -> u64 {
+        match self.quirk_bias & Pmu::bit(c) {
+            0 => self.value(c),
+            _ => self.value(c).wrapping_sub(1) & self.width_mask(c),
         }
     }
 
@@ -397,6 +415,11 @@ impl Pmu {
     /// The hardware interrupt: the hypervisor handles it (where its faults
     /// act), then latches it at the guest's LAPIC unless the LVT is masked.
     fn fire(&mut self) {
+        use crate::quirk_fix::PmcQuirkFix;
+        // Under the hold-PMI fix, a PMI waits for the last one's acknowledgement.
+        if self.held && self.fault("xen-pmc-quirk") {
+            return;
+        }
         self.pending = None;
         let emulated = std::mem::take(&mut self.pending_emulated);
         if self.chance.happens(self.config.faults.rate("lost-pmi")) {
@@ -410,11 +433,18 @@ impl Pmu {
             return;
         }
         if self.fault("xen-pmc-quirk") {
-            for c in self.counters().collect::<Vec<_>>() {
-                if self.status & Pmu::bit(c) != 0 && self.value(c) == 0 {
-                    *self.value_mut(c) = 1;
+            let fix = self.config.pmc_quirk_fix;
+            if PmcQuirkFix::quirks(fix, self.config.signature) {
+                for c in self.counters().collect::<Vec<_>>() {
+                    if self.status & Pmu::bit(c) != 0 && self.value(c) == 0 {
+                        *self.value_mut(c) = 1;
+                        if fix == Some(PmcQuirkFix::InterceptReads) {
+                            self.quirk_bias |= Pmu::bit(c);
+                        }
+                    }
                 }
             }
+            self.held = fix == Some(PmcQuirkFix::HoldPmi);
         }
         if self.fault("xen-status-shadow") {
             self.guest_status |= self.status;
@@ -542,8 +572,8 @@ impl Pmu {
             Vendor::Amd => (false, ecx as usize),
         };
         match (fixed, i) {
-            (true, i) if i < self.fixed.len() => Ok(self.fixed[i]),
-            (false, i) if i < self.gp.len() => Ok(self.gp[i]),
+            (true, i) if i < self.fixed.len() => Ok(self.guest_value(Counter::Fixed(i))),
+            (false, i) if i < self.gp.len() => Ok(self.guest_value(Counter::Gp(i))),
             _ => GP,
         }
     }
@@ -610,12 +640,12 @@ impl Pmu {
     fn rdmsr_intel(&mut self, msr: u32) -> Result<u64, Gp> {
         let globals = self.has_globals();
         if let Some(i) = self.gp_index(msr, intel::PMC0, 1) {
-            return Ok(self.gp[i]);
+            return Ok(self.guest_value(Counter::Gp(i)));
         }
         if self.config.full_width_writes
             && let Some(i) = self.gp_index(msr, intel::A_PMC0, 1)
         {
-            return Ok(self.gp[i]);
+            return Ok(self.guest_value(Counter::Gp(i)));
         }
         if self.config.legacy_pmc_reads_zero && (intel::PMC0..intel::PMC0 + 2).contains(&msr) {
             return Ok(0);
@@ -625,7 +655,7 @@ impl Pmu {
         }
         match msr {
             m if (intel::FIXED_CTR0..intel::FIXED_CTR0 + u32::from(self.config.fixed)).contains(&m) => {
-                Ok(self.fixed[(m - intel::FIXED_CTR0) as usize])
+                Ok(self.guest_value(Counter::Fixed((m - intel::FIXED_CTR0) as usize)))
             }
             intel::FIXED_CTR_CTRL if self.config.fixed > 0 => Ok(self.fixed_ctrl),
             intel::PERF_GLOBAL_STATUS if globals => Ok(self.guest_status),
@@ -645,6 +675,7 @@ impl Pmu {
             // The legacy alias takes bits 31:0 and sign-extends bit 31.
             let extended = value as u32 as i32 as i64 as u64;
             self.gp[i] = extended & self.width_mask(Counter::Gp(i));
+            self.quirk_bias &= !Pmu::bit(Counter::Gp(i));
             return Ok(());
         }
         if self.config.full_width_writes
@@ -654,6 +685,7 @@ impl Pmu {
                 return Err(Gp::GP);
             }
             self.gp[i] = value;
+            self.quirk_bias &= !Pmu::bit(Counter::Gp(i));
             return Ok(());
         }
         if self.config.legacy_pmc_reads_zero && (intel::PMC0..intel::PMC0 + 2).contains(&msr) {
@@ -678,6 +710,7 @@ impl Pmu {
             m if (intel::FIXED_CTR0..intel::FIXED_CTR0 + u32::from(self.config.fixed)).contains(&m) => {
                 let c = Counter::Fixed((m - intel::FIXED_CTR0) as usize);
                 *self.value_mut(c) = value & self.width_mask(c);
+                self.quirk_bias &= !Pmu::bit(c);
                 Ok(())
             }
             intel::FIXED_CTR_CTRL if self.config.fixed > 0 => {
@@ -694,7 +727,14 @@ impl Pmu {
                 self.global_ctrl = value;
                 Ok(())
             }
-            intel::PERF_GLOBAL_OVF_CTRL if globals => self.write_status(value, self.status_writable(), false),
+            intel::PERF_GLOBAL_OVF_CTRL if globals => {
+                self.write_status(value, self.status_writable(), false)?;
+                // The acknowledgement releases a PMI the hold-PMI fix held back.
+                if std::mem::take(&mut self.held) && self.pending.is_some() {
+                    self.fire();
+                }
+                Ok(())
+            }
             intel::PERF_GLOBAL_STATUS_SET if self.config.version >= 4 => {
                 self.write_status(value, self.status_writable(), true)
             }
@@ -843,6 +883,44 @@ mod tests {
             pmu.retire(&BRANCH);
         }
         assert_eq!(pmu.value(Counter::Gp(0)), 1);
+    }
+
+    #[test]
+    fn each_proposed_fix_changes_what_the_quirk_does_its_own_way() {
+        use crate::quirk_fix::PmcQuirkFix;
+        let fixed = |fix| {
+            Pmu::new(Config {
+                pmc_quirk_fix: Some(fix),
+                ..skylake(&[Fault::XenPmcQuirk]).config
+            })
+        };
+        // Restricted to Nehalem: a Skylake counter stays at 0.
+        let mut old = fixed(PmcQuirkFix::OldCpusOnly);
+        arm(&mut old, 3);
+        (0..3).for_each(|_| old.retire(&BRANCH));
+        assert_eq!((old.value(Counter::Gp(0)), old.rdmsr(intel::A_PMC0)), (0, Ok(0)));
+        // Reads intercepted: the counter holds 1, the guest reads 0, and a
+        // write of its own ends the correction.
+        let mut reads = fixed(PmcQuirkFix::InterceptReads);
+        arm(&mut reads, 3);
+        (0..3).for_each(|_| reads.retire(&BRANCH));
+        assert_eq!(reads.value(Counter::Gp(0)), 1);
+        assert_eq!((reads.rdmsr(intel::A_PMC0), reads.rdpmc(0)), (Ok(0), Ok(0)));
+        reads.wrmsr(intel::A_PMC0, 5).unwrap();
+        assert_eq!(reads.rdmsr(intel::A_PMC0), Ok(5));
+        // PMI held: no write; a second overflow before the acknowledgement
+        // raises no PMI until the guest writes GLOBAL_OVF_CTRL.
+        let mut hold = fixed(PmcQuirkFix::HoldPmi);
+        arm(&mut hold, 1);
+        hold.retire(&BRANCH);
+        assert_eq!((hold.value(Counter::Gp(0)), hold.take_pmis()), (0, 1));
+        hold.set_lvtpc(32);
+        hold.wrmsr(intel::A_PMC0, (1 << 48) - 1).unwrap();
+        hold.retire(&BRANCH);
+        hold.retire(&BRANCH);
+        assert_eq!(hold.take_pmis(), 0, "held until acknowledged");
+        hold.wrmsr(intel::PERF_GLOBAL_OVF_CTRL, 1).unwrap();
+        assert_eq!(hold.take_pmis(), 1, "released by the acknowledgement");
     }
 
     #[test]

@@ -93,7 +93,13 @@ pub fn start_toolstack() {
         // Each guest's console to a file, where a Linux domU's report arrives.
         (
             "xenconsoled",
-            &["--pid-file", "/var/run/xenconsoled.pid", "--log=guest", "--log-dir", crate::executor::xl::linux_domu::CONSOLE_LOGS][..],
+            &[
+                "--pid-file",
+                "/var/run/xenconsoled.pid",
+                "--log=guest",
+                "--log-dir",
+                crate::executor::xl::linux_domu::CONSOLE_LOGS,
+            ][..],
         ),
     ] {
         step(program, run(&bin.join(program), args));

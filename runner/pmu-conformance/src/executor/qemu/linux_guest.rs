@@ -144,7 +144,11 @@ fn xen_dom0(
     let domu_kernel = match &dom0.domu.linux {
         None => None,
         Some(GuestKernel::Path(p)) => Some(p.clone()),
-        Some(GuestKernel::Debian) => Some(Some(kernel.with_file_name("vmlinuz")).filter(|p| p.is_file()).unwrap_or(kernel.clone())),
+        Some(GuestKernel::Debian) => Some(
+            Some(kernel.with_file_name("vmlinuz"))
+                .filter(|p| p.is_file())
+                .unwrap_or(kernel.clone()),
+        ),
     };
     let domu_kernel = domu_kernel
         .map(|p| {

@@ -132,7 +132,10 @@ mod tests {
             ..domain(GuestType::Pvh)
         })
         .unwrap();
-        assert!(kept.contains("on_poweroff = \"preserve\"\non_crash = \"preserve\""), "{kept}");
+        assert!(
+            kept.contains("on_poweroff = \"preserve\"\non_crash = \"preserve\""),
+            "{kept}"
+        );
     }
 
     #[test]

@@ -36,7 +36,10 @@ const DRAIN: Duration = Duration::from_secs(10);
 pub fn boot(domain: &XlDomain, kernel: &Path) -> Result<ReportedExecutor, StartError> {
     let unavailable = StartError::Unavailable;
     if !kernel.is_file() {
-        return Err(StartError::Argument(format!("the domU kernel {} is not a file", kernel.display())));
+        return Err(StartError::Argument(format!(
+            "the domU kernel {} is not a file",
+            kernel.display()
+        )));
     }
     let (_, init) = crate::executor::qemu::linux_guest::runner_to_carry()?;
     let dir = tempfile::Builder::new()
