@@ -1191,7 +1191,7 @@ mod tests {
                 "5:12: a `qemu-linux` environment needs a `kernel`: a path to a bzImage, or `debian`",
                 "9:15: `deadline` is seconds, between 1 and 3600",
                 "13:12: a `qemu-linux` environment needs a `kernel`: a path to a bzImage, or `debian`",
-                "19:13: `kernel` is for `qemu-linux` environments; this one is `qemu`",
+                "19:13: `kernel` is for `qemu-linux` or `xl` environments; this one is `qemu`",
             ],
             "{errors:#?}"
         );
@@ -1290,6 +1290,22 @@ mod tests {
         let text = hvm.matrix(&dom0.runs, "/unused");
         let back = Matrices::load(&[SourceText::new("/domu.yaml", text.as_str())]).unwrap();
         assert!(matches!(&back.environments[dom0.runs.as_str()].target, Target::Xl(d) if *d == hvm));
+        // A Linux domU: the dom0 serves the linux cases, and its matrix names
+        // the kernel by its path inside the dom0.
+        let e = &m.environments["xen-tcg-domu-linux"];
+        assert!(e.target.serves(ProbeKind::Linux) && !e.target.serves(ProbeKind::Kernel));
+        let Target::QemuLinux(g) = &e.target else {
+            panic!("a Linux dom0")
+        };
+        let domu = &g.dom0.as_ref().unwrap().domu;
+        assert_eq!(domu.linux, Some(GuestKernel::Debian));
+        let text = domu.matrix(&dom0.runs, "/domu-vmlinuz");
+        let back = Matrices::load(&[SourceText::new("/domu.yaml", text.as_str())]).unwrap();
+        let Target::Xl(inner) = &back.environments[dom0.runs.as_str()].target else {
+            panic!("an xl environment")
+        };
+        assert_eq!(inner.linux, Some(GuestKernel::Path("/domu-vmlinuz".into())));
+        assert_eq!((inner.memory_mib, inner.deadline), (domu.memory_mib, domu.deadline));
     }
 
     #[test]
