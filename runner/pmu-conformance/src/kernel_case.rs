@@ -72,6 +72,16 @@ pub fn outcome(record: Record) -> Outcome {
     outcome
 }
 
+/// The guest's CPUID, from the `cpuid` field of the probe kernel's hello.
+pub fn hello_cpuid(hello: &[(String, String)]) -> Result<crate::cpu::CpuidDump, String> {
+    let cpuid = hello.iter().find(|(k, _)| k == "cpuid").map_or("", |(_, v)| v.as_str());
+    let leaves = pmu_kernel_checks::cpuid_leaves::decode(cpuid)
+        .ok_or_else(|| format!("the probe kernel's hello has a malformed cpuid field: {cpuid}"))?;
+    Ok(crate::cpu::CpuidDump {
+        leaves: leaves.into_iter().collect(),
+    })
+}
+
 /// What a console transcript held.
 #[derive(Debug, Default)]
 pub struct Transcript {

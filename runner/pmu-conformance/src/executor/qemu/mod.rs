@@ -30,12 +30,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pmu_kernel_checks::cpuid_leaves;
 use pmu_kernel_checks::plan::Plan;
 
 use self::launcher::{Boot, Ending, Exit, QemuConfig};
 use crate::case::Case;
-use crate::cpu::{CpuidDump, CpuidReader};
+use crate::cpu::CpuidReader;
 use crate::environment::ProbeGuest;
 use crate::event_table::{EventTable, ResolvedEvent};
 use crate::executor::{Executor, StartError, Together};
@@ -84,13 +83,7 @@ impl QemuExecutor {
                 config.command_line()
             )));
         };
-        let cpuid = hello.iter().find(|(k, _)| k == "cpuid").map_or("", |(_, v)| v.as_str());
-        let leaves = cpuid_leaves::decode(cpuid).ok_or_else(|| {
-            StartError::Unavailable(format!("the probe kernel's hello has a malformed cpuid field: {cpuid}"))
-        })?;
-        let dump = CpuidDump {
-            leaves: leaves.into_iter().collect(),
-        };
+        let dump = kernel_case::hello_cpuid(hello).map_err(StartError::Unavailable)?;
         let mut fingerprint = Fingerprint::from_parts(table, &CpuidReader::replay(dump), None);
         if xen.is_some() {
             fingerprint.xen = xen::facts(boot.lines.iter().map(String::as_str));

@@ -27,7 +27,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use pmu_kernel_checks::cpuid_leaves;
 use pmu_kernel_checks::plan::Plan;
 
 use self::config::Domain;
@@ -111,13 +110,7 @@ impl XlExecutor {
                 ran.lines.last().map_or(String::new(), |l| format!(", the last {l:?}"))
             )));
         };
-        let cpuid = hello.iter().find(|(k, _)| k == "cpuid").map_or("", |(_, v)| v.as_str());
-        let leaves = cpuid_leaves::decode(cpuid).ok_or_else(|| {
-            StartError::Unavailable(format!("the probe kernel's hello has a malformed cpuid field: {cpuid}"))
-        })?;
-        let dump = CpuidDump {
-            leaves: leaves.into_iter().collect(),
-        };
+        let dump = kernel_case::hello_cpuid(hello).map_err(StartError::Unavailable)?;
         let dmesg = xl(&["dmesg"]).unwrap_or_default();
         let said = super::qemu::xen::facts(dmesg.lines())
             .map(|f| f.vpmu_said)
