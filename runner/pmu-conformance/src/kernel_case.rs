@@ -72,6 +72,12 @@ pub fn outcome(record: Record) -> Outcome {
     outcome
 }
 
+/// The probe kernel's watchdog word for a boot killed at `timeout`: the
+/// guest gives up a second before the host would kill it.
+pub fn watchdog_word(timeout: std::time::Duration) -> String {
+    format!("pmuc.watchdog={}", timeout.as_secs().saturating_sub(1).max(1))
+}
+
 /// The guest's CPUID, from the `cpuid` field of the probe kernel's hello.
 pub fn hello_cpuid(hello: &[(String, String)]) -> Result<crate::cpu::CpuidDump, String> {
     let cpuid = hello.iter().find(|(k, _)| k == "cpuid").map_or("", |(_, v)| v.as_str());
@@ -114,6 +120,26 @@ impl Transcript {
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The outcome of each of `cases` whose record arrived, by id, each with
+    /// `figures` (how the one boot or domain that ran them all went).
+    pub fn reported_outcomes(
+        &self,
+        cases: &[std::sync::Arc<Case>],
+        figures: &[(&str, u64)],
+    ) -> HashMap<String, Outcome> {
+        cases
+            .iter()
+            .map(|c| c.id.to_string())
+            .filter(|id| self.reported(id))
+            .map(|id| {
+                let outcome = figures
+                    .iter()
+                    .fold(self.outcome(&id), |o, (name, value)| o.figure(name, *value));
+                (id, outcome)
+            })
+            .collect()
     }
 
     /// Whether the transcript holds an intact record of case `id`.

@@ -118,19 +118,13 @@ impl QemuExecutor {
         let Ok(boot) = launcher::boot(&prepared.config) else {
             return HashMap::new();
         };
-        let transcript = Transcript::read(boot.lines.iter().map(String::as_str));
-        cases
-            .iter()
-            .map(|c| c.id.to_string())
-            .filter(|id| transcript.reported(id))
-            .map(|id| {
-                let outcome = transcript
-                    .outcome(&id)
-                    .figure("boot_ms", boot.wall.as_millis() as u64)
-                    .figure("cases_in_boot", cases.len() as u64);
-                (id, outcome)
-            })
-            .collect()
+        Transcript::read(boot.lines.iter().map(String::as_str)).reported_outcomes(
+            cases,
+            &[
+                ("boot_ms", boot.wall.as_millis() as u64),
+                ("cases_in_boot", cases.len() as u64),
+            ],
+        )
     }
 
     /// One boot for `case` alone, as its outcome, within the case's deadline.
@@ -281,8 +275,11 @@ fn prepare(
 /// A boot of `image` with `plan` on its command line, killed at `timeout`,
 /// with the guest's own watchdog a second shorter.
 fn config(image: &Path, guest: &ProbeGuest, plan: &str, timeout: Duration, purpose: &str) -> QemuConfig {
-    let watchdog = timeout.as_secs().saturating_sub(1).max(1);
-    let verified = QemuConfig::new(image, guest.accel, format!("{plan} pmuc.watchdog={watchdog}"));
+    let verified = QemuConfig::new(
+        image,
+        guest.accel,
+        format!("{plan} {}", kernel_case::watchdog_word(timeout)),
+    );
     let mut extra_args: Vec<std::ffi::OsString> = Vec::new();
     if guest.vcpus > 1 {
         extra_args.extend(["-smp".into(), guest.vcpus.to_string().into()]);

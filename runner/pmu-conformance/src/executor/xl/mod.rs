@@ -144,8 +144,7 @@ impl XlExecutor {
         };
         let (plans, words): (Vec<&str>, Vec<&str>) =
             plan.split_ascii_whitespace().partition(|w| w.starts_with("pmuc="));
-        let watchdog = timeout.as_secs().saturating_sub(1).max(1);
-        let cmdline = format!("{} pmuc.watchdog={watchdog}", words.join(" "));
+        let cmdline = format!("{} {}", words.join(" "), kernel_case::watchdog_word(timeout));
         let ramdisk = dir.path().join("plan");
         let name = format!(
             "pmuc-{}-{}",
@@ -297,17 +296,13 @@ impl Executor for XlExecutor {
             };
             if let Ok(cmdline) = plan.to_cmdline() {
                 let ran = self.run_domain(&cmdline, timeout);
-                let transcript = Transcript::read(ran.lines.iter().map(String::as_str));
-                for case in cases {
-                    let id = case.id.to_string();
-                    if transcript.reported(&id) {
-                        let outcome = transcript
-                            .outcome(&id)
-                            .figure("domain_ms", ran.wall.as_millis() as u64)
-                            .figure("cases_in_domain", cases.len() as u64);
-                        outcomes.insert(id, outcome);
-                    }
-                }
+                outcomes = Transcript::read(ran.lines.iter().map(String::as_str)).reported_outcomes(
+                    cases,
+                    &[
+                        ("domain_ms", ran.wall.as_millis() as u64),
+                        ("cases_in_domain", cases.len() as u64),
+                    ],
+                );
             }
         }
         self.together.set(outcomes);
