@@ -100,6 +100,13 @@ fn the_probe_kernel_runs_every_kernel_case_as_xens_dom0_in_one_boot() {
                 !console.contains("(d0) @pmuc1"),
                 "records come whole, through console_io: {console}"
             );
+            // The boot's self-test: an NMI through the vLAPIC's ICR, and a
+            // yield to Xen's scheduler, each as dom0.
+            assert!(
+                console.contains("probe-kernel: self-test: 1 NMI from the ICR")
+                    && console.contains("1 deschedule by Xen SCHEDOP_yield"),
+                "{console}"
+            );
         }
         assert!(
             consoles.iter().any(|c| c.contains("# the plan module held: pmuc=")),
@@ -208,6 +215,9 @@ fn check_domu(e: &pmu_conformance::matrix::report::EnvironmentRun) {
         "pmu-conformance init: running run --matrices /domu.yaml --env xen-pvh",
         "(d1) @pmuc1",
         "(d2) @pmuc1",
+        // The self-test as a PVH domU: its NMI and its SCHEDOP_yield.
+        "probe-kernel: self-test: 1 NMI from the ICR",
+        "1 deschedule by Xen SCHEDOP_yield",
         every_case.as_str(),
         "Entering ACPI S5 state",
     ] {

@@ -63,6 +63,10 @@ crate::stable_names::stable_names! {
         PmiLost => "pmi-lost",
         /// A notification (or PMI) came for no new overflow, or twice for one.
         PmiExtra => "pmi-extra",
+        /// An overflow raised no PMI though the guest's LVT entry read
+        /// unmasked: an LVT the guest cannot see (a hypervisor's physical
+        /// one) held it back.
+        PmiBlocked => "pmi-blocked",
         /// A notification came after more events than the skid budget allows:
         /// where rr's replay would fail.
         PmiLate => "pmi-late",

@@ -1,6 +1,7 @@
 //! The model as the probe kernel's checks see a machine: CPUID, MSRs, the
 //! LVT entry, PMIs, and the WRMSR-bracketed window, all over [`Pmu`].
 
+use pmu_kernel_checks::hardware::Yield;
 use pmu_kernel_checks::window::{LISTING, WindowArgs};
 use pmu_kernel_checks::{Fault, Hardware};
 
@@ -96,6 +97,19 @@ impl Hardware for ModelHardware {
     fn wait_for_pmi(&mut self, _spins: u32) -> u64 {
         self.machine.pmu.take_pmis();
         self.machine.pmu.delivered
+    }
+
+    fn nmis(&mut self) -> u64 {
+        self.machine.pmu.nmis
+    }
+
+    fn wait_for_nmi(&mut self, _spins: u32) -> u64 {
+        self.machine.pmu.nmis
+    }
+
+    fn deschedule(&mut self, _rounds: u32) -> Yield {
+        self.machine.pmu.deschedule();
+        Yield::Model
     }
 
     fn run_window(&mut self, args: &WindowArgs) {

@@ -20,6 +20,9 @@ const GP: Result<u64, Gp> = Err(Gp::GP);
 
 /// LVT mask bit.
 pub const LVT_MASK: u32 = 1 << 16;
+/// LVT bits 10:8, the delivery mode, and its NMI value (SDM Vol. 3A 11.5.1).
+pub const LVT_DELIVERY_MODE: u32 = 0b111 << 8;
+pub const LVT_NMI: u32 = 0b100 << 8;
 
 /// Bits of an event select that are reserved: a write with any set raises #GP.
 const INTEL_EVTSEL_RESERVED: u64 = !0u64 << 34;
@@ -73,6 +76,9 @@ pub struct Pmu {
     latched: u32,
     /// PMIs the guest has taken.
     pub delivered: u64,
+    /// PMIs the guest has taken as NMIs (the LVT entry in NMI mode), which
+    /// no cleared IF holds back.
+    pub nmis: u64,
     /// kvm-pinned-starvation: events each GP counter may still count this window.
     stop_after: Vec<Option<u64>>,
     /// Counters the quirk wrote 1 into under the intercept-reads fix: the
@@ -108,6 +114,7 @@ impl Pmu {
             retiring_emulated: false,
             latched: 0,
             delivered: 0,
+            nmis: 0,
             stop_after: vec![None; gp],
             quirk_bias: 0,
             held: false,
@@ -481,11 +488,46 @@ impl Pmu {
         // came from an instruction it emulated during a VM exit that also ran
         // the PMI's irq_work, with the guest's LVTPC unmasked.
         if self.lvtpc & LVT_MASK == 0 {
-            self.latched += if emulated && self.fault("kvm-duplicate-pmi") {
+            let n = if emulated && self.fault("kvm-duplicate-pmi") {
                 2
             } else {
                 1
             };
+            if self.lvtpc & LVT_DELIVERY_MODE == LVT_NMI {
+                // An NMI is taken at once, interrupts off or not.
+                self.nmis += u64::from(n);
+                self.mask_on_delivery();
+            } else {
+                self.latched += n;
+            }
+        }
+    }
+
+    /// A context switch: the vCPU is switched out and back in. Under
+    /// xen-status-not-saved a PMI raised but not yet handled by the
+    /// hypervisor is lost with its hardware status bit
+    /// (xen:vpmu_intel.c:270-271, vpmu.c:372); a PMI already latched at the
+    /// guest's LAPIC survives in the vLAPIC. Loading the vPMU rewrites the
+    /// physical LVTPC from the guest's (xen:vpmu.c:389).
+    pub fn deschedule(&mut self) {
+        if self.pending.is_some() && self.fault("xen-status-not-saved") {
+            self.pending = None;
+            self.status = 0;
+        }
+        if self.config.physical_lvtpc {
+            self.physical_masked = self.lvtpc & LVT_MASK != 0;
+        }
+    }
+
+    /// Delivery masks the LVT entry on Intel (SDM 11.5.1); AMD's does not.
+    fn mask_on_delivery(&mut self) {
+        let never_masked = self.fault("xen-lvtpc-never-masked") || self.fault("kvm-lvtpc-never-masked");
+        let masks = match self.config.vendor {
+            Vendor::Intel => !never_masked,
+            Vendor::Amd => self.fault("kvm-amd-lvtpc-masked"),
+        };
+        if masks {
+            self.lvtpc |= LVT_MASK;
         }
     }
 
@@ -498,13 +540,8 @@ impl Pmu {
     /// entry (SDM 11.5.1); AMD's does not. Returns how many were taken.
     pub fn take_pmis(&mut self) -> u32 {
         let n = std::mem::take(&mut self.latched);
-        let never_masked = self.fault("xen-lvtpc-never-masked") || self.fault("kvm-lvtpc-never-masked");
-        let masks = match self.config.vendor {
-            Vendor::Intel => !never_masked,
-            Vendor::Amd => self.fault("kvm-amd-lvtpc-masked"),
-        };
-        if n > 0 && masks {
-            self.lvtpc |= LVT_MASK;
+        if n > 0 {
+            self.mask_on_delivery();
         }
         self.delivered += u64::from(n);
         n

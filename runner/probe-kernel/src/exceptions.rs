@@ -1,5 +1,6 @@
-//! What happens on each vector: the PMI is counted, an MSR fault resumes at
-//! its fixup, and everything else ends the guest with a message.
+//! What happens on each vector: the PMI and the NMI are counted, an MSR
+//! fault resumes at its fixup, and everything else ends the guest with a
+//! message.
 //!
 //! The PMI handler does exactly two things, count and EOI. It must not
 //! unmask the LVT entry, touch a counter or acknowledge GLOBAL_STATUS: the
@@ -42,11 +43,16 @@ pub struct Frame {
     pub ss: u64,
 }
 
+const NMI: u64 = 2;
 const UD: u64 = 6;
 const GP: u64 = 13;
 
 /// PMIs taken since boot; only the PMI handler writes it.
 pub static PMIS: AtomicU64 = AtomicU64::new(0);
+
+/// NMIs taken since boot (an NMI-mode PMI among them); only the NMI handler
+/// writes it. An NMI needs no EOI, and IRETQ ends its blocking.
+pub static NMIS: AtomicU64 = AtomicU64::new(0);
 
 /// Set on the first fatal exception, so one raised while reporting it does
 /// not recurse: the second goes straight to the exit.
@@ -57,6 +63,9 @@ pub extern "sysv64" fn dispatch(frame: &mut Frame) {
         v if v == u64::from(PMI_VECTOR) => {
             PMIS.fetch_add(1, Ordering::Relaxed);
             lapic::eoi();
+        }
+        NMI => {
+            NMIS.fetch_add(1, Ordering::Relaxed);
         }
         // Spurious interrupts are not in service: no EOI (SDM Vol. 3A §11.9).
         v if v == u64::from(lapic::SPURIOUS_VECTOR) => {}

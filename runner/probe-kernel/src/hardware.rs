@@ -8,10 +8,11 @@
 
 use core::sync::atomic::Ordering;
 
+use pmu_kernel_checks::hardware::Yield;
 use pmu_kernel_checks::window::WindowArgs;
 use pmu_kernel_checks::{Fault, Hardware};
 
-use crate::exceptions::PMIS;
+use crate::exceptions::{NMIS, PMIS};
 use crate::lapic::{self, reg};
 use crate::{msr, watchdog};
 
@@ -74,12 +75,71 @@ impl Hardware for Machine {
         PMIS.load(Ordering::Relaxed)
     }
 
+    fn nmis(&mut self) -> u64 {
+        NMIS.load(Ordering::Relaxed)
+    }
+
+    fn wait_for_nmi(&mut self, spins: u32) -> u64 {
+        watchdog::check();
+        let before = NMIS.load(Ordering::Relaxed);
+        let mut spun = 0;
+        while spun < spins && NMIS.load(Ordering::Relaxed) == before {
+            core::hint::spin_loop();
+            spun += 1;
+            if spun % SPINS_PER_CHECK == 0 {
+                watchdog::check();
+            }
+        }
+        NMIS.load(Ordering::Relaxed)
+    }
+
+    fn deschedule(&mut self, rounds: u32) -> Yield {
+        watchdog::check();
+        deschedule(rounds)
+    }
+
     fn run_window(&mut self, args: &WindowArgs) {
         watchdog::check();
         // SAFETY: CPL0 with interrupts off; the checks tried both bracketing
         // values with a caught WRMSR first (pmu_kernel_checks::checks::Context::window).
         unsafe { pmu_kernel_checks::window::run(args) }
     }
+}
+
+/// Gives the CPU back to the hypervisor `rounds` times: Xen's
+/// `SCHEDOP_yield` where the hypercall page is installed, else an OUT to
+/// port 0x80, which KVM hands to the VMM's user space.
+fn deschedule(rounds: u32) -> Yield {
+    let mut how = Yield::PortExit;
+    for _ in 0..rounds {
+        if crate::xen::sched_yield() {
+            how = Yield::XenSchedYield;
+        } else {
+            crate::port::outb(0x80, 0);
+        }
+    }
+    how
+}
+
+/// The boot's self-test of the paths the NMI and deschedule checks take,
+/// which run here even where no PMU exists: an NMI sent to this CPU through
+/// its ICR must be taken once by the NMI handler, and one deschedule must
+/// return. Says what it saw in one line.
+pub fn self_test(out: &mut impl core::fmt::Write) {
+    let before = NMIS.load(Ordering::Relaxed);
+    lapic::send_self_nmi();
+    let mut spun = 0u32;
+    while spun < 1_000_000 && NMIS.load(Ordering::Relaxed) == before {
+        core::hint::spin_loop();
+        spun += 1;
+    }
+    let nmis = NMIS.load(Ordering::Relaxed) - before;
+    let how = deschedule(1);
+    let _ = writeln!(
+        out,
+        "probe-kernel: self-test: {nmis} NMI from the ICR after {spun} spins; 1 deschedule by {}",
+        how.name()
+    );
 }
 
 /// IA32_SYSENTER_ESP (SDM Vol. 4, table 2-2; APM Vol. 2, 6.1.1): present on

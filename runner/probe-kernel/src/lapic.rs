@@ -27,9 +27,12 @@ const CPUID_X2APIC: u32 = 1 << 21;
 
 /// Register offsets (xAPIC MMIO).
 pub mod reg {
+    pub const ID: u32 = 0x20;
     pub const TPR: u32 = 0x80;
     pub const EOI: u32 = 0xb0;
     pub const SVR: u32 = 0xf0;
+    pub const ICR_LOW: u32 = 0x300;
+    pub const ICR_HIGH: u32 = 0x310;
     pub const LVT_TIMER: u32 = 0x320;
     pub const LVT_PMC: u32 = 0x340;
     pub const LVT_LINT0: u32 = 0x350;
@@ -125,4 +128,28 @@ pub fn init() -> Mode {
     // Fixed delivery (bits 10:8 = 000), unmasked.
     write(reg::LVT_PMC, u32::from(PMI_VECTOR));
     mode
+}
+
+/// ICR delivery mode NMI (bits 10:8 = 100b) with the level bit 14 set, which
+/// every mode but INIT de-assert needs (SDM Vol. 3A §11.6.1).
+const ICR_NMI: u32 = 0b100 << 8 | 1 << 14;
+
+/// Sends this CPU an NMI through the ICR, addressed by its own APIC ID (the
+/// "self" shorthand is valid for fixed delivery only: SDM Vol. 3A Table
+/// 11-3). For the boot's self-test of the NMI path.
+pub fn send_self_nmi() {
+    match mode() {
+        Mode::X2apic => {
+            // x2APIC: one 64-bit ICR write, the destination in bits 63:32
+            // (SDM Vol. 3A §11.12.9); the ID register holds the whole ID.
+            let id = msr::read_or_die(0x800 + (reg::ID >> 4));
+            msr::write_or_die(0x800 + (reg::ICR_LOW >> 4), id << 32 | u64::from(ICR_NMI));
+        }
+        Mode::Xapic { .. } => {
+            // xAPIC: the ID in bits 31:24; writing the low word sends.
+            let id = read(reg::ID) >> 24;
+            write(reg::ICR_HIGH, id << 24);
+            write(reg::ICR_LOW, ICR_NMI);
+        }
+    }
 }

@@ -122,6 +122,7 @@ extern "C" fn kernel_main(start_info: u32) -> ! {
         clock.source
     );
     watchdog::start(watchdog.seconds, clock.hz);
+    hardware::self_test(&mut out);
     match cmdline::window_trace(cmdline) {
         Ok(None) => {}
         Ok(Some(passes)) => hardware::run_window_for_trace(passes, &mut out),

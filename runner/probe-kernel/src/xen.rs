@@ -9,6 +9,9 @@
 //! (Xen `public/sched.h`): poweroff 0, crash 3. The page is installed at boot
 //! so that every fatal path can use it.
 //!
+//! `SCHEDOP_yield` (0, no argument) gives the pCPU back to Xen's scheduler,
+//! for the checks that need the vCPU switched out ([`sched_yield`]).
+//!
 //! The hardware domain also writes its console through the page:
 //! `HYPERVISOR_console_io` is number 18, and `CONSOLEIO_write` (0) takes a
 //! count and a buffer (Xen `public/xen.h`). Xen prints a hardware domain's
@@ -28,6 +31,7 @@ const HYPERCALL_STUB_BYTES: usize = 32;
 const HYPERVISOR_CONSOLE_IO: usize = 18;
 const HYPERVISOR_SCHED_OP: usize = 29;
 const CONSOLEIO_WRITE: u64 = 0;
+const SCHEDOP_YIELD: u64 = 0;
 const SCHEDOP_SHUTDOWN: u64 = 2;
 const SHUTDOWN_POWEROFF: u32 = 0;
 const SHUTDOWN_CRASH: u32 = 3;
@@ -83,6 +87,28 @@ pub fn console_write(bytes: &[u8]) -> bool {
             inout("rdi") CONSOLEIO_WRITE => _,
             inout("rsi") bytes.len() => _,
             inout("rdx") bytes.as_ptr() => _,
+            lateout("rax") result,
+            clobber_abi("sysv64"),
+        );
+    }
+    result == 0
+}
+
+/// Yields the vCPU to Xen's scheduler. False where there is no hypercall
+/// page or Xen refused.
+pub fn sched_yield() -> bool {
+    if !INSTALLED.load(Ordering::Relaxed) {
+        return false;
+    }
+    let stub = &raw const HYPERCALL_PAGE as usize + HYPERVISOR_SCHED_OP * HYPERCALL_STUB_BYTES;
+    let result: i64;
+    // SAFETY: as in [`shutdown`]; SCHEDOP_yield reads no argument.
+    unsafe {
+        core::arch::asm!(
+            "call {stub}",
+            stub = in(reg) stub,
+            inout("rdi") SCHEDOP_YIELD => _,
+            inout("rsi") 0u64 => _,
             lateout("rax") result,
             clobber_abi("sysv64"),
         );

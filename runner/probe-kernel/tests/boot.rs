@@ -112,6 +112,15 @@ fn assert_plan_ran(boot: &Boot) -> Vec<pmu_kernel_checks::record::Record> {
         boot.lines.iter().any(|l| l.starts_with("probe-kernel: booted (")),
         "no banner:\n{boot:#?}"
     );
+    // The boot's self-test ran the NMI handler and the deschedule path
+    // (here an OUT to port 0x80: only Xen takes SCHEDOP_yield).
+    assert!(
+        boot.lines
+            .iter()
+            .any(|l| l.starts_with("probe-kernel: self-test: 1 NMI from the ICR")
+                && l.ends_with("1 deschedule by OUT to port 0x80 (an exit to the VMM's user space)")),
+        "no self-test line, or not one NMI:\n{boot:#?}"
+    );
     let (hello, records, cases) = session(boot);
     assert!(hello.iter().any(|(k, _)| k == "vendor"), "{hello:?}");
     assert!(!hello.iter().any(|(k, _)| k == "plan_error"), "{hello:?}");

@@ -5,10 +5,9 @@
 use alloc::format;
 
 use super::{Context, PMI_WAIT_SPINS, Stop};
+use crate::hardware::LVT_MASK;
 use crate::pmu::Vendor;
 use crate::record::{Magnitude, Record, SignatureKind, Unit};
-
-const MASK: u32 = 1 << 16;
 
 pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
     let p = c.case.params.clone();
@@ -26,7 +25,7 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
             "no PMI",
         ));
     }
-    let masked = lvt & MASK != 0;
+    let masked = lvt & LVT_MASK != 0;
     let record = match (c.pmu.vendor, masked) {
         (Vendor::Amd, true) => Record::fail(
             c.id(),

@@ -16,7 +16,10 @@ mod overflow_at_zero;
 mod overflow_status;
 mod ovf_ack;
 mod ovf_ctrl_reads_zero;
+mod pmi_deschedule;
+mod pmi_follows_lvtpc;
 mod pmi_iff_int;
+mod pmi_nmi;
 mod pmi_on_exit;
 mod pmi_rearm;
 mod rdpmc;
@@ -80,6 +83,16 @@ kernel_checks! {
     /// No second PMI before acknowledgement and unmask (Intel); after them, a
     /// new overflow raises exactly one new PMI.
     PmiRearm => "pmi-rearm", pmi_rearm;
+    /// After an acknowledged PMI, before the LVT entry is rewritten, a second
+    /// overflow raises a PMI iff the entry reads unmasked (Xen's physical
+    /// LVTPC holds it back while the guest's reads unmasked).
+    PmiFollowsLvtpc => "pmi-follows-lvtpc", pmi_follows_lvtpc;
+    /// With the LVT entry in NMI mode (Linux's and rr's), an overflow raises
+    /// exactly one NMI, masking the entry on Intel and not on AMD.
+    PmiNmi => "pmi-nmi", pmi_nmi;
+    /// An overflow's status bit, count and PMI survive the vCPU being
+    /// switched out before the guest takes the PMI.
+    PmiDeschedule => "pmi-deschedule", pmi_deschedule;
     /// IA32_PERF_GLOBAL_OVF_CTRL reads as 0.
     OvfCtrlReadsZero => "ovf-ctrl-reads-zero", ovf_ctrl_reads_zero;
     /// Writes of reserved bits raise #GP.
