@@ -223,9 +223,9 @@ fn the_xen_quirk_on_the_model_is_diagnosed_and_as_recorded() {
 
 /// A stray SIGTRAP during a breakpoint window (the kernel sends one for a
 /// debug trap it does not claim; here another process sends them, every
-/// 10 ms) is that case's `error`, never the death of the run: a disturbed
-/// window is run again at most three times, then the case errs, and the
-/// report is still written.
+/// 10 ms) is that case's `error`, never the death of the run: disturbed
+/// windows are run again until they have come one after another for 5 s,
+/// then the case errs, and the report is still written.
 #[test]
 fn stray_debug_traps_become_the_cases_error_not_the_runs_death() {
     let dir = tempfile::tempdir().unwrap();

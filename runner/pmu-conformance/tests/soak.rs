@@ -4,6 +4,12 @@
 //! notification signal's handler restored. A leak of one fd per case, or a
 //! handler left installed, fails here long before a user's long run would.
 //!
+//! Some machines' debug registers raise stray traps in bursts (see
+//! `check::OUTLAST`): a run whose only failures are cases that a burst
+//! outlasted (`error`, code `disturbed`) is tallied and
+//! printed, never counted as a pass, and may happen in at most 1% of the
+//! iterations; every other failure ends the soak.
+//!
 //! `PMU_SOAK_ITERATIONS` changes the count (for a quick local run).
 //!
 //! It takes minutes (a round is some 15 000 breakpoint hits, each a debug
@@ -82,17 +88,28 @@ fn interrupt_dispositions() -> Vec<usize> {
         .collect()
 }
 
-/// The cases of a report that did not pass, with their verdicts and why.
-fn not_passed(report: &std::path::Path) -> String {
+/// The cases of a report that did not pass, with their verdicts and why;
+/// and whether each was an `error` for windows that stray traps disturbed
+/// more often than its case may run them again.
+fn not_passed(report: &std::path::Path) -> (bool, String) {
     match pmu_conformance::report::json::read(report) {
-        Ok(r) => r
-            .cases
-            .iter()
-            .filter(|c| !c.gate.passed)
-            .map(|c| format!("{} {}: {}", c.id, c.verdict, c.explanation()))
-            .collect::<Vec<_>>()
-            .join("; "),
-        Err(e) => format!("(its report cannot be read: {e})"),
+        Ok(r) => {
+            let failed: Vec<_> = r.cases.iter().filter(|c| !c.gate.passed).collect();
+            let only_disturbed = !failed.is_empty()
+                && failed.iter().all(|c| {
+                    c.verdict == pmu_conformance::outcome::Verdict::Error
+                        && c.reason
+                            .as_ref()
+                            .is_some_and(|r| r.code == pmu_conformance::outcome::ReasonCode::Disturbed)
+                });
+            let why = failed
+                .iter()
+                .map(|c| format!("{} {}: {}", c.id, c.verdict, c.explanation()))
+                .collect::<Vec<_>>()
+                .join("; ");
+            (only_disturbed, why)
+        }
+        Err(e) => (false, format!("(its report cannot be read: {e})")),
     }
 }
 
@@ -121,23 +138,35 @@ fn selfcheck_suite_1000_times_leaves_no_trace() {
 
     // One warm-up pass: the first run opens what the process keeps for good
     // (the event table, the test harness's own files).
-    assert_eq!(
-        run::execute(request.clone()).expect("the suites load"),
-        ExitCode::SUCCESS
-    );
+    if run::execute(request.clone()).expect("the suites load") != ExitCode::SUCCESS {
+        let (only_disturbed, why) = not_passed(&report);
+        assert!(
+            only_disturbed,
+            "the warm-up pass: a self-check case did not pass: {why}"
+        );
+    }
     let fds = entries("/proc/self/fd");
     let threads = settled_thread_count();
     let handler = notification_signal_disposition();
     let interrupts = interrupt_dispositions();
 
+    let mut disturbed = Vec::new();
     for i in 1..=iterations {
         let status = run::execute(request.clone()).expect("the suites load");
-        assert_eq!(
-            status,
-            ExitCode::SUCCESS,
-            "iteration {i}: a self-check case did not pass: {}",
-            not_passed(&report)
-        );
+        if status != ExitCode::SUCCESS {
+            let (only_disturbed, why) = not_passed(&report);
+            // A case that ran out of its disturbed windows is an error, never
+            // a pass, and says so; the soak asks about leaks, so such an
+            // iteration is tallied (and its leaks still checked), not fatal,
+            // up to 1% of the iterations.
+            assert!(only_disturbed, "iteration {i}: a self-check case did not pass: {why}");
+            disturbed.push(format!("iteration {i}: {why}"));
+            assert!(
+                disturbed.len() * 100 <= iterations.max(100),
+                "more than 1% of the iterations had a case that stray traps kept disturbing:\n{}",
+                disturbed.join("\n")
+            );
+        }
         assert_eq!(
             entries("/proc/self/fd"),
             fds,
@@ -159,4 +188,9 @@ fn selfcheck_suite_1000_times_leaves_no_trace() {
             "iteration {i}: SIGINT's or SIGTERM's handler was not restored"
         );
     }
+    println!(
+        "soak: {iterations} iterations, {} with a case that stray traps disturbed past its budget{}",
+        disturbed.len(),
+        disturbed.iter().map(|d| format!("\n  {d}")).collect::<String>()
+    );
 }

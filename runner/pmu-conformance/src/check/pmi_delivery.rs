@@ -162,6 +162,10 @@ pub fn classify(final_count: u64, notifications: &[Notification], handled: Optio
 /// How many expiries a timer case's window is sized to give each run.
 pub const MIN_EXPIRIES: u64 = 10;
 
+/// How many starved timer runs one case may run again before it judges the
+/// next as it is (the suite's description says three).
+const MAX_STARVED: u64 = 3;
+
 /// How many calibration runs must each last [`CALIBRATION_PERIODS`] timer
 /// periods before a timer case trusts its estimate of the time per iteration.
 const CALIBRATION_LONG_RUNS: u32 = 2;
@@ -297,7 +301,7 @@ pub fn run(case: &Case, event: &ResolvedEvent, probe: &mut dyn Probe) -> Result<
     // perf_pending_event before v6.1), so a signal more than three periods
     // after the one before may stand for two overflows, or for one and a
     // loss. Like a disturbed window, such a run is discarded, never
-    // adjusted, and run again, at most MAX_DISTURBED times in the case;
+    // adjusted, and run again, at most MAX_STARVED times in the case;
     // past that it is judged as it is.
     let starved = |run: &WindowRun| {
         let few = run.overflows_handled.is_some_and(|n| n < MIN_EXPIRIES / 2);
@@ -314,7 +318,7 @@ pub fn run(case: &Case, event: &ResolvedEvent, probe: &mut dyn Probe) -> Result<
     for i in 0..case.runs {
         loop {
             let run = one_run(&window, probe, &format!("run {} of {}", i + 1, case.runs))?;
-            if event.rearm == Rearm::Relative && starved(&run) && starved_runs < super::MAX_DISTURBED {
+            if event.rearm == Rearm::Relative && starved(&run) && starved_runs < MAX_STARVED {
                 starved_runs += 1;
                 continue;
             }

@@ -83,7 +83,7 @@ pub enum ProbeError {
     Harness(String),
     /// Something outside the PMU disturbed this one window (a debug trap the
     /// kernel did not claim), so its result is no evidence either way; the
-    /// window may be run again (see `check::MAX_DISTURBED`).
+    /// window may be run again (see `check::OUTLAST`).
     Disturbed(String),
 }
 
