@@ -79,16 +79,7 @@ impl Background {
         // xshell runs commands to completion; this one runs beside the others.
         let mut command = std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
         command
-            .args([
-                "test",
-                "--locked",
-                "-p",
-                "pmu-conformance",
-                "--test",
-                "soak",
-                "--",
-                "--nocapture",
-            ])
+            .args(["test", "--locked", "-p", "pmu-conformance", "--test", "soak"])
             .current_dir(sh.current_dir())
             .stdout(out.try_clone()?)
             .stderr(out);

@@ -6,14 +6,14 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use comfy_table::Table;
-use libtest_mimic::Arguments;
+use libtest_mimic::{Arguments, ColorSetting, FormatSetting};
 use pmu_conformance::case::{SuiteSources, load_suites};
 use pmu_conformance::cpu::{CpuidDump, CpuidReader};
 use pmu_conformance::environment::Matrices;
 use pmu_conformance::event_table::{EventTable, Exactness};
 use pmu_conformance::fingerprint::Fingerprint;
 use pmu_conformance::known_bugs::KnownBugs;
-use pmu_conformance::run::{self, Request, RunError};
+use pmu_conformance::run::{self, Output, Request, RunError};
 
 /// Does this machine's PMU count exactly, deliver every overflow interrupt,
 /// and keep counts exact across overflow?
@@ -269,9 +269,31 @@ struct RunArgs {
     /// Write a JUnit XML report to PATH.
     #[arg(long, value_name = "PATH")]
     junit: Option<PathBuf>,
-    /// Print only the trial lines and the summary.
+    /// Print only the trial lines and the summary line.
     #[arg(short, long)]
     quiet: bool,
+    /// `human`: the fingerprint, a line per case as it runs, and the table.
+    /// `ktap`: KTAP version 1 and nothing else, for kselftest's and
+    /// KernelCI's parsers (a case is `ok`, `ok … # SKIP reason` or `not ok`,
+    /// as the gate judged it).
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+    /// Colour the trial lines: on a terminal unless NO_COLOR is set (`auto`),
+    /// `always`, or `never`.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorSetting::Auto)]
+    color: ColorSetting,
+    /// libtest's `test <case> ... ok` line per case instead of a dot: what
+    /// `matrix run` reads each environment's current case from.
+    #[arg(long, hide = true)]
+    trial_lines: bool,
+}
+
+/// What a run prints (`--format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    #[default]
+    Human,
+    Ktap,
 }
 
 fn main() -> ExitCode {
@@ -330,7 +352,21 @@ fn run_suites(args: RunArgs) -> Result<ExitCode, RunError> {
         ignored: args.ignored,
         include_ignored: args.include_ignored,
         quiet: args.quiet,
+        color: Some(args.color),
+        // A dot per case as it ends: the table after names each case once.
+        format: Some(if args.trial_lines {
+            FormatSetting::Pretty
+        } else {
+            FormatSetting::Terse
+        }),
+        // KTAP is all that reaches standard output.
+        logfile: (args.format == Format::Ktap).then(|| "/dev/null".to_owned()),
         ..Arguments::default()
+    };
+    let output = match (args.format, args.quiet) {
+        (Format::Ktap, _) => Output::Ktap,
+        (Format::Human, true) => Output::Quiet,
+        (Format::Human, false) => Output::Verbose,
     };
     run::execute(Request {
         environment: args.env,
@@ -345,7 +381,7 @@ fn run_suites(args: RunArgs) -> Result<ExitCode, RunError> {
         json: args.json,
         junit: args.junit,
         consoles: args.consoles,
-        verbose_reports: !args.quiet,
+        output,
         reject_empty_selection: true,
         libtest,
     })

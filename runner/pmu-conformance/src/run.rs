@@ -55,13 +55,26 @@ pub struct Request {
     pub junit: Option<PathBuf>,
     /// Keep each guest's console in this folder, one file per boot.
     pub consoles: Option<PathBuf>,
-    /// Print the fingerprint before the trials and the table after them.
-    pub verbose_reports: bool,
+    /// What goes to standard output besides libtest's trial lines.
+    pub output: Output,
     /// Refuse a filter or skip that matches no case (the binary does; a test
     /// target shares its filter with every other test binary, so it must not).
     pub reject_empty_selection: bool,
     /// Trial selection and output, as libtest understands them.
     pub libtest: Arguments,
+}
+
+/// What a run prints on standard output, besides libtest's trial lines.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Output {
+    /// The fingerprint before the trials, the table and the summary line after.
+    Verbose,
+    /// The summary line only (`-q`).
+    #[default]
+    Quiet,
+    /// KTAP version 1 and nothing else: libtest's lines go nowhere
+    /// (`--format ktap`).
+    Ktap,
 }
 
 /// Why a run did not happen.
@@ -172,13 +185,16 @@ pub fn execute(request: Request) -> Result<ExitCode, RunError> {
 
     let expectations = expectations_line(&session.store, &location, &host_class);
     if !request.libtest.list {
-        if request.verbose_reports {
-            println!(
+        if request.output == Output::Verbose {
+            let banner = format!(
                 "pmu-conformance {} — environment {} ({}), probe: {probe_description}",
                 env!("CARGO_PKG_VERSION"),
                 session.environment.id,
                 session.environment.about
             );
+            for line in report::table::wrap(&banner, usize::from(report::table::width())) {
+                println!("{line}");
+            }
             println!("\n{}", fingerprint.to_yaml());
         }
         // The model's guests have no host to mismatch.
@@ -189,7 +205,11 @@ pub fn execute(request: Request) -> Result<ExitCode, RunError> {
         {
             eprintln!("{warning}");
         }
-        println!("{expectations}");
+        if request.output != Output::Ktap {
+            for line in report::table::wrap(&expectations, usize::from(report::table::width())) {
+                println!("{line}");
+            }
+        }
     }
 
     let (trials, records, will_run) = session.trials(&request.libtest);
@@ -219,8 +239,10 @@ pub fn execute(request: Request) -> Result<ExitCode, RunError> {
         return Ok(ExitCode::SUCCESS);
     }
     let report = partial.report(&records.take());
-    if request.verbose_reports {
-        println!("\n{}", report::table::render(&report));
+    match request.output {
+        Output::Verbose => println!("\n{}", report::table::render(&report)),
+        Output::Quiet => print!("{}", report::table::summary_line(&report)),
+        Output::Ktap => print!("{}", report::ktap::render(&report)),
     }
     write_reports(&report, &request)?;
     Ok(conclusion.exit_code())

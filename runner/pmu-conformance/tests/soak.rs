@@ -188,8 +188,12 @@ fn selfcheck_suite_1000_times_leaves_no_trace() {
             "iteration {i}: SIGINT's or SIGTERM's handler was not restored"
         );
     }
-    println!(
-        "soak: {iterations} iterations, {} with a case that stray traps disturbed past its budget{}",
+    // Straight to the file descriptor, past libtest's capture, so that the
+    // tally shows in a passing run's log too.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "soak: {iterations} iterations, {} with a case a burst of stray traps outlasted{}",
         disturbed.len(),
         disturbed.iter().map(|d| format!("\n  {d}")).collect::<String>()
     );

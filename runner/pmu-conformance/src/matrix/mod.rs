@@ -264,6 +264,8 @@ fn child_args(request: &MatrixRequest, p: &Planned, dir: &Path) -> Vec<OsString>
         dir.join("report.json").into(),
         "--consoles".into(),
         dir.join("consoles").into(),
+        // libtest's `test <case> ...` lines, which the progress reads.
+        "--trial-lines".into(),
     ];
     let mut pass = |flag: &str, value: Option<OsString>| {
         if let Some(v) = value {

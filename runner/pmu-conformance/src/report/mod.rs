@@ -1,6 +1,6 @@
 //! Reports of a finished run: one typed [`Report`], built once from the
 //! [`Record`]s a run left behind, and its renderings: the terminal table,
-//! JSON and JUnit XML.
+//! JSON, JUnit XML and KTAP.
 //!
 //! Nothing is formatted while trials run. The [`Report`] is also what crosses
 //! machines: it is versioned ([`SCHEMA`]), serialises to JSON and reads back
@@ -9,6 +9,7 @@
 
 pub mod json;
 pub mod junit;
+pub mod ktap;
 pub mod table;
 
 use std::collections::BTreeMap;
