@@ -69,6 +69,9 @@ pub struct Record {
     pub gate: Gate,
     /// What the trial reported: passed, skipped with a reason, or failed.
     pub trial: TrialResult,
+    /// How long the case took, from its trial's start to its outcome (zero
+    /// for a case skipped before it ran).
+    pub duration: Duration,
 }
 
 /// Results in plan order, filled in as trials finish.
@@ -169,6 +172,7 @@ impl Session {
                         outcome,
                         gate,
                         trial,
+                        duration: Duration::ZERO,
                     },
                 );
             }
@@ -205,6 +209,7 @@ struct TrialJob {
 
 impl TrialJob {
     fn run(self) -> Result<Completion, Failed> {
+        let started = Instant::now();
         let mut outcome = match &self.preflight {
             Ok(event) => match self.straggler.wait(self.case.timeout) {
                 Ok(()) => run_case(self.case.clone(), event.clone(), self.executor.clone(), &self.straggler),
@@ -233,6 +238,7 @@ impl TrialJob {
                 outcome,
                 gate,
                 trial,
+                duration: started.elapsed(),
             },
         );
         result

@@ -108,6 +108,7 @@ impl RunError {
 /// Loads everything, runs the selected trials and writes the reports.
 /// Returns libtest's exit status: 0 when every trial is ok, 101 otherwise.
 pub fn execute(request: Request) -> Result<ExitCode, RunError> {
+    let started = std::time::SystemTime::now();
     let usage = |e: &dyn std::fmt::Display| RunError::Usage(e.to_string());
     let mode = UpdateMode::from_env(request.accept).map_err(|e| usage(&e))?;
     let cwd = std::env::current_dir().map_err(|e| RunError::Usage(format!("the working directory: {e}")))?;
@@ -221,6 +222,7 @@ pub fn execute(request: Request) -> Result<ExitCode, RunError> {
         host_class: host_class.to_string(),
         expectations: expectations.clone(),
         fingerprint: fingerprint.clone(),
+        started,
     };
     let watch = if request.libtest.list {
         None
@@ -257,6 +259,8 @@ struct Partial {
     host_class: String,
     expectations: String,
     fingerprint: Fingerprint,
+    /// When the run started, for the report's timestamp.
+    started: std::time::SystemTime,
 }
 
 impl Partial {
@@ -269,6 +273,7 @@ impl Partial {
             &self.expectations,
             Some(&self.fingerprint),
         )
+        .at(self.started, report::hostname())
     }
 
     /// On SIGINT or SIGTERM: kill the guests, write what finished as a

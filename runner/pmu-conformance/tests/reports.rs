@@ -191,3 +191,62 @@ fn a_run_killed_while_writing_leaves_the_previous_report_whole() {
         "{\"the\": \"previous report\"}\n"
     );
 }
+
+/// The JUnit file has what Jenkins' and GitLab's readers show: a `time` on
+/// every case, and on every suite its `timestamp`, `time`, `hostname` and
+/// `<properties>` with the fingerprint; counts that agree with the report.
+#[test]
+fn the_junit_file_carries_times_the_host_and_the_fingerprint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (json, _) = sim_report(dir.path());
+    let xml_path = dir.path().join("report.xml");
+    let output = Command::new(env!("CARGO_BIN_EXE_pmu-conformance"))
+        .args(["--env", "sim:xen-pmc-quirk", "--quiet", "--junit"])
+        .arg(&xml_path)
+        .env_remove("CI")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let xml = std::fs::read_to_string(&xml_path).unwrap();
+    let report = json::read(&json).unwrap();
+    let attribute = |element: &str, name: &str| -> Option<String> {
+        let start = element.find(&format!(" {name}=\""))? + name.len() + 3;
+        Some(element[start..].split('"').next()?.to_owned())
+    };
+    let opening = |tag: &str| -> Vec<String> {
+        xml.split(&format!("<{tag} "))
+            .skip(1)
+            .map(|rest| rest.split('>').next().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let cases = opening("testcase");
+    assert_eq!(cases.len(), report.cases.len());
+    for case in &cases {
+        let time: f64 = attribute(case, "time").expect("a time").parse().expect("seconds");
+        assert!(time >= 0.0, "{case}");
+    }
+    let suites = opening("testsuite");
+    assert!(suites.len() >= 5, "{xml}");
+    for suite in &suites {
+        let stamp = attribute(suite, "timestamp").expect("a timestamp");
+        assert!(chrono::DateTime::parse_from_rfc3339(&stamp).is_ok(), "{stamp}");
+        assert!(attribute(suite, "time").is_some(), "{suite}");
+        assert_eq!(attribute(suite, "hostname"), report.hostname, "{suite}");
+    }
+    assert!(report.hostname.as_deref().is_some_and(|h| !h.is_empty()));
+    assert_eq!(xml.matches("<properties>").count(), suites.len());
+    for property in [
+        "environment",
+        "host_class",
+        "fingerprint.cpu.vendor",
+        "fingerprint.pmu.architectural.version",
+    ] {
+        assert!(
+            xml.contains(&format!("<property name=\"{property}\" value=\"")),
+            "no {property}: {xml}"
+        );
+    }
+    let top = opening("testsuites");
+    assert_eq!(attribute(&top[0], "tests"), Some(report.cases.len().to_string()));
+    assert!(attribute(&top[0], "timestamp").is_some());
+}

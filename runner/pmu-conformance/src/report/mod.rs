@@ -36,6 +36,12 @@ pub struct Report {
     pub tool: Tool,
     pub environment: EnvironmentReport,
     pub summary: Tally,
+    /// When the run started, RFC 3339 in UTC (absent from older reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<String>,
+    /// The host name of the machine that ran the suites (absent from older reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
     /// Why the run ended before its last case, for a partial report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interrupted: Option<String>,
@@ -103,6 +109,10 @@ pub struct CaseReport {
     pub proves: Option<String>,
     pub diagnosis: Vec<String>,
     pub gate: GateReport,
+    /// The case's wall time in microseconds, from its trial's start to its
+    /// outcome (0 for one skipped before it ran, and in older reports).
+    #[serde(default)]
+    pub duration_us: u64,
 }
 
 /// `{kind, <size parameter>: N}`, as a case writes its workload.
@@ -159,10 +169,41 @@ impl Report {
                 fingerprint: fingerprint.cloned(),
             },
             summary: Tally::of(&cases),
+            started: None,
+            hostname: None,
             interrupted: None,
             cases,
         }
     }
+
+    /// The report with when its run started and on which host.
+    pub fn at(mut self, started: std::time::SystemTime, hostname: Option<String>) -> Report {
+        let since = started.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        self.started = chrono::DateTime::from_timestamp(since.as_secs() as i64, since.subsec_nanos())
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        self.hostname = hostname;
+        self
+    }
+
+    /// When the run started, as JUnit's timestamp.
+    pub fn started_at(&self) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+        self.started
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+    }
+}
+
+/// This machine's host name, where it has one.
+pub fn hostname() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name = String::from_utf8_lossy(&buf[..end]).into_owned();
+    (!name.is_empty()).then_some(name)
 }
 
 impl CaseReport {
@@ -210,6 +251,7 @@ impl CaseReport {
                 },
                 message,
             },
+            duration_us: u64::try_from(r.duration.as_micros()).unwrap_or(u64::MAX),
         }
     }
 
