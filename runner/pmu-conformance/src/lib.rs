@@ -31,6 +31,7 @@ pub mod environment;
 pub mod event_table;
 pub mod executor;
 pub mod expectation;
+pub mod explain;
 pub mod fingerprint;
 pub mod guest;
 pub mod harness;

@@ -282,6 +282,10 @@ struct RunArgs {
     /// `always`, or `never`.
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorSetting::Auto)]
     color: ColorSetting,
+    /// Say what CASE (`suite/case`) does, what its failure would mean and
+    /// which known bugs it catches, with their sources; run nothing.
+    #[arg(long, value_name = "CASE")]
+    explain: Option<String>,
     /// libtest's `test <case> ... ok` line per case instead of a dot: what
     /// `matrix run` reads each environment's current case from.
     #[arg(long, hide = true)]
@@ -344,6 +348,9 @@ fn run_command(cli: Cli) -> ExitCode {
 }
 
 fn run_suites(args: RunArgs) -> Result<ExitCode, RunError> {
+    if let Some(name) = &args.explain {
+        return explain_case(name, args.suites.as_deref());
+    }
     let libtest = Arguments {
         filter: args.filter,
         exact: args.exact,
@@ -468,6 +475,41 @@ fn check(suites: Option<PathBuf>, matrices: Option<PathBuf>) -> Result<ExitCode,
     Ok(ExitCode::SUCCESS)
 }
 
+/// `--explain CASE`.
+fn explain_case(name: &str, suites: Option<&std::path::Path>) -> Result<ExitCode, RunError> {
+    let sources = match suites {
+        Some(dir) => SuiteSources::from_dir(dir)?,
+        None => SuiteSources::builtin(),
+    };
+    let bugs = KnownBugs::builtin();
+    let loaded = load_suites(&sources, &EventTable::builtin(), &bugs)?;
+    let all: Vec<(String, &pmu_conformance::case::Case)> = loaded
+        .iter()
+        .flat_map(|s| s.cases.iter().map(move |c| (format!("{}/{}", s.name, c.id.name), c)))
+        .collect();
+    let case = find_case(&all, name)?;
+    let width = usize::from(pmu_conformance::report::table::width());
+    print!("{}", pmu_conformance::explain::explain(name, case, &bugs, width));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The case named `name` (`suite/case`), or a usage error with the nearest name.
+fn find_case<'a>(
+    all: &[(String, &'a pmu_conformance::case::Case)],
+    name: &str,
+) -> Result<&'a pmu_conformance::case::Case, RunError> {
+    match all.iter().find(|(n, _)| n == name) {
+        Some((_, case)) => Ok(case),
+        None => {
+            let nearest = all
+                .iter()
+                .min_by_key(|(n, _)| strsim::levenshtein(n, name))
+                .map_or_else(String::new, |(n, _)| format!("; did you mean `{n}`?"));
+            Err(RunError::Usage(format!("no case is named `{name}`{nearest}")))
+        }
+    }
+}
+
 fn trace_cases(
     names: &[String],
     size: Option<u64>,
@@ -489,16 +531,7 @@ fn trace_cases(
         .collect();
     let mut selected = Vec::new();
     for name in names {
-        match all.iter().find(|(n, _)| n == name) {
-            Some(found) => selected.push(found.clone()),
-            None => {
-                let nearest = all
-                    .iter()
-                    .min_by_key(|(n, _)| strsim::levenshtein(n, name))
-                    .map_or_else(String::new, |(n, _)| format!("; did you mean `{n}`?"));
-                return Err(RunError::Usage(format!("no case is named `{name}`{nearest}")));
-            }
-        }
+        selected.push((name.clone(), find_case(&all, name)?));
     }
     if names.is_empty() {
         selected = all

@@ -275,3 +275,30 @@ fn ktap_parses_and_says_what_the_gate_said() {
     assert!(parse_ktap("KTAP version 1\n1..1\nok 2 a\n").is_err());
     assert!(parse_ktap("TAP version 14\n1..0\n").is_err());
 }
+
+#[test]
+fn explain_says_what_a_case_does_what_failing_means_and_what_it_catches() {
+    let stdout = stdout_of(bin().args(["--explain", "overflow/rr-xen-probe"]).env("COLUMNS", "80"));
+    for section in ["What it does", "What a failure means", "What it catches"] {
+        assert!(stdout.lines().any(|l| l == section), "no `{section}`:\n{stdout}");
+    }
+    assert!(
+        stdout.starts_with("overflow/rr-xen-probe  (suites/overflow.yaml:"),
+        "{stdout}"
+    );
+    // The bug it is there for, with where that is written down.
+    assert!(stdout.contains("  xen-pmc-quirk (xen)"), "{stdout}");
+    assert!(stdout.contains("source: xen-project/xen@"), "{stdout}");
+    // Prose wraps; a source is a reference, kept whole on its own line.
+    assert!(
+        stdout
+            .lines()
+            .all(|l| l.chars().count() <= 80 || l.starts_with("    source: ")),
+        "{stdout}"
+    );
+    let output = bin().args(["--explain", "overflow/rr-xen-prob"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("did you mean `overflow/rr-xen-probe`?"), "{stderr}");
+    assert!(output.stdout.is_empty());
+}

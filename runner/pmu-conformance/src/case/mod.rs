@@ -48,6 +48,22 @@ impl CheckKind {
         }
     }
 
+    /// What the check requires, in one or two sentences.
+    pub fn about(self) -> String {
+        match self {
+            CheckKind::ExactCount => "Every run of the workload counts exactly the events its listing retires \
+                 (within the case's tolerance, where it has one)."
+                .to_owned(),
+            CheckKind::PmiDelivery => "Every period boundary raises exactly one overflow notification, within \
+                 the CPU's skid budget: none lost, none extra, none late."
+                .to_owned(),
+            CheckKind::OverflowPreservation => "The counter overflows part-way through the workload, and its \
+                 total across the overflows is still exactly the workload's events."
+                .to_owned(),
+            CheckKind::Kernel(k) => k.about().split_whitespace().collect::<Vec<_>>().join(" "),
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             CheckKind::ExactCount => "exact-count",

@@ -53,6 +53,13 @@ macro_rules! kernel_checks {
                 }
             }
 
+            /// What the check requires, in the words of its doc comment.
+            pub fn about(self) -> &'static str {
+                match self {
+                    $(KernelCheck::$variant => concat!($($doc),*),)*
+                }
+            }
+
             fn run(self, c: &mut Context<'_>) -> Result<Record, Stop> {
                 match self {
                     $(KernelCheck::$variant => $module::run(c),)*
