@@ -1,21 +1,22 @@
 //! The whole self-check suite, run 1000 times in one process through the real
-//! harness and probe: every case must pass (but see below), and after each
-//! run the process must hold exactly the file descriptors and threads it
-//! held before, with the notification signal's handler restored. A leak of one fd per case, or a
-//! handler left installed, fails here long before a user's long run would.
+//! harness and probe: every case must reach a verdict and pass (but see
+//! below), and after each run the process must hold exactly the file
+//! descriptors and threads it held before, with the notification signal's
+//! handler restored. A leak of one fd per case, or a handler left
+//! installed, fails here long before a user's long run would.
 //!
 //! Some machines' debug registers are not faithful under load. On an
 //! Emerald Rapids KVM guest they raise stray traps in bursts (see
-//! `check::OUTLAST`), and once in some hundreds of iterations, only while
-//! the other tests loaded the machine, a breakpoint counted the first of its
-//! 1000 hits and no more (three times: iterations 34, 88 and 611, always the
-//! iteration's first window; never in some 1000 iterations on a quiet or
-//! merely CPU-bound machine, nor in 24 000 windows of a C loop). Those are
-//! true verdicts about such a machine, never passes. The soak asks about leaks,
-//! so an iteration in which a case did not pass is tallied and printed, and
-//! its leaks still checked; it fails when that happens in more than 1% of
-//! the iterations, or in two iterations in a row (a case that a change
-//! broke fails every time).
+//! `check::OUTLAST`), and while the other tests loaded the machine a
+//! breakpoint sometimes stopped firing part-way through a window: 1 of 1000
+//! hits counted (iterations 34, 88, 325, 342 and 611 of four soaks), 83 of
+//! 200 in the CPUID loop (iteration 341); never in some 1000 iterations on a
+//! quiet or merely CPU-bound machine, nor in 24 000 windows of a C loop.
+//! Those are true verdicts about such a machine, never passes. The soak asks
+//! about leaks: every iteration must bring every case to a verdict and leave
+//! nothing behind; a breakpoint case's undercount, or its windows disturbed
+//! past waiting, is tallied and printed, and fails the soak in more than 10%
+//! of the iterations. Any other case that does not pass fails it at once.
 //!
 //! `PMU_SOAK_ITERATIONS` changes the count (for a quick local run).
 //!
@@ -95,18 +96,51 @@ fn interrupt_dispositions() -> Vec<usize> {
         .collect()
 }
 
-/// The cases of a report that did not pass, with their verdicts and why.
-fn not_passed(report: &std::path::Path) -> String {
-    match pmu_conformance::report::json::read(report) {
-        Ok(r) => r
-            .cases
-            .iter()
-            .filter(|c| !c.gate.passed)
-            .map(|c| format!("{} {}: {}", c.id, c.verdict, c.explanation()))
-            .collect::<Vec<_>>()
-            .join("; "),
-        Err(e) => format!("(its report cannot be read: {e})"),
+/// Runs the suite once (`when` names the run in messages) and returns how
+/// many cases it reported, which must be `expected` where given: every case
+/// reaches a verdict. A case that did not pass fails the soak unless it is
+/// one way these machines' debug registers fail under load, a breakpoint
+/// case's undercount or its windows disturbed past waiting; those are
+/// tallied in `not_passing`.
+fn check_iteration(
+    request: &Request,
+    report: &std::path::Path,
+    when: &str,
+    expected: Option<usize>,
+    not_passing: &mut Vec<String>,
+) -> usize {
+    use pmu_conformance::outcome::{ReasonCode, SignatureKind, Verdict};
+    let status = run::execute(request.clone()).expect("the suites load");
+    let r = pmu_conformance::report::json::read(report).unwrap_or_else(|e| panic!("{when}: its report: {e}"));
+    if let Some(expected) = expected {
+        assert_eq!(r.cases.len(), expected, "{when}: a case reached no verdict");
     }
+    let failed: Vec<_> = r.cases.iter().filter(|c| !c.gate.passed).collect();
+    assert_eq!(
+        status == ExitCode::SUCCESS,
+        failed.is_empty(),
+        "{when}: exit status {status:?}"
+    );
+    let why = |c: &&pmu_conformance::report::CaseReport| format!("{} {}: {}", c.id, c.verdict, c.explanation());
+    for c in &failed {
+        let debug_registers = c.event == "breakpoint-marker"
+            && match c.verdict {
+                Verdict::Fail => c
+                    .signature
+                    .as_ref()
+                    .is_some_and(|s| s.kind == SignatureKind::Undercount),
+                Verdict::Error => c.reason.as_ref().is_some_and(|r| r.code == ReasonCode::Disturbed),
+                _ => false,
+            };
+        assert!(debug_registers, "{when}: a self-check case did not pass: {}", why(c));
+    }
+    if !failed.is_empty() {
+        not_passing.push(format!(
+            "{when}: {}",
+            failed.iter().map(why).collect::<Vec<_>>().join("; ")
+        ));
+    }
+    r.cases.len()
 }
 
 #[test]
@@ -134,35 +168,26 @@ fn selfcheck_suite_1000_times_leaves_no_trace() {
 
     // One warm-up pass: the first run opens what the process keeps for good
     // (the event table, the test harness's own files).
-    let warm_up = run::execute(request.clone()).expect("the suites load");
     let mut not_passing = Vec::new();
-    if warm_up != ExitCode::SUCCESS {
-        not_passing.push(format!("the warm-up pass: {}", not_passed(&report)));
-    }
+    let cases = check_iteration(&request, &report, "the warm-up pass", None, &mut not_passing);
     let fds = entries("/proc/self/fd");
     let threads = settled_thread_count();
     let handler = notification_signal_disposition();
     let interrupts = interrupt_dispositions();
 
-    let mut previous_passed = warm_up == ExitCode::SUCCESS;
     for i in 1..=iterations {
-        let status = run::execute(request.clone()).expect("the suites load");
-        let passed = status == ExitCode::SUCCESS;
-        if !passed {
-            let why = not_passed(&report);
-            assert!(
-                previous_passed,
-                "iteration {i}: a self-check case did not pass, as in the iteration before: {why}\n{}",
-                not_passing.join("\n")
-            );
-            not_passing.push(format!("iteration {i}: {why}"));
-            assert!(
-                not_passing.len() * 100 <= iterations.max(100),
-                "more than 1% of the iterations had a self-check case that did not pass:\n{}",
-                not_passing.join("\n")
-            );
-        }
-        previous_passed = passed;
+        check_iteration(
+            &request,
+            &report,
+            &format!("iteration {i}"),
+            Some(cases),
+            &mut not_passing,
+        );
+        assert!(
+            not_passing.len() * 10 <= iterations.max(10),
+            "more than 10% of the iterations had a breakpoint case the machine's debug registers failed:\n{}",
+            not_passing.join("\n")
+        );
         assert_eq!(
             entries("/proc/self/fd"),
             fds,
