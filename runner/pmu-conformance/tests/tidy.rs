@@ -342,3 +342,72 @@ fn recorded_sim_reasons() -> BTreeSet<String> {
     }
     codes
 }
+
+/// The CI templates under ci/templates/ run `pmu-conformance` with arguments
+/// it accepts: each command line that invokes it (`cargo run --release --
+/// ARGS` or `$PMUC ARGS`), with its `--env` values, parses here as it would
+/// there, and each matrix file it names exists and selects an environment.
+#[test]
+fn the_ci_templates_run_commands_the_runner_accepts() {
+    let templates = files(&root().join("ci/templates"), ".yml");
+    assert!(templates.len() >= 2, "{templates:?}");
+    let mut checked = 0;
+    for template in &templates {
+        let text = std::fs::read_to_string(template).unwrap();
+        // Shell continuation lines are one command.
+        let joined = text.replace("\\\n", " ");
+        for line in joined.lines() {
+            let line = line.trim().trim_start_matches("- ").trim_start_matches("run: ").trim();
+            let Some(args) = line
+                .strip_prefix("cargo run --release -- ")
+                .or_else(|| line.strip_prefix("$PMUC "))
+            else {
+                continue;
+            };
+            let words: Vec<String> = args
+                .split_whitespace()
+                .map(|w| w.trim_matches('"').replace("$PMUC_EXPECTED", "expected"))
+                .collect();
+            // What the line asks, with nothing run: `--help` after the
+            // subcommand (clap parses what precedes it), or `matrix list`.
+            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_pmu-conformance"));
+            command.current_dir(root()).env_remove("CI");
+            if words.first().map(String::as_str) == Some("matrix") && words.get(1).map(String::as_str) == Some("run") {
+                let file = &words[2];
+                assert!(root().join(file).is_file(), "{}: no {file}", relative(template));
+                let env = words.iter().position(|w| w == "--env").map(|i| words[i + 1].clone());
+                command.args(["matrix", "list", file]);
+                if let Some(env) = env {
+                    command.args(["--env", &env]);
+                }
+            } else {
+                let sub = words.first().filter(|w| !w.starts_with('-')).cloned();
+                command.args(sub.iter()).arg("--help");
+                if let Some(i) = words.iter().position(|w| w == "--env") {
+                    let listed = std::process::Command::new(env!("CARGO_BIN_EXE_pmu-conformance"))
+                        .arg("environments")
+                        .output()
+                        .unwrap();
+                    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+                    let env = &words[i + 1];
+                    assert!(
+                        listed
+                            .lines()
+                            .any(|l| l.split_whitespace().next() == Some(env.as_str())),
+                        "{}: `{line}`: no environment {env}",
+                        relative(template)
+                    );
+                }
+            }
+            let output = command.output().unwrap();
+            assert!(
+                output.status.success(),
+                "{}: `{line}`: {}",
+                relative(template),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 5, "only {checked} commands found in {templates:?}");
+}
