@@ -9,6 +9,10 @@
 //! the runner reads back (runner/pmu-conformance/src/executor/qemu/image.rs,
 //! `TRAILER_MAGIC`): the image, its length as a little-endian u64, then
 //! `PMUCKRN1`. The suites and matrices are compiled in.
+//!
+//! Beside it, in `target/dist/`, the runner writes its man pages
+//! (`man/pmu-conformance.1`, and one per subcommand) and its completions for bash, zsh and fish
+//! (`completions/`), generated from the same clap definitions as `--help`.
 
 use std::path::PathBuf;
 
@@ -24,7 +28,42 @@ pub fn run(sh: &Shell, args: &[String]) -> Result<()> {
     let runner = build(sh, false)?;
     let size = std::fs::metadata(&runner)?.len();
     println!("{} ({:.2} MB)", runner.display(), size as f64 / 1e6);
+    let extras = extras(sh, &runner)?;
+    println!("{}", extras.display());
     Ok(())
+}
+
+/// The man page and the shell completions, written by `runner` itself into
+/// `target/dist/`; returns that folder.
+fn extras(sh: &Shell, runner: &std::path::Path) -> Result<PathBuf> {
+    let dist = sh.current_dir().join("target").join("dist");
+    let (man, completions) = (dist.join("man"), dist.join("completions"));
+    std::fs::create_dir_all(&man)?;
+    std::fs::create_dir_all(&completions)?;
+    let page = cmd!(sh, "{runner} man").quiet().read()?;
+    // Each subcommand the main page's SUBCOMMANDS section names has its own page.
+    let subcommands: Vec<String> = page
+        .lines()
+        .filter_map(|l| l.strip_prefix("pmu\\-conformance\\-")?.strip_suffix("(1)"))
+        .map(|name| name.replace("\\-", "-"))
+        // clap's own `help` has no page of its own.
+        .filter(|name| name != "help")
+        .collect();
+    std::fs::write(man.join("pmu-conformance.1"), page + "\n")?;
+    for sub in &subcommands {
+        let page = cmd!(sh, "{runner} man {sub}").quiet().read()?;
+        std::fs::write(man.join(format!("pmu-conformance-{sub}.1")), page + "\n")?;
+    }
+    for (shell, file) in [
+        ("bash", "pmu-conformance.bash"),
+        ("zsh", "_pmu-conformance"),
+        ("fish", "pmu-conformance.fish"),
+    ] {
+        let script = cmd!(sh, "{runner} completions {shell}").quiet().read()?;
+        anyhow::ensure!(!script.is_empty(), "the runner wrote no {shell} completions");
+        std::fs::write(completions.join(file), script + "\n")?;
+    }
+    Ok(dist)
 }
 
 /// The trailer's last eight bytes (image.rs's `TRAILER_MAGIC`).

@@ -30,7 +30,8 @@ tasks:
   kernel          build the probe kernel image for x86_64-unknown-none (adding the
                   target with rustup when it is missing) and print its path
   dist            build the static runner (x86_64-unknown-linux-musl, stripped): one
-                  file that runs anywhere and that a Linux guest boots as its init
+                  file that runs anywhere and that a Linux guest boots as its init;
+                  and its man page and bash, zsh and fish completions in target/dist/
   guest-kernel    fetch Debian's cloud kernel for the Linux guests (apt-get download,
                   unpacked, not installed) into target/guest/vmlinuz
   xen             fetch Debian's Xen hypervisor for the qemu-xen-dom0 environments

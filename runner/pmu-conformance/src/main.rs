@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use comfy_table::Table;
 use libtest_mimic::{Arguments, ColorSetting, FormatSetting};
 use pmu_conformance::case::{SuiteSources, load_suites};
@@ -45,6 +45,16 @@ struct Cli {
 enum Command {
     /// Run the suites (the default).
     Run(Box<RunArgs>),
+    /// Print a completion script for SHELL, e.g. `pmu-conformance
+    /// completions bash > ~/.local/share/bash-completion/completions/pmu-conformance`
+    /// (`cargo xtask dist` writes them beside the static runner).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `pmu-conformance man | man -l -`, or
+    /// with SUBCOMMAND that subcommand's page (`pmu-conformance-SUBCOMMAND(1)`).
+    Man { subcommand: Option<String> },
     /// Print this machine's fingerprint as YAML.
     Env {
         /// Print the raw CPUID leaves the fingerprint read instead, as a dump
@@ -333,6 +343,11 @@ fn run_command(cli: Cli) -> ExitCode {
         Some(Command::Check { suites, matrices }) => check(suites, matrices),
         Some(Command::Events { cpuid }) => print_events(cpuid.as_deref()),
         Some(Command::DetectionMatrix) => print_detection_matrix(),
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(shell, &mut Cli::command(), "pmu-conformance", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Man { subcommand }) => print_man_page(subcommand.as_deref()),
         Some(Command::Trace {
             cases,
             size,
@@ -472,6 +487,29 @@ fn check(suites: Option<PathBuf>, matrices: Option<PathBuf>) -> Result<ExitCode,
         loaded.len(),
         environments.environments.len()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `man [SUBCOMMAND]`: a man page, from the same definitions as `--help`.
+fn print_man_page(subcommand: Option<&str>) -> Result<ExitCode, RunError> {
+    let cli = Cli::command();
+    let man = match subcommand {
+        None => clap_mangen::Man::new(cli),
+        Some(name) => {
+            let names: Vec<String> = cli.get_subcommands().map(|c| c.get_name().to_owned()).collect();
+            let found = cli
+                .find_subcommand(name)
+                .cloned()
+                .ok_or_else(|| RunError::Usage(format!("no subcommand `{name}`; there are {}", names.join(", "))))?;
+            // Titled as the main page's SUBCOMMANDS section names it.
+            let found = found.bin_name(format!("pmu-conformance {name}"));
+            clap_mangen::Man::new(found).title(format!("pmu-conformance-{name}"))
+        }
+    };
+    let mut page = Vec::new();
+    man.render(&mut page)
+        .and_then(|()| std::io::Write::write_all(&mut std::io::stdout(), &page))
+        .map_err(|e| RunError::Environment(format!("writing the man page: {e}")))?;
     Ok(ExitCode::SUCCESS)
 }
 

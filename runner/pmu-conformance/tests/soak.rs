@@ -10,13 +10,14 @@
 //! `check::OUTLAST`), and while the other tests loaded the machine a
 //! breakpoint sometimes stopped firing part-way through a window: 1 of 1000
 //! hits counted (iterations 34, 88, 325, 342 and 611 of four soaks), 83 of
-//! 200 in the CPUID loop (iteration 341); never in some 1000 iterations on a
+//! 200 in the CPUID loop (iteration 341), one notification of 100 (iteration
+//! 303 of a fifth); never in some 1000 iterations on a
 //! quiet or merely CPU-bound machine, nor in 24 000 windows of a C loop.
 //! Those are true verdicts about such a machine, never passes. The soak asks
 //! about leaks: every iteration must bring every case to a verdict and leave
-//! nothing behind; a breakpoint case's undercount, or its windows disturbed
-//! past waiting, is tallied and printed, and fails the soak in more than 10%
-//! of the iterations. Any other case that does not pass fails it at once.
+//! nothing behind; a breakpoint case's undercount or lost notifications, or
+//! its windows disturbed past waiting, is tallied and printed, and fails the
+//! soak in more than 10% of the iterations. Any other case that does not pass fails it at once.
 //!
 //! `PMU_SOAK_ITERATIONS` changes the count (for a quick local run).
 //!
@@ -100,8 +101,8 @@ fn interrupt_dispositions() -> Vec<usize> {
 /// many cases it reported, which must be `expected` where given: every case
 /// reaches a verdict. A case that did not pass fails the soak unless it is
 /// one way these machines' debug registers fail under load, a breakpoint
-/// case's undercount or its windows disturbed past waiting; those are
-/// tallied in `not_passing`.
+/// case's undercount or lost notifications (the breakpoint stopped firing)
+/// or its windows disturbed past waiting; those are tallied in `not_passing`.
 fn check_iteration(
     request: &Request,
     report: &std::path::Path,
@@ -125,10 +126,12 @@ fn check_iteration(
     for c in &failed {
         let debug_registers = c.event == "breakpoint-marker"
             && match c.verdict {
+                // A breakpoint that stops firing misses its hits (undercount)
+                // and the overflows they would have made (pmi-lost).
                 Verdict::Fail => c
                     .signature
                     .as_ref()
-                    .is_some_and(|s| s.kind == SignatureKind::Undercount),
+                    .is_some_and(|s| matches!(s.kind, SignatureKind::Undercount | SignatureKind::PmiLost)),
                 Verdict::Error => c.reason.as_ref().is_some_and(|r| r.code == ReasonCode::Disturbed),
                 _ => false,
             };

@@ -302,3 +302,26 @@ fn explain_says_what_a_case_does_what_failing_means_and_what_it_catches() {
     assert!(stderr.contains("did you mean `overflow/rr-xen-probe`?"), "{stderr}");
     assert!(output.stdout.is_empty());
 }
+
+/// The man page and the completions come from the same clap definitions as
+/// `--help`: each names every subcommand and the run's options.
+#[test]
+fn the_man_page_and_the_completions_know_every_subcommand() {
+    let man = stdout_of(bin().arg("man"));
+    assert!(man.starts_with(".ie") || man.contains(".TH pmu-conformance 1"), "{man}");
+    for shell in ["bash", "zsh", "fish"] {
+        let script = stdout_of(bin().args(["completions", shell]));
+        for word in ["matrix", "explain", "format", "ktap", "color"] {
+            assert!(script.contains(word), "{shell} completions lack `{word}`");
+        }
+    }
+    // The main page names each subcommand's page, and each exists.
+    for sub in ["run", "env", "show", "matrix", "completions", "man"] {
+        assert!(man.contains(&format!("pmu\\-conformance\\-{sub}(1)")), "{sub}");
+        let page = stdout_of(bin().args(["man", sub]));
+        assert!(page.contains(&format!(".TH pmu-conformance-{sub} 1")), "{page}");
+    }
+    assert_eq!(bin().args(["man", "nonsense"]).output().unwrap().status.code(), Some(2));
+    let output = bin().args(["completions", "tcsh"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "an unknown shell is a usage error");
+}
