@@ -24,6 +24,7 @@ pub mod builtin;
 pub mod case;
 pub mod case_trace;
 pub mod check;
+pub mod compare;
 pub mod counting;
 pub mod cpu;
 pub mod detection_matrix;

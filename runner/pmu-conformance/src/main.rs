@@ -52,6 +52,20 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Compare machines: one table of reports × cases, from `--json` reports,
+    /// matrix reports (`matrix.json`) or folders of them, with each row whose
+    /// outcomes differ marked `≠`. Exit status 0; 2 if a report cannot be read.
+    Compare {
+        /// Reports, matrix reports, or folders of them.
+        #[arg(required = true, value_name = "REPORT")]
+        reports: Vec<PathBuf>,
+        /// `terminal` (a table that fits $COLUMNS), `markdown`, or `html` (one self-contained page).
+        #[arg(long, value_enum, default_value_t = CompareFormat::Terminal)]
+        format: CompareFormat,
+        /// Colour the differing rows (`auto`: on a terminal, unless NO_COLOR is set).
+        #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorSetting::Auto)]
+        color: ColorSetting,
+    },
     /// Print the man page (roff), e.g. `pmu-conformance man | man -l -`, or
     /// with SUBCOMMAND that subcommand's page (`pmu-conformance-SUBCOMMAND(1)`).
     Man { subcommand: Option<String> },
@@ -302,6 +316,14 @@ struct RunArgs {
     trial_lines: bool,
 }
 
+/// How `compare` prints its table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum CompareFormat {
+    Terminal,
+    Markdown,
+    Html,
+}
+
 /// What a run prints (`--format`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 enum Format {
@@ -348,6 +370,7 @@ fn run_command(cli: Cli) -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Man { subcommand }) => print_man_page(subcommand.as_deref()),
+        Some(Command::Compare { reports, format, color }) => compare_reports(&reports, format, color),
         Some(Command::Trace {
             cases,
             size,
@@ -487,6 +510,28 @@ fn check(suites: Option<PathBuf>, matrices: Option<PathBuf>) -> Result<ExitCode,
         loaded.len(),
         environments.environments.len()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `compare REPORT...`.
+fn compare_reports(paths: &[PathBuf], format: CompareFormat, color: ColorSetting) -> Result<ExitCode, RunError> {
+    use pmu_conformance::compare;
+    let columns = compare::load(paths).map_err(RunError::Usage)?;
+    let table = compare::compare(&columns);
+    let text = match format {
+        CompareFormat::Terminal => {
+            use std::io::IsTerminal;
+            let color = match color {
+                ColorSetting::Always => true,
+                ColorSetting::Never => false,
+                ColorSetting::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            };
+            table.terminal(pmu_conformance::report::table::width(), color)
+        }
+        CompareFormat::Markdown => table.markdown(),
+        CompareFormat::Html => table.html(),
+    };
+    print!("{text}");
     Ok(ExitCode::SUCCESS)
 }
 
