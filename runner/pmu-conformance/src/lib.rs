@@ -23,6 +23,7 @@
 pub mod builtin;
 pub mod case;
 pub mod case_trace;
+pub mod certificate;
 pub mod check;
 pub mod compare;
 pub mod counting;

@@ -52,6 +52,27 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Certify this machine (or the one a report came from): run the suites
+    /// (with the run's options), or read `--from REPORT.json`, and write
+    /// `certificate.md` and `certificate.html` to `--out`. Exit status 0 when
+    /// certified, 101 when not (a case failed, no PMU case passed, or under
+    /// `--strict` a case was unsupported for a reason other than the machine's
+    /// class lacking the feature), 2 on bad input.
+    Certify {
+        /// Also refuse cases left unsupported by a vPMU that is off, filtered
+        /// or refused (only a missing feature of the CPU's class is excused).
+        #[arg(long)]
+        strict: bool,
+        /// Certify from this report (`--json` of a run here or elsewhere)
+        /// instead of running the suites.
+        #[arg(long, value_name = "REPORT")]
+        from: Option<PathBuf>,
+        /// Where the certificate's two files go.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: PathBuf,
+        #[command(flatten)]
+        run: Box<RunArgs>,
+    },
     /// Compare machines: one table of reports × cases, from `--json` reports,
     /// matrix reports (`matrix.json`) or folders of them, with each row whose
     /// outcomes differ marked `≠`. Exit status 0; 2 if a report cannot be read.
@@ -371,6 +392,7 @@ fn run_command(cli: Cli) -> ExitCode {
         }
         Some(Command::Man { subcommand }) => print_man_page(subcommand.as_deref()),
         Some(Command::Compare { reports, format, color }) => compare_reports(&reports, format, color),
+        Some(Command::Certify { strict, from, out, run }) => certify(strict, from, &out, *run),
         Some(Command::Trace {
             cases,
             size,
@@ -511,6 +533,60 @@ fn check(suites: Option<PathBuf>, matrices: Option<PathBuf>) -> Result<ExitCode,
         environments.environments.len()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `certify`: a report (read, or made by running the suites), its decision,
+/// and the two files.
+fn certify(strict: bool, from: Option<PathBuf>, out: &std::path::Path, run: RunArgs) -> Result<ExitCode, RunError> {
+    use pmu_conformance::certificate;
+    if !out.is_dir() {
+        return Err(RunError::Usage(format!("--out {}: not a folder", out.display())));
+    }
+    let scratch = tempfile::tempdir().map_err(|e| RunError::Environment(format!("a folder for the report: {e}")))?;
+    let path = match from {
+        Some(path) => path,
+        None => {
+            let path = run.json.clone().unwrap_or_else(|| scratch.path().join("report.json"));
+            let args = RunArgs {
+                json: Some(path.clone()),
+                quiet: true,
+                ..run
+            };
+            // The run's own exit status is the gate's; the certificate decides below.
+            run_suites(args)?;
+            path
+        }
+    };
+    let report = pmu_conformance::report::json::read(&path).map_err(|e| RunError::Usage(e.to_string()))?;
+    let decision = certificate::decide(&report, strict);
+    let how = certificate::Provenance {
+        command_line: std::env::args().collect::<Vec<_>>().join(" "),
+        revision: env!("PMUC_GIT_REVISION").to_owned(),
+        strict,
+    };
+    let write = |name: &str, text: String| {
+        let file = out.join(name);
+        std::fs::write(&file, text).map_err(|e| RunError::Environment(format!("{}: {e}", file.display())))?;
+        Ok::<_, RunError>(file)
+    };
+    let md = write("certificate.md", certificate::markdown(&report, &decision, &how))?;
+    let html = write("certificate.html", certificate::html(&report, &decision, &how))?;
+    if decision.certified {
+        println!(
+            "certified: {} ({}, {})",
+            report.environment.id,
+            md.display(),
+            html.display()
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("not certified: {}", report.environment.id);
+        for why in &decision.why {
+            println!("  {why}");
+        }
+        println!("({}, {})", md.display(), html.display());
+        Ok(ExitCode::from(101))
+    }
 }
 
 /// `compare REPORT...`.
