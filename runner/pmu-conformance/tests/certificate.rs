@@ -118,3 +118,71 @@ fn strict_refuses_a_vpmu_that_is_off_but_excuses_a_missing_feature() {
     let (code, _, _, _) = certify(&["--from", "/nonexistent.json"], dir.path());
     assert_eq!(code, 2);
 }
+
+/// The browser the HTML test renders with: `$PMUC_CHROMIUM`, else Debian's
+/// `chromium` (`cargo xtask test` installs it).
+fn chromium() -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os("PMUC_CHROMIUM") {
+        return path.into();
+    }
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("no chromium: install Debian's chromium (`cargo xtask test` does) or set PMUC_CHROMIUM")
+        })
+}
+
+/// Headless Chromium, as root needs it, with its own throwaway profile.
+fn headless(profile: &Path) -> Command {
+    let mut command = Command::new(chromium());
+    command
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+        .arg(format!("--user-data-dir={}", profile.display()));
+    command
+}
+
+#[test]
+fn the_html_certificate_renders_in_a_real_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, _, _) = certify(&["--env", "sim:xen-intel"], dir.path());
+    assert_eq!(code, 101, "{stdout}");
+    let page = format!("file://{}", dir.path().join("certificate.html").display());
+    let profile = dir.path().join("profile");
+
+    // The DOM as Chromium built it: the decision, a row per case, the charts.
+    let dom = headless(&profile).arg("--dump-dom").arg(&page).output().unwrap();
+    assert!(dom.status.success(), "{}", String::from_utf8_lossy(&dom.stderr));
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        dom.contains("<p id=\"decision\" class=\"not-certified\"><strong>NOT CERTIFIED: sim:xen-intel</strong></p>"),
+        "{dom}"
+    );
+    assert_eq!(dom.matches("<tr><td>").count(), 46);
+    assert!(
+        dom.matches("<svg").count() >= 3,
+        "the skid charts are in the rendered page"
+    );
+    assert!(dom.contains("matches xen-pmc-quirk"));
+
+    // A screenshot: a PNG of the window's size with something drawn in it.
+    let shot = dir.path().join("certificate.png");
+    let taken = headless(&profile)
+        .args(["--window-size=1200,1800", "--hide-scrollbars"])
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(&page)
+        .output()
+        .unwrap();
+    assert!(taken.status.success(), "{}", String::from_utf8_lossy(&taken.stderr));
+    let png = std::fs::read(&shot).expect("Chromium wrote the screenshot");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let width = u32::from_be_bytes(png[16..20].try_into().unwrap());
+    let height = u32::from_be_bytes(png[20..24].try_into().unwrap());
+    assert_eq!((width, height), (1200, 1800));
+    assert!(
+        png.len() > 20_000,
+        "a blank page compresses to almost nothing: {} bytes",
+        png.len()
+    );
+}
