@@ -22,7 +22,7 @@ use pmu_conformance::cpu::CpuidReader;
 use pmu_conformance::event_table::EventTable;
 use pmu_conformance::fingerprint::Fingerprint;
 use pmu_conformance::probe::linux::{LinuxProbe, Machine};
-use pmu_conformance::probe::{Probe, Sampling, Window};
+use pmu_conformance::probe::{Probe, ProbeError, Sampling, Window};
 use pmu_conformance::run::{self, Request};
 use pmu_conformance::vocabulary::ReadWith;
 use pmu_conformance::workload::{Workload, WorkloadKind};
@@ -61,18 +61,30 @@ fn time_ours() -> Duration {
         }),
         read_with: ReadWith::Syscall,
     };
-    let times = (0..SAMPLES)
-        .map(|_| {
-            let start = Instant::now();
-            let run = probe.run(&window).expect("the breakpoint window runs");
-            let elapsed = start.elapsed();
-            assert_eq!(
-                (run.reading.value, run.notifications.len() as u64),
-                (HITS, HITS / PERIOD)
-            );
-            elapsed
-        })
-        .collect();
+    // A stray debug trap (some VMs raise them) is caught, not fatal, and
+    // its window is timed again, as the harness runs it again.
+    pmu_conformance::probe::linux::stray_traps::catch().expect("SIGTRAP can be caught");
+    let mut disturbed = 0;
+    let mut times = Vec::new();
+    while times.len() < SAMPLES {
+        let start = Instant::now();
+        let run = match probe.run(&window) {
+            Err(ProbeError::Disturbed(_)) if disturbed < 10 * SAMPLES => {
+                disturbed += 1;
+                continue;
+            }
+            other => other.expect("the breakpoint window runs"),
+        };
+        let elapsed = start.elapsed();
+        assert_eq!(
+            (run.reading.value, run.notifications.len() as u64),
+            (HITS, HITS / PERIOD)
+        );
+        times.push(elapsed);
+    }
+    if disturbed > 0 {
+        println!("  ({disturbed} windows disturbed by a stray debug trap were timed again)");
+    }
     median(times)
 }
 
@@ -103,9 +115,14 @@ fn time_baseline() -> Result<(&'static str, Duration), String> {
 }
 
 /// Median wall time of `perf test -F <name>`, or why it could not be timed.
+///
+/// A run that does not pass is run again, at most [`SAMPLES`] times in all:
+/// on a VM whose debug registers raise stray traps, perf's own breakpoint
+/// test dies of them as our windows would (its run ends before `: Ok`).
 fn time_perf_test(name: &str) -> Result<Duration, String> {
     let mut times = Vec::new();
-    for _ in 0..SAMPLES {
+    let mut failed = Vec::new();
+    while times.len() < SAMPLES {
         let start = Instant::now();
         let out = Command::new("perf").args(["test", "-F", name]).output().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
@@ -117,9 +134,24 @@ fn time_perf_test(name: &str) -> Result<Duration, String> {
         let elapsed = start.elapsed();
         let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
         if !out.status.success() || !text.contains(": Ok") {
-            return Err(format!("`perf test -F {name:?}` did not pass: {}", text.trim()));
+            failed.push(format!("{} ({})", text.trim(), out.status));
+            if failed.len() >= SAMPLES {
+                return Err(format!(
+                    "`perf test -F {name:?}` did not pass in {} runs: {}",
+                    failed.len(),
+                    failed[0]
+                ));
+            }
+            continue;
         }
         times.push(elapsed);
+    }
+    if !failed.is_empty() {
+        println!(
+            "  (`perf test {name:?}` failed {} times and was run again: {})",
+            failed.len(),
+            failed[0]
+        );
     }
     Ok(median(times))
 }
@@ -135,14 +167,25 @@ fn time_selfcheck_suite() -> Duration {
         },
         ..Request::default()
     };
-    let times = (0..5)
-        .map(|_| {
-            let start = Instant::now();
-            let status = run::execute(request.clone()).expect("the suites load");
-            assert_eq!(status, ExitCode::SUCCESS, "the self-check suite must pass to be timed");
-            start.elapsed()
-        })
-        .collect();
+    // Only passing runs are timed; one the machine's debug registers failed
+    // (tests/soak.rs says how they do) is run again, at most 5 times.
+    let (mut times, mut failed) = (Vec::new(), 0);
+    while times.len() < 5 {
+        let start = Instant::now();
+        let status = run::execute(request.clone()).expect("the suites load");
+        if status == ExitCode::SUCCESS {
+            times.push(start.elapsed());
+        } else {
+            failed += 1;
+            assert!(
+                failed <= 5,
+                "the self-check suite must pass to be timed; it failed {failed} times"
+            );
+        }
+    }
+    if failed > 0 {
+        println!("  (the self-check suite failed {failed} times here and was run again)");
+    }
     median(times)
 }
 
