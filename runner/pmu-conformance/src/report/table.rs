@@ -57,6 +57,13 @@ pub fn render_at(report: &Report, width: u16) -> String {
     format!("{body}\n{}", summary_line(report))
 }
 
+/// A case's wall time, where it took a second or more (shorter ones are
+/// not worth a reader's eye).
+fn duration(c: &CaseReport) -> Option<String> {
+    let seconds = c.duration_us as f64 / 1e6;
+    (seconds >= 1.0).then(|| format!("{seconds:.1} s"))
+}
+
 /// What a case's last column says: its signature, reason or bound, and the
 /// known bugs its outcome matches.
 fn explanation(c: &CaseReport) -> String {
@@ -74,19 +81,27 @@ fn table(report: &Report, width: u16) -> String {
         .load_style(STYLE)
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_width(width)
-        .set_header(vec!["case", "verdict", "gate", "result", "signature / reason / bound"]);
+        .set_header(vec![
+            "case",
+            "verdict",
+            "gate",
+            "time",
+            "result",
+            "signature / reason / bound",
+        ]);
     for c in &report.cases {
         table.add_row(vec![
             Cell::new(&c.id),
             Cell::new(c.verdict.name()),
             Cell::new(gate_column(c)),
+            Cell::new(duration(c).unwrap_or_default()),
             Cell::new(&c.summary),
             Cell::new(explanation(c)),
         ]);
     }
-    // The id, verdict and gate columns keep their content's width, so that
-    // only the free text wraps (at spaces).
-    for i in 0..3 {
+    // The id, verdict, gate and time columns keep their content's width, so
+    // that only the free text wraps (at spaces).
+    for i in 0..4 {
         if let Some(column) = table.column_mut(i) {
             column.set_constraint(ColumnConstraint::ContentWidth);
         }
@@ -102,7 +117,10 @@ fn list(report: &Report, width: u16) -> String {
     let mut out = String::new();
     for c in &report.cases {
         let head = format!("{} {}", c.verdict.name().to_uppercase(), c.id);
-        let gate = format!("({})", gate_column(c));
+        let gate = match duration(c) {
+            Some(took) => format!("({}, {took})", gate_column(c)),
+            None => format!("({})", gate_column(c)),
+        };
         // The gate joins the id's line where it fits, else starts the next.
         if head.chars().count() + 2 + gate.chars().count() <= usize::from(width) {
             out.push_str(&format!("{head}  {gate}\n"));
