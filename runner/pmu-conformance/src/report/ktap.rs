@@ -52,19 +52,9 @@ pub fn render(report: &Report) -> String {
         }
         let _ = writeln!(out, "{}", result_line(i + 1, c));
     }
-    let t = &report.summary;
-    let _ = writeln!(
-        out,
-        "# totals: {} pass, {} fail, {} unsupported, {} error; {} of {} trials failed the gate",
-        t.pass,
-        t.fail,
-        t.unsupported,
-        t.error,
-        t.gate_failures,
-        report.cases.len()
-    );
-    if let Some(why) = &report.interrupted {
-        let _ = writeln!(out, "# interrupted: {}", one_line(why));
+    // The run's summary line (and why it ended early), as diagnostics.
+    for line in super::table::summary_line(report).lines() {
+        let _ = writeln!(out, "# {}", one_line(line));
     }
     out
 }

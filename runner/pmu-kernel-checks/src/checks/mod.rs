@@ -459,6 +459,53 @@ pub fn run(hw: &mut dyn Hardware, pmu: Pmu, case: &CaseRequest) -> Record {
     record
 }
 
+/// The failure for `got` PMIs (or NMIs) where `expected` were due: lost
+/// when fewer arrived, extra when more; sized by `got` in `unit`.
+pub fn pmi_count_failure(
+    c: &Context<'_>,
+    got: u64,
+    expected: u64,
+    unit: Unit,
+    detail: impl Into<String>,
+    summary: impl Into<String>,
+) -> Record {
+    let kind = if got < expected {
+        SignatureKind::PmiLost
+    } else {
+        SignatureKind::PmiExtra
+    };
+    Record::fail(c.id(), kind, Magnitude::new(got, unit), detail, summary)
+}
+
+/// The verdict on the LVT entry `lvt` after a delivered PMI: delivery masks
+/// it on Intel (SDM Vol. 3A 11.5.1) and must not on AMD; `delivered` says
+/// how it came (`masked by the PMI`, `1 NMI, and delivery masked…`) in the
+/// passing words. Carries the `masked` fact.
+pub fn lvt_mask_verdict(c: &Context<'_>, lvt: u32, passed_masked: &str, passed_unmasked: &str) -> Record {
+    use crate::hardware::LVT_MASK;
+    use crate::pmu::Vendor;
+    let masked = lvt & LVT_MASK != 0;
+    let record = match (c.pmu.vendor, masked) {
+        (Vendor::Amd, true) => Record::fail(
+            c.id(),
+            SignatureKind::LvtpcMasked,
+            Magnitude::new(lvt, Unit::Register),
+            "AMD must not mask the LVT on a PMI",
+            format!("LVTPC {lvt:#x}"),
+        ),
+        (Vendor::Amd, false) => Record::pass(c.id(), format!("{passed_unmasked} (LVTPC {lvt:#x})")),
+        (_, false) => Record::fail(
+            c.id(),
+            SignatureKind::LvtpcNotMasked,
+            Magnitude::new(lvt, Unit::Register),
+            "the mask bit stayed clear after the PMI",
+            format!("LVTPC {lvt:#x}"),
+        ),
+        (_, true) => Record::pass(c.id(), format!("{passed_masked} (LVTPC {lvt:#x})")),
+    };
+    record.fact("masked", masked)
+}
+
 /// `1 PMI`, `2 PMIs`.
 pub fn pmis(n: u64) -> String {
     if n == 1 {

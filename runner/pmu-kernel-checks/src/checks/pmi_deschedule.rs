@@ -18,7 +18,7 @@
 
 use alloc::format;
 
-use super::{Context, PMI_WAIT_SPINS, Stop, pmis};
+use super::{Context, PMI_WAIT_SPINS, Stop, pmi_count_failure, pmis};
 use crate::hardware::PMI_VECTOR;
 use crate::record::{Magnitude, Record, SignatureKind, Unit};
 
@@ -68,15 +68,11 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
             ));
         }
         if taken != 1 {
-            let kind = if taken == 0 {
-                SignatureKind::PmiLost
-            } else {
-                SignatureKind::PmiExtra
-            };
-            return Ok(Record::fail(
-                c.id(),
-                kind,
-                Magnitude::new(taken, Unit::PmisPerOverflow),
+            return Ok(pmi_count_failure(
+                c,
+                taken,
+                1,
+                Unit::PmisPerOverflow,
                 format!("{at}: {} for an overflow the vCPU was switched out after", pmis(taken)),
                 "PMI across a deschedule",
             ));

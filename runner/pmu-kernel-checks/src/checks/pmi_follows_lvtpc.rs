@@ -13,7 +13,7 @@
 
 use alloc::format;
 
-use super::{Context, PMI_WAIT_SPINS, Stop, pmis};
+use super::{Context, PMI_WAIT_SPINS, Stop, pmi_count_failure, pmis};
 use crate::hardware::{LVT_MASK, PMI_VECTOR};
 use crate::record::{Magnitude, Record, SignatureKind, Unit};
 
@@ -28,15 +28,11 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
     };
     let first = overflow(c)?;
     if first != 1 {
-        let kind = if first == 0 {
-            SignatureKind::PmiLost
-        } else {
-            SignatureKind::PmiExtra
-        };
-        return Ok(Record::fail(
-            c.id(),
-            kind,
-            Magnitude::new(first, Unit::PmisPerOverflow),
+        return Ok(pmi_count_failure(
+            c,
+            first,
+            1,
+            Unit::PmisPerOverflow,
             format!("{} for the first overflow", pmis(first)),
             "first overflow",
         ));

@@ -8,9 +8,8 @@
 
 use alloc::format;
 
-use super::{Context, PMI_WAIT_SPINS, Stop, pmis};
+use super::{Context, PMI_WAIT_SPINS, Stop, lvt_mask_verdict, pmi_count_failure, pmis};
 use crate::hardware::{LVT_MASK, LVT_NMI, PMI_VECTOR};
-use crate::pmu::Vendor;
 use crate::record::{Magnitude, Record, SignatureKind, Unit};
 
 pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
@@ -25,15 +24,11 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
     c.hw.set_lvtpc(u32::from(PMI_VECTOR) | LVT_MASK);
     let fixed = c.hw.wait_for_pmi(0) - pmis_before;
     if nmis != 1 {
-        let kind = if nmis == 0 {
-            SignatureKind::PmiLost
-        } else {
-            SignatureKind::PmiExtra
-        };
-        return Ok(Record::fail(
-            c.id(),
-            kind,
-            Magnitude::new(nmis, Unit::PmisPerOverflow),
+        return Ok(pmi_count_failure(
+            c,
+            nmis,
+            1,
+            Unit::PmisPerOverflow,
             format!("{nmis} NMIs for one overflow with the LVT entry in NMI mode (LVTPC {lvt:#x})"),
             "NMI-mode PMI",
         ));
@@ -50,27 +45,10 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
             "fixed-mode PMI in NMI mode",
         ));
     }
-    let masked = lvt & LVT_MASK != 0;
-    let record = match (c.pmu.vendor, masked) {
-        (Vendor::Amd, true) => Record::fail(
-            c.id(),
-            SignatureKind::LvtpcMasked,
-            Magnitude::new(lvt, Unit::Register),
-            "AMD must not mask the LVT on a PMI, in NMI mode either",
-            format!("LVTPC {lvt:#x}"),
-        ),
-        (Vendor::Amd, false) => Record::pass(c.id(), format!("1 NMI, the LVT entry left unmasked (LVTPC {lvt:#x})")),
-        (_, false) => Record::fail(
-            c.id(),
-            SignatureKind::LvtpcNotMasked,
-            Magnitude::new(lvt, Unit::Register),
-            "1 NMI, but the mask bit stayed clear after it",
-            format!("LVTPC {lvt:#x}"),
-        ),
-        (_, true) => Record::pass(
-            c.id(),
-            format!("1 NMI, and delivery masked the LVT entry (LVTPC {lvt:#x})"),
-        ),
-    };
-    Ok(record.fact("masked", masked))
+    Ok(lvt_mask_verdict(
+        c,
+        lvt,
+        "1 NMI, and delivery masked the LVT entry",
+        "1 NMI, the LVT entry left unmasked",
+    ))
 }

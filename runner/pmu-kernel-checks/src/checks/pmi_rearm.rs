@@ -5,10 +5,10 @@
 
 use alloc::format;
 
-use super::{Context, PMI_WAIT_SPINS, Stop, pmis};
+use super::{Context, PMI_WAIT_SPINS, Stop, pmi_count_failure, pmis};
 use crate::hardware::PMI_VECTOR;
 use crate::pmu::Vendor;
-use crate::record::{Magnitude, Record, SignatureKind, Unit};
+use crate::record::{Record, Unit};
 
 pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
     let p = c.case.params.clone();
@@ -22,15 +22,11 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
 
     let first = overflow(c)?;
     if first != 1 {
-        let kind = if first == 0 {
-            SignatureKind::PmiLost
-        } else {
-            SignatureKind::PmiExtra
-        };
-        return Ok(Record::fail(
-            c.id(),
-            kind,
-            Magnitude::new(first, Unit::PmisPerOverflow),
+        return Ok(pmi_count_failure(
+            c,
+            first,
+            1,
+            Unit::PmisPerOverflow,
             format!("{} for the first overflow", pmis(first)),
             "first overflow",
         ));
@@ -39,15 +35,11 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
     let second = overflow(c)?;
     let expected_second = u64::from(c.pmu.vendor == Vendor::Amd);
     if second != expected_second {
-        let kind = if second > expected_second {
-            SignatureKind::PmiExtra
-        } else {
-            SignatureKind::PmiLost
-        };
-        return Ok(Record::fail(
-            c.id(),
-            kind,
-            Magnitude::new(second, Unit::PmisBeforeRearm),
+        return Ok(pmi_count_failure(
+            c,
+            second,
+            expected_second,
+            Unit::PmisBeforeRearm,
             format!("{} for an overflow before acknowledgement and unmask", pmis(second)),
             "second overflow",
         ));
@@ -61,15 +53,11 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
             format!("1, {second}, 1 PMIs: masked until acknowledged, then re-armed"),
         )
     } else {
-        let kind = if third == 0 {
-            SignatureKind::PmiLost
-        } else {
-            SignatureKind::PmiExtra
-        };
-        Record::fail(
-            c.id(),
-            kind,
-            Magnitude::new(third, Unit::PmisPerOverflow),
+        pmi_count_failure(
+            c,
+            third,
+            1,
+            Unit::PmisPerOverflow,
             format!("{} for an overflow after acknowledgement and unmask", pmis(third)),
             "third overflow",
         )
