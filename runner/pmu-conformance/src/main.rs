@@ -19,7 +19,7 @@ use pmu_conformance::run::{self, Output, Request, RunError};
 /// and keep counts exact across overflow?
 ///
 /// Without a subcommand, runs every suite on this machine: it prints the
-/// machine's fingerprint, one line per case as it runs, and a table of
+/// machine's fingerprint, a dot per case as it ends, and a table of
 /// verdicts. Each outcome is compared with the expectations recorded for this
 /// environment and host class under expected/<environment>/<host class>/;
 /// where nothing is recorded, a case must pass. Unsupported cases are skipped
@@ -317,7 +317,7 @@ struct RunArgs {
     /// Print only the trial lines and the summary line.
     #[arg(short, long)]
     quiet: bool,
-    /// `human`: the fingerprint, a line per case as it runs, and the table.
+    /// `human`: the fingerprint, a dot per case as it ends, and the table.
     /// `ktap`: KTAP version 1 and nothing else, for kselftest's and
     /// KernelCI's parsers (a case is `ok`, `ok … # SKIP reason` or `not ok`,
     /// as the gate judged it).
