@@ -3,7 +3,8 @@
 //! Checks formatting, builds every test target, and sets up what the boot
 //! tests need (QEMU, the x86_64-unknown-none target and the probe kernel
 //! image; the static runner and Debian's cloud kernel for the Linux guest;
-//! Debian's Xen), and Chromium for the HTML certificate's test.
+//! Debian's Xen), Chromium for the HTML certificate's test and xmllint for
+//! the JUnit schema's.
 //! Then it runs the soak test (a thousand rounds of the self-check suite:
 //! minutes, nearly all in the kernel's breakpoint handling) in the
 //! background, beside every other test target of the workspace: unit tests,
@@ -118,13 +119,17 @@ fn guest_tools(sh: &Shell) -> Result<()> {
     {
         println!("xtask: NOTICE: could not install QEMU ({e:#}); the boot tests will fail and say so");
     }
-    // Headless Chromium renders the HTML certificate in its test.
-    if !crate::have(sh, "chromium")
-        && let Err(e) = crate::apt_install(sh, &["chromium"])
-    {
-        println!(
-            "xtask: NOTICE: could not install Chromium ({e:#}); the certificate's browser test will fail and say so"
-        );
+    // Headless Chromium renders the HTML certificate in its test; xmllint
+    // validates the JUnit files.
+    for (tool, package, test) in [
+        ("chromium", "chromium", "the certificate's browser test"),
+        ("xmllint", "libxml2-utils", "the JUnit schema test"),
+    ] {
+        if !crate::have(sh, tool)
+            && let Err(e) = crate::apt_install(sh, &[package])
+        {
+            println!("xtask: NOTICE: could not install {package} ({e:#}); {test} will fail and say so");
+        }
     }
     match crate::kernel::ensure_target(sh, crate::kernel::TARGET) {
         Ok(()) => {

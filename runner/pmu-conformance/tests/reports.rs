@@ -250,3 +250,67 @@ fn the_junit_file_carries_times_the_host_and_the_fingerprint() {
     assert_eq!(attribute(&top[0], "tests"), Some(report.cases.len().to_string()));
     assert!(attribute(&top[0], "timestamp").is_some());
 }
+
+/// xmllint (Debian's libxml2-utils; `cargo xtask test` installs it) checks
+/// `xml` against tests/junit/junit.xsd; returns what it said on failure.
+fn validate_junit(xml: &Path) -> Result<(), String> {
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/junit/junit.xsd");
+    let output = Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(&schema)
+        .arg(xml)
+        .output()
+        .map_err(|e| format!("xmllint: {e} (install Debian's libxml2-utils; `cargo xtask test` does)"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+/// Every JUnit file the runner writes (a run's, with passes, failures,
+/// errors and skips; a matrix's) is valid against the schema Jenkins' and
+/// GitLab's readers expect, and the schema refuses what they would.
+#[test]
+fn the_junit_files_are_valid_against_the_schema_ci_readers_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let nothing_recorded = dir.path().join("expected");
+    std::fs::create_dir(&nothing_recorded).unwrap();
+    let run_xml = dir.path().join("run.xml");
+    let output = Command::new(env!("CARGO_BIN_EXE_pmu-conformance"))
+        .args(["--env", "sim:xen-intel", "--quiet", "--expected"])
+        .arg(&nothing_recorded)
+        .arg("--junit")
+        .arg(&run_xml)
+        .env_remove("CI")
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(101),
+        "Xen's model fails with nothing recorded"
+    );
+    let text = std::fs::read_to_string(&run_xml).unwrap();
+    assert!(text.contains("<failure") && text.contains("<skipped"), "{text}");
+    validate_junit(&run_xml).unwrap_or_else(|e| panic!("{e}"));
+
+    let out = dir.path().join("matrix");
+    let output = Command::new(env!("CARGO_BIN_EXE_pmu-conformance"))
+        .args(["matrix", "run", "matrices/sim.yaml", "--env", "sim:xen-fix-", "--out"])
+        .arg(&out)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .env_remove("CI")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    validate_junit(&out.join("matrix.junit.xml")).unwrap_or_else(|e| panic!("{e}"));
+
+    let broken = dir.path().join("broken.xml");
+    std::fs::write(
+        &broken,
+        "<testsuites><testsuite tests=\"1\"><testcase/></testsuite></testsuites>",
+    )
+    .unwrap();
+    let refused = validate_junit(&broken).expect_err("a suite and a case without names");
+    assert!(refused.contains("'name' is required"), "{refused}");
+}
