@@ -147,8 +147,20 @@ pub fn execute(request: Request) -> Result<ExitCode, RunError> {
         (None, None) => Choice::Derived,
     };
     let environment = matrices.pick(choice, &here.derived_id).map_err(|e| usage(&e))?;
+    // The kernel cases this run will probably ask for: the environment's,
+    // less those the filter leaves out.
+    let likely: Vec<Arc<crate::case::Case>> = suites
+        .iter()
+        .flat_map(|s| &s.cases)
+        .filter(|c| c.probe == crate::vocabulary::ProbeKind::Kernel && environment.selects(c))
+        .filter(|c| {
+            let trial = libtest_mimic::Trial::test(c.id.to_string(), || Ok(()));
+            !request.libtest.list && !request.libtest.is_filtered_out(&trial)
+        })
+        .map(|c| Arc::new(c.clone()))
+        .collect();
     let (executor, fingerprint) =
-        crate::executor::for_environment(&environment, table, here, request.kernel.as_deref()).map_err(
+        crate::executor::for_environment(&environment, table, here, request.kernel.as_deref(), &likely).map_err(
             |e| match e {
                 StartError::Argument(why) => RunError::Usage(format!("environment `{}`: {why}", environment.id)),
                 StartError::Unavailable(why) => {

@@ -132,11 +132,15 @@ pub enum StartError {
 
 /// What runs `environment`'s cases, and the fingerprint of the machine they
 /// run on: this one's, the model's, or the guest's.
+/// `likely` are the cases the run will probably ask for (the environment's
+/// selection, after the run's filter): an executor whose first guest must
+/// boot anyway to fingerprint it may run them in that same guest.
 pub fn for_environment(
     environment: &Environment,
     table: EventTable,
     here: Fingerprint,
     kernel: Option<&Path>,
+    likely: &[Arc<Case>],
 ) -> Result<(Arc<dyn Executor>, Fingerprint), StartError> {
     Ok(match &environment.target {
         Target::Local => {
@@ -194,7 +198,7 @@ pub fn for_environment(
             (Arc::new(domu), fingerprint)
         }
         Target::Xl(domain) => {
-            let xl = xl::XlExecutor::new(domain.clone(), kernel, &table)?;
+            let xl = xl::XlExecutor::new(domain.clone(), kernel, &table, likely)?;
             let fingerprint = xl.fingerprint().clone();
             (Arc::new(xl), fingerprint)
         }
