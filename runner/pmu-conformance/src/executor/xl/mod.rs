@@ -57,9 +57,10 @@ pub struct XlExecutor {
     /// The outcomes of the planned cases' one domain whose records arrived.
     together: Together,
     /// The outcomes the first domain (the one that said hello) reported for
-    /// the cases the run was likely to ask for: a plan they cover needs no
+    /// the cases the run was likely to ask for, with the requests it ran: a
+    /// plan of the same requests (same runs, same parameters) needs no
     /// second domain.
-    prepared: std::sync::Mutex<HashMap<String, Outcome>>,
+    prepared: std::sync::Mutex<(Vec<pmu_kernel_checks::plan::CaseRequest>, HashMap<String, Outcome>)>,
     created: AtomicU32,
 }
 
@@ -105,11 +106,12 @@ impl XlExecutor {
             fingerprint: Fingerprint::from_parts(table, &CpuidReader::replay(CpuidDump::default()), None),
             watchdog,
             together: Together::default(),
-            prepared: std::sync::Mutex::new(HashMap::new()),
+            prepared: std::sync::Mutex::new((Vec::new(), HashMap::new())),
             created: AtomicU32::new(0),
         };
+        let requests: Vec<_> = likely.iter().map(|c| kernel_case::request(c)).collect();
         let plan = Plan {
-            cases: likely.iter().map(|c| kernel_case::request(c)).collect(),
+            cases: requests.clone(),
         }
         .to_cmdline()
         .unwrap_or_else(|_| "pmuc=".to_owned());
@@ -129,7 +131,7 @@ impl XlExecutor {
                     ("cases_in_domain", likely.len() as u64),
                 ],
             );
-            *executor.prepared.lock().unwrap_or_else(|p| p.into_inner()) = outcomes;
+            *executor.prepared.lock().unwrap_or_else(|p| p.into_inner()) = (requests, outcomes);
         }
         let Some(hello) = transcript.hello.as_ref() else {
             return Err(StartError::Unavailable(format!(
@@ -314,9 +316,12 @@ impl Executor for XlExecutor {
     }
 
     fn plan(&self, cases: &[Arc<Case>]) {
-        // The first domain ran them all already.
-        let prepared = std::mem::take(&mut *self.prepared.lock().unwrap_or_else(|p| p.into_inner()));
-        if !cases.is_empty() && cases.iter().all(|c| prepared.contains_key(&c.id.to_string())) {
+        // The first domain ran them all already, as asked now (a `--runs`
+        // override, say, asks for other requests than it ran).
+        let (ran, prepared) = std::mem::take(&mut *self.prepared.lock().unwrap_or_else(|p| p.into_inner()));
+        let covered =
+            |c: &Arc<Case>| ran.contains(&kernel_case::request(c)) && prepared.contains_key(&c.id.to_string());
+        if !cases.is_empty() && cases.iter().all(covered) {
             self.together.set(prepared);
             return;
         }
