@@ -122,22 +122,18 @@ fn deschedule(rounds: u32) -> Yield {
 }
 
 /// The boot's self-test of the paths the NMI and deschedule checks take,
-/// which run here even where no PMU exists: an NMI sent to this CPU through
-/// its ICR must be taken once by the NMI handler, and one deschedule must
-/// return. Says what it saw in one line.
+/// through the same [`Machine`] methods, which run here even where no PMU
+/// exists: an NMI sent to this CPU through its ICR must be taken once by the
+/// NMI handler, and one deschedule must return. Says what it saw in one line.
 pub fn self_test(out: &mut impl core::fmt::Write) {
-    let before = NMIS.load(Ordering::Relaxed);
+    let mut machine = Machine;
+    let before = machine.nmis();
     lapic::send_self_nmi();
-    let mut spun = 0u32;
-    while spun < 1_000_000 && NMIS.load(Ordering::Relaxed) == before {
-        core::hint::spin_loop();
-        spun += 1;
-    }
-    let nmis = NMIS.load(Ordering::Relaxed) - before;
-    let how = deschedule(1);
+    let nmis = machine.wait_for_nmi(pmu_kernel_checks::checks::PMI_WAIT_SPINS) - before;
+    let how = machine.deschedule(1);
     let _ = writeln!(
         out,
-        "probe-kernel: self-test: {nmis} NMI from the ICR after {spun} spins; 1 deschedule by {}",
+        "probe-kernel: self-test: {nmis} NMI from the ICR; 1 deschedule by {}",
         how.name()
     );
 }

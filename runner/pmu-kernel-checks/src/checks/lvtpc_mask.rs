@@ -2,15 +2,13 @@
 //! mask bit on Intel (SDM Vol. 3A 11.5.1), and must not on AMD (KVM commit
 //! 49ff3b4aec51). Xen's vLAPIC never sets it.
 
-use super::{Context, PMI_WAIT_SPINS, Stop};
+use super::{Context, Stop};
 use crate::record::{Magnitude, Record, SignatureKind, Unit};
 
 pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
     let p = c.case.params.clone();
     let events = c.calibrate(p.counter, p.iterations)?;
-    let before = c.hw.pmis();
-    c.window(&[(p.counter, true, c.pmu.preset(p.counter, events - 1))], p.iterations)?;
-    let pmis = c.hw.wait_for_pmi(PMI_WAIT_SPINS) - before;
+    let pmis = c.overflow_pmis(p.counter, c.pmu.preset(p.counter, events - 1))?;
     let lvt = c.hw.lvtpc();
     if pmis == 0 {
         return Ok(Record::fail(

@@ -376,6 +376,14 @@ impl Context<'_> {
         self.bracketed(msr, start, stop, iterations)
     }
 
+    /// One window of the case's passes with `counter` preset to `preset` and
+    /// INT set, then an interrupt window: the PMIs taken in it.
+    pub fn overflow_pmis(&mut self, counter: Counter, preset: u64) -> Result<u64, Stop> {
+        let before = self.hw.pmis();
+        self.window(&[(counter, true, preset)], self.case.params.iterations)?;
+        Ok(self.hw.wait_for_pmi(PMI_WAIT_SPINS) - before)
+    }
+
     /// A counter's value, masked to its width.
     pub fn read(&mut self, counter: Counter) -> Result<u64, Stop> {
         let width = self.pmu.counter_width(counter);

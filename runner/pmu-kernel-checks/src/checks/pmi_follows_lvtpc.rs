@@ -13,7 +13,7 @@
 
 use alloc::format;
 
-use super::{Context, PMI_WAIT_SPINS, Stop, pmi_count_failure, pmis};
+use super::{Context, Stop, pmi_count_failure, pmis};
 use crate::hardware::{LVT_MASK, PMI_VECTOR};
 use crate::record::{Magnitude, Record, SignatureKind, Unit};
 
@@ -21,12 +21,7 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
     let p = c.case.params.clone();
     let events = c.calibrate(p.counter, p.iterations)?;
     let preset = c.pmu.preset(p.counter, events - 1);
-    let overflow = |c: &mut Context<'_>| -> Result<u64, Stop> {
-        let before = c.hw.pmis();
-        c.window(&[(p.counter, true, preset)], p.iterations)?;
-        Ok(c.hw.wait_for_pmi(PMI_WAIT_SPINS) - before)
-    };
-    let first = overflow(c)?;
+    let first = c.overflow_pmis(p.counter, preset)?;
     if first != 1 {
         return Ok(pmi_count_failure(
             c,
@@ -41,7 +36,7 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
     c.clear_status()?;
     let lvt = c.hw.lvtpc();
     let masked = lvt & LVT_MASK != 0;
-    let second = overflow(c)?;
+    let second = c.overflow_pmis(p.counter, preset)?;
     c.hw.set_lvtpc(u32::from(PMI_VECTOR));
     let expected = u64::from(!masked);
     let record = if second == expected {

@@ -5,7 +5,7 @@
 
 use alloc::format;
 
-use super::{Context, PMI_WAIT_SPINS, Stop, pmi_count_failure, pmis};
+use super::{Context, Stop, pmi_count_failure, pmis};
 use crate::hardware::PMI_VECTOR;
 use crate::pmu::Vendor;
 use crate::record::{Record, Unit};
@@ -14,13 +14,8 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
     let p = c.case.params.clone();
     let events = c.calibrate(p.counter, p.iterations)?;
     let preset = c.pmu.preset(p.counter, events - 1);
-    let overflow = |c: &mut Context<'_>| -> Result<u64, Stop> {
-        let before = c.hw.pmis();
-        c.window(&[(p.counter, true, preset)], p.iterations)?;
-        Ok(c.hw.wait_for_pmi(PMI_WAIT_SPINS) - before)
-    };
 
-    let first = overflow(c)?;
+    let first = c.overflow_pmis(p.counter, preset)?;
     if first != 1 {
         return Ok(pmi_count_failure(
             c,
@@ -32,7 +27,7 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
         ));
     }
     // No acknowledgement, no unmask.
-    let second = overflow(c)?;
+    let second = c.overflow_pmis(p.counter, preset)?;
     let expected_second = u64::from(c.pmu.vendor == Vendor::Amd);
     if second != expected_second {
         return Ok(pmi_count_failure(
@@ -46,7 +41,7 @@ pub fn run(c: &mut Context<'_>) -> Result<Record, Stop> {
     }
     c.clear_status()?;
     c.hw.set_lvtpc(u32::from(PMI_VECTOR));
-    let third = overflow(c)?;
+    let third = c.overflow_pmis(p.counter, preset)?;
     let record = if third == 1 {
         Record::pass(
             c.id(),
