@@ -9,6 +9,7 @@ mod bless;
 mod detection_matrix;
 mod dist;
 mod guest_kernel;
+mod junit_schema;
 mod kernel;
 mod sshd;
 mod test;
@@ -41,6 +42,9 @@ tasks:
                   kernel, Xen's toolstack and its libraries) into .../dom0/
   sshd            fetch Debian's OpenSSH server (apt-get download, unpacked, not
                   installed) into target/sshd/ for the ssh environment's loopback test
+  junit-schema    fetch Jenkins' xUnit schema (junit-10.xsd, from pytest's source
+                  distribution on PyPI, pinned and checked) into target/junit-schema/
+                  for the JUnit files' schema test
   bench           run the benchmarks (installs Debian's linux-perf for the
                   comparison with `perf test` when it is missing and apt-get works)
   detection-matrix
@@ -61,6 +65,7 @@ fn main() -> Result<()> {
         Some("dist") => dist::run(&sh, &rest),
         Some("guest-kernel") => guest_kernel::run(&sh, &rest),
         Some("sshd") => sshd::run(&sh, &rest),
+        Some("junit-schema") => junit_schema::run(&sh, &rest),
         Some("xen") => xen::run(&sh, &rest),
         Some("bench") => bench::run(&sh, &rest),
         Some("bless") => bless::run(&sh, &rest),

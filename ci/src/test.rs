@@ -3,8 +3,8 @@
 //! Checks formatting, builds every test target, and sets up what the boot
 //! tests need (QEMU, the x86_64-unknown-none target and the probe kernel
 //! image; the static runner and Debian's cloud kernel for the Linux guest;
-//! Debian's Xen), Chromium for the HTML certificate's test and xmllint for
-//! the JUnit schema's.
+//! Debian's Xen), Chromium for the HTML certificate's test, and xmllint
+//! and Jenkins' junit-10.xsd for the JUnit schema's.
 //! Then it runs the soak test (a thousand rounds of the self-check suite:
 //! minutes, nearly all in the kernel's breakpoint handling) in the
 //! background, beside every other test target of the workspace: unit tests,
@@ -130,6 +130,10 @@ fn guest_tools(sh: &Shell) -> Result<()> {
         {
             println!("xtask: NOTICE: could not install {package} ({e:#}); {test} will fail and say so");
         }
+    }
+    match crate::junit_schema::fetch(sh) {
+        Ok(schema) => println!("xtask: Jenkins' JUnit schema {}", schema.display()),
+        Err(e) => println!("xtask: NOTICE: {e:#}\nxtask: no junit-10.xsd; the JUnit schema test will fail and say so"),
     }
     match crate::kernel::ensure_target(sh, crate::kernel::TARGET) {
         Ok(()) => {

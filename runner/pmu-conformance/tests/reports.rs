@@ -4,7 +4,7 @@
 //! writing it.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use pmu_conformance::report::json::{self, ReadReportError};
@@ -248,29 +248,51 @@ fn the_junit_file_carries_times_the_host_and_the_fingerprint() {
     }
     let top = opening("testsuites");
     assert_eq!(attribute(&top[0], "tests"), Some(report.cases.len().to_string()));
-    assert!(attribute(&top[0], "timestamp").is_some());
+    assert!(attribute(&top[0], "time").is_some());
+}
+
+/// The two schemas every JUnit file must satisfy: Jenkins' xUnit schema
+/// (junit-10.xsd, which `cargo xtask junit-schema` fetches from pytest's
+/// source distribution; `cargo xtask test` does) and ours, which also
+/// requires what the runner promises (`time`, `timestamp`, `hostname`).
+fn junit_schemas() -> [PathBuf; 2] {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let jenkins = root.join("../../target/junit-schema/junit-10.xsd");
+    assert!(
+        jenkins.is_file(),
+        "{} is missing: run `cargo xtask junit-schema` (`cargo xtask test` does)",
+        jenkins.display()
+    );
+    [jenkins, root.join("tests/junit/junit.xsd")]
 }
 
 /// xmllint (Debian's libxml2-utils; `cargo xtask test` installs it) checks
-/// `xml` against tests/junit/junit.xsd; returns what it said on failure.
-fn validate_junit(xml: &Path) -> Result<(), String> {
-    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/junit/junit.xsd");
+/// `xml` against `schema`; returns what it said on failure.
+fn validate(xml: &Path, schema: &Path) -> Result<(), String> {
     let output = Command::new("xmllint")
         .args(["--noout", "--schema"])
-        .arg(&schema)
+        .arg(schema)
         .arg(xml)
         .output()
         .map_err(|e| format!("xmllint: {e} (install Debian's libxml2-utils; `cargo xtask test` does)"))?;
     if output.status.success() {
         Ok(())
     } else {
-        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+        Err(format!(
+            "{}: {}",
+            schema.display(),
+            String::from_utf8_lossy(&output.stderr)
+        ))
     }
 }
 
+fn validate_junit(xml: &Path) -> Result<(), String> {
+    junit_schemas().iter().try_for_each(|schema| validate(xml, schema))
+}
+
 /// Every JUnit file the runner writes (a run's, with passes, failures,
-/// errors and skips; a matrix's) is valid against the schema Jenkins' and
-/// GitLab's readers expect, and the schema refuses what they would.
+/// errors and skips; a matrix's) is valid against Jenkins' own schema and
+/// ours, and each schema refuses what it should.
 #[test]
 fn the_junit_files_are_valid_against_the_schema_ci_readers_use() {
     let dir = tempfile::tempdir().unwrap();
@@ -311,6 +333,19 @@ fn the_junit_files_are_valid_against_the_schema_ci_readers_use() {
         "<testsuites><testsuite tests=\"1\"><testcase/></testsuite></testsuites>",
     )
     .unwrap();
-    let refused = validate_junit(&broken).expect_err("a suite and a case without names");
-    assert!(refused.contains("'name' is required"), "{refused}");
+    for schema in junit_schemas() {
+        let refused = validate(&broken, &schema).expect_err("a suite and a case without names");
+        assert!(refused.contains("'name' is required"), "{refused}");
+    }
+    // What quick-junit writes on the root and Jenkins' schema refuses.
+    let skipped_on_root = dir.path().join("skipped-on-root.xml");
+    std::fs::write(
+        &skipped_on_root,
+        "<testsuites skipped=\"1\"><testsuite name=\"s\" tests=\"1\" failures=\"0\" errors=\"0\">\
+         <testcase name=\"c\"><skipped/></testcase></testsuite></testsuites>",
+    )
+    .unwrap();
+    let [jenkins, _] = junit_schemas();
+    let refused = validate(&skipped_on_root, &jenkins).expect_err("skipped on <testsuites>");
+    assert!(refused.contains("'skipped' is not allowed"), "{refused}");
 }

@@ -274,24 +274,24 @@ pub fn parse(shown: &str, text: &str) -> Result<MatrixReport, String> {
     serde_json::from_str(text).map_err(|e| format!("{shown}:{}:{}: {e}", e.line(), e.column()))
 }
 
-/// JUnit: one test suite per environment, one test case per case it
-/// selects. An environment that left no report has each of its cases as
+/// JUnit: one test suite per environment (with its report's timestamp,
+/// host, fingerprint and times, as a run's suites have), one test case per
+/// case it selects. An environment that left no report has each of its cases as
 /// an error carrying why.
 pub fn render_junit(report: &MatrixReport) -> String {
+    use crate::report::junit;
     let mut junit = JUnit::new(format!("pmu-conformance matrix {}", report.file));
     for e in &report.environments {
-        let mut suite = TestSuite::new(e.id.clone());
-        match &e.report {
+        let suite = match &e.report {
             Some(r) => {
+                let mut suite = junit::suite(e.id.clone(), r);
                 for c in &r.cases {
-                    let status = crate::report::junit::status(c);
-                    let mut case = TestCase::new(c.id.clone(), status);
-                    case.set_classname(e.id.clone());
-                    case.set_system_out(format!("{}: {}", c.verdict, c.summary));
-                    suite.add_test_case(case);
+                    junit::add_case(&mut suite, c, &c.id, e.id.clone());
                 }
+                suite
             }
             None => {
+                let mut suite = TestSuite::new(e.id.clone());
                 let why = format!("{}: {}", e.status.name(), e.message.clone().unwrap_or_default());
                 for id in &e.cases {
                     let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
@@ -300,11 +300,10 @@ pub fn render_junit(report: &MatrixReport) -> String {
                     case.set_classname(e.id.clone());
                     suite.add_test_case(case);
                 }
+                suite
             }
-        }
+        };
         junit.add_test_suite(suite);
     }
-    junit
-        .to_string()
-        .unwrap_or_else(|e| format!("<!-- JUnit rendering failed: {e} -->"))
+    junit::to_xml(junit)
 }

@@ -3,7 +3,8 @@
 //! signature, or the gate's diff. As Jenkins and GitLab read it: each case
 //! has its `time`; each suite its `timestamp`, `time`, `hostname` and
 //! `<properties>`: the environment, its host class, and every fingerprint
-//! field (`fingerprint.cpu.vendor`, …).
+//! field (`fingerprint.cpu.vendor`, …). The document is valid against
+//! Jenkins' xUnit schema, junit-10.xsd (see [`to_xml`]).
 
 use std::time::Duration;
 
@@ -77,46 +78,81 @@ fn properties(report: &Report) -> Vec<Property> {
         .collect()
 }
 
+/// A test suite named `name` for `report`'s cases: its `timestamp`,
+/// `hostname` and `<properties>`; [`add_case`] adds the cases and their time.
+pub fn suite(name: impl Into<String>, report: &Report) -> TestSuite {
+    let mut suite = TestSuite::new(name.into());
+    if let Some(t) = report.started_at() {
+        suite.set_timestamp(t);
+    }
+    if let Some(host) = &report.hostname {
+        suite.extra.insert("hostname".into(), host.as_str().into());
+    }
+    for p in properties(report) {
+        suite.add_property(p);
+    }
+    suite
+}
+
+/// `c` as a test case named `name` of class `classname`, its time added to the suite's.
+pub fn add_case(suite: &mut TestSuite, c: &CaseReport, name: &str, classname: String) {
+    let mut case = TestCase::new(name.to_owned(), status(c));
+    case.set_classname(classname);
+    case.set_system_out(format!("{}: {}", c.verdict, c.summary));
+    let time = Duration::from_micros(c.duration_us);
+    case.set_time(time);
+    suite.set_time(suite.time.unwrap_or_default() + time);
+    suite.add_test_case(case);
+}
+
+/// The document, as Jenkins' xUnit schema (junit-10.xsd) takes it: that
+/// schema gives `<testsuites>` only `name`, `time`, `tests`, `failures` and
+/// `errors`, and quick-junit always writes `skipped` there too, so the root
+/// tag's other attributes are dropped (each suite keeps its own counts and
+/// timestamp).
+pub fn to_xml(mut junit: JUnit) -> String {
+    junit.set_time(junit.test_suites.iter().filter_map(|s| s.time).sum());
+    let xml = match junit.to_string() {
+        Ok(xml) => xml,
+        Err(e) => return format!("<!-- JUnit rendering failed: {e} -->"),
+    };
+    let Some(start) = xml.find("<testsuites") else {
+        return xml;
+    };
+    let end = start + xml[start..].find('>').unwrap_or(0);
+    let root = &xml[start..end];
+    let mut kept = String::from("<testsuites");
+    let mut rest = &root["<testsuites".len()..];
+    while let Some((name, after)) = rest.trim_start().split_once("=\"") {
+        let Some((value, tail)) = after.split_once('"') else {
+            break;
+        };
+        if ROOT_ATTRIBUTES.contains(&name) {
+            kept.push_str(&format!(" {name}=\"{value}\""));
+        }
+        rest = tail;
+    }
+    format!("{}{kept}{}", &xml[..start], &xml[end..])
+}
+
+/// What junit-10.xsd allows on `<testsuites>`.
+const ROOT_ATTRIBUTES: [&str; 5] = ["name", "time", "tests", "failures", "errors"];
+
 pub fn render(report: &Report) -> String {
     let environment = &report.environment.id;
     let mut junit = JUnit::new(format!("pmu-conformance {environment}"));
-    let started = report.started_at();
     let mut suites: Vec<TestSuite> = Vec::new();
     for c in &report.cases {
-        let status = status(c);
         let name = c.id.split_once('/').map_or(c.id.as_str(), |(_, name)| name);
-        let mut case = TestCase::new(name.to_owned(), status);
-        case.set_classname(format!("{environment}.{}", c.suite));
-        case.set_system_out(format!("{}: {}", c.verdict, c.summary));
-        case.set_time(Duration::from_micros(c.duration_us));
-        let suite = match suites.iter().position(|s| s.name.as_str() == c.suite) {
-            Some(i) => &mut suites[i],
+        let i = match suites.iter().position(|s| s.name.as_str() == c.suite) {
+            Some(i) => i,
             None => {
-                let mut suite = TestSuite::new(c.suite.clone());
-                if let Some(t) = started {
-                    suite.set_timestamp(t);
-                }
-                if let Some(host) = &report.hostname {
-                    suite.extra.insert("hostname".into(), host.as_str().into());
-                }
-                for p in properties(report) {
-                    suite.add_property(p);
-                }
-                suites.push(suite);
-                suites.last_mut().expect("just pushed")
+                suites.push(suite(c.suite.clone(), report));
+                suites.len() - 1
             }
         };
-        let time = suite.time.unwrap_or_default() + Duration::from_micros(c.duration_us);
-        suite.set_time(time);
-        suite.add_test_case(case);
-    }
-    let total: u64 = report.cases.iter().map(|c| c.duration_us).sum();
-    junit.set_time(Duration::from_micros(total));
-    if let Some(t) = started {
-        junit.set_timestamp(t);
+        add_case(&mut suites[i], c, name, format!("{environment}.{}", c.suite));
     }
     junit.add_test_suites(suites);
-    junit
-        .to_string()
-        .unwrap_or_else(|e| format!("<!-- JUnit rendering failed: {e} -->"))
+    to_xml(junit)
 }
