@@ -55,6 +55,8 @@ pub struct Session {
     pub bless_command: String,
     /// A case's measuring thread that outlived its deadline, if one did.
     pub straggler: Straggler,
+    /// What a case that runs past a second shows while it runs.
+    pub progress: crate::progress::Progress,
 }
 
 /// One case's result, computed once (run, then diagnose, then gate), for
@@ -119,6 +121,9 @@ impl Session {
         let records = Records::default();
         let mut trials = Vec::new();
         let mut will_run: Vec<Arc<Case>> = Vec::new();
+        // libtest's terse line has a character for each trial not filtered
+        // out, in this order: where the cursor is when a trial starts.
+        let mut column = 0;
         for (index, (case, suite_path)) in self.selected().into_iter().enumerate() {
             let preflight = self.executor.preflight(&case);
             let name = case.id.to_string();
@@ -149,9 +154,14 @@ impl Session {
                 hypervisor: self.hypervisor.clone(),
                 records: records.clone(),
                 bless: bless.clone(),
+                progress: self.progress.clone(),
+                column,
             };
             let supported = job.preflight.is_ok();
             let trial = Trial::ignorable_test(name.clone(), move || job.run()).with_ignored_flag(ignore);
+            if !args.is_filtered_out(&trial) {
+                column += 1;
+            }
             if supported && !ignore && !args.is_filtered_out(&trial) {
                 will_run.push(case.clone());
             }
@@ -205,11 +215,15 @@ struct TrialJob {
     hypervisor: Option<String>,
     records: Records,
     bless: String,
+    progress: crate::progress::Progress,
+    /// The cursor's column in libtest's terse line when this trial starts.
+    column: usize,
 }
 
 impl TrialJob {
     fn run(self) -> Result<Completion, Failed> {
         let started = Instant::now();
+        let activity = self.progress.start(self.case.id.to_string(), self.column);
         let mut outcome = match &self.preflight {
             Ok(event) => match self.straggler.wait(self.case.timeout) {
                 Ok(()) => run_case(self.case.clone(), event.clone(), self.executor.clone(), &self.straggler),
@@ -217,6 +231,7 @@ impl TrialJob {
             },
             Err(reason) => Outcome::unsupported(reason.clone()),
         };
+        drop(activity);
         // The check's own diagnosis (a traced count, say) first, then the known bugs it matches.
         let bugs = self
             .bugs

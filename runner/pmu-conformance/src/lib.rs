@@ -46,6 +46,7 @@ pub mod known_bugs;
 pub mod matrix;
 pub mod outcome;
 pub mod probe;
+pub mod progress;
 pub mod report;
 pub mod run;
 pub mod statistics;

@@ -335,6 +335,10 @@ struct RunArgs {
     /// `matrix run` reads each environment's current case from.
     #[arg(long, hide = true)]
     trial_lines: bool,
+    /// How long a boot or a case runs before the terminal shows it running
+    /// (milliseconds; 1000 unless a test asks for less).
+    #[arg(long, hide = true, value_name = "MS")]
+    progress_after: Option<u64>,
 }
 
 /// How `compare` prints its table.
@@ -435,6 +439,15 @@ fn run_suites(args: RunArgs) -> Result<ExitCode, RunError> {
         (Format::Human, true) => Output::Quiet,
         (Format::Human, false) => Output::Verbose,
     };
+    // Only where the terminal shows the dots: not KTAP, nor trial lines.
+    let progress = if args.format == Format::Ktap || args.trial_lines {
+        pmu_conformance::progress::Progress::hidden()
+    } else {
+        let after = args
+            .progress_after
+            .map_or(pmu_conformance::progress::AFTER, std::time::Duration::from_millis);
+        pmu_conformance::progress::Progress::on_terminal(pmu_conformance::report::table::width(), after)
+    };
     run::execute(Request {
         environment: args.env,
         label: args.label,
@@ -451,6 +464,7 @@ fn run_suites(args: RunArgs) -> Result<ExitCode, RunError> {
         output,
         reject_empty_selection: true,
         libtest,
+        progress,
     })
 }
 

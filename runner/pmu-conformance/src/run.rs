@@ -62,6 +62,8 @@ pub struct Request {
     pub reject_empty_selection: bool,
     /// Trial selection and output, as libtest understands them.
     pub libtest: Arguments,
+    /// What is shown while a guest boots or a case runs past a second.
+    pub progress: crate::progress::Progress,
 }
 
 /// What a run prints on standard output, besides libtest's trial lines.
@@ -159,15 +161,14 @@ pub fn execute(request: Request) -> Result<ExitCode, RunError> {
         })
         .map(|c| Arc::new(c.clone()))
         .collect();
-    let (executor, fingerprint) =
-        crate::executor::for_environment(&environment, table, here, request.kernel.as_deref(), &likely).map_err(
-            |e| match e {
-                StartError::Argument(why) => RunError::Usage(format!("environment `{}`: {why}", environment.id)),
-                StartError::Unavailable(why) => {
-                    RunError::Environment(format!("environment `{}`: {why}", environment.id))
-                }
-            },
-        )?;
+    let starting = request.progress.start(format!("{}: starting", environment.id), 0);
+    let started_executor =
+        crate::executor::for_environment(&environment, table, here, request.kernel.as_deref(), &likely);
+    drop(starting);
+    let (executor, fingerprint) = started_executor.map_err(|e| match e {
+        StartError::Argument(why) => RunError::Usage(format!("environment `{}`: {why}", environment.id)),
+        StartError::Unavailable(why) => RunError::Environment(format!("environment `{}`: {why}", environment.id)),
+    })?;
     let probe_description = executor.describe();
     let host_class = EnvironmentId::parse(&fingerprint.derived_id).map_err(|e| {
         RunError::Environment(format!(
@@ -191,6 +192,7 @@ pub fn execute(request: Request) -> Result<ExitCode, RunError> {
         runs_override: request.runs,
         timeout_override: request.timeout,
         straggler: Straggler::default(),
+        progress: request.progress.clone(),
     };
     if request.reject_empty_selection {
         check_selection(&session, &request.libtest)?;
@@ -246,7 +248,12 @@ pub fn execute(request: Request) -> Result<ExitCode, RunError> {
         Some(watch)
     };
     // Under the watch: an executor may boot a guest for the planned cases now.
+    let planning = request.progress.start(
+        format!("{}: preparing {} cases", session.environment.id, will_run.len()),
+        0,
+    );
     session.executor.plan(&will_run);
+    drop(planning);
     let conclusion = Session::run(trials, &request.libtest);
     drop(watch);
     if request.libtest.list {

@@ -1,6 +1,7 @@
 //! What a person, a pipe or a CI parser reads from a run: the table at any
 //! width with no id broken, each case named once, `-q`'s summary line, a
-//! closed pipe ending quietly, and KTAP that parses.
+//! closed pipe ending quietly, KTAP that parses, and what a terminal shows
+//! while a case runs long.
 //!
 //! Each test runs a `sim:` environment (the reference model), which needs no
 //! PMU and gives failures, skips and passes to show.
@@ -117,6 +118,52 @@ fn each_case_is_named_once_and_quiet_keeps_the_summary_line() {
         "-q ends with the summary line, not: {last}"
     );
     assert!(!quiet.contains("verdict"), "-q prints no table:\n{quiet}");
+}
+
+/// On a terminal (a pty that `script` gives it, 80 columns), a case that
+/// runs past the threshold is shown at the cursor, after the dots, with
+/// its elapsed time, and erased before its dot; through a pipe nothing is.
+/// The threshold is lowered (hidden `--progress-after`) so that a software
+/// event's self-check, a fraction of a second, is long enough.
+#[test]
+fn a_long_case_is_shown_while_it_runs_on_a_terminal_only() {
+    let case = "selfcheck/page-faults-exact-count";
+    let run = format!(
+        "stty cols 80; {} -q --exact {case} --runs 1000 --progress-after 20",
+        env!("CARGO_BIN_EXE_pmu-conformance")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let typescript = dir.path().join("typescript");
+    let output = Command::new("script")
+        .args(["-qec", &run])
+        .arg(&typescript)
+        .env_remove("CI")
+        .env_remove("COLUMNS")
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (util-linux) runs");
+    assert!(output.status.success(), "{output:?}");
+    let screen = String::from_utf8_lossy(&std::fs::read(&typescript).unwrap()).into_owned();
+    let draws: Vec<&str> = screen.split("\x1b7").skip(1).collect();
+    assert!(!draws.is_empty(), "never shown: {screen:?}");
+    for draw in &draws {
+        let text = draw.split("\x1b[K").next().unwrap();
+        assert!(text.contains(&format!(" {case} ")) && text.ends_with(" s"), "{draw:?}");
+    }
+    let last = draws.last().unwrap();
+    assert!(
+        last.contains("\x1b8\x1b[K") && screen.contains("running 1 test"),
+        "erased before the dot: {screen:?}"
+    );
+
+    let piped = bin()
+        .args(["-q", "--exact", case, "--runs", "1000", "--progress-after", "20"])
+        .output()
+        .unwrap();
+    assert!(piped.status.success(), "{piped:?}");
+    for stream in [&piped.stdout, &piped.stderr] {
+        assert!(!String::from_utf8_lossy(stream).contains('\x1b'), "{piped:?}");
+    }
 }
 
 #[test]

@@ -38,7 +38,8 @@ pub fn width() -> u16 {
     {
         return columns;
     }
-    Table::new().width().unwrap_or(160)
+    // A terminal that says it has no columns (a pty nobody sized) is no width.
+    Table::new().width().filter(|&c| c > 0).unwrap_or(160)
 }
 
 /// The table (or list) and the summary line, at [`width`].
