@@ -5,7 +5,9 @@
 //! kernel's, with no check).
 //!
 //! Target: all of an environment's kernel cases in at most 0.2 s under
-//! `-M microvm -accel kvm`. Needs QEMU and the
+//! `-M microvm -accel kvm`. The console is in guest memory, as the qemu
+//! environments have it; the whole plan is timed once more with it on the
+//! debug port, for the ratio (a byte there is a VM exit). Needs QEMU and the
 //! image (`cargo xtask kernel`); prints what is missing otherwise. Run with
 //! `cargo bench --bench kernel_boot` or `cargo xtask bench`.
 
@@ -88,11 +90,24 @@ fn main() {
             );
             continue;
         }
+        // As the qemu environments boot it: the console in guest memory.
         let config = |cmdline: &str| QemuConfig {
             machine,
+            memory_console: true,
             ..QemuConfig::new(&image, accel, cmdline)
         };
         let label = format!("{}/{}", format!("{machine:?}").to_lowercase(), accel.name());
+        // Beside it, the same plan with every byte through the debug port.
+        match time(&QemuConfig {
+            memory_console: false,
+            ..config(&every)
+        }) {
+            Ok(port) => println!(
+                "  {label:<14} all {cases} cases {:>6.1} ms with the console on the debug port",
+                port.as_secs_f64() * 1e3
+            ),
+            Err(why) => println!("  {label:<14} failed on the debug port: {why}"),
+        }
         match (time(&config(&every)), time(&config(ONE_CASE)), time(&config("pmuc="))) {
             (Ok(all), Ok(case), Ok(empty)) => println!(
                 "  {label:<14} all {cases} cases {:>6.1} ms   one case {:>6.1} ms   empty plan {:>6.1} ms{}",

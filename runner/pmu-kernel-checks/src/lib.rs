@@ -16,7 +16,9 @@
 //! [`protocol`] are what they report and how it crosses the console, with
 //! [`reason`] and [`magnitude`] the codes and units a record's why and how
 //! much are given in;
-//! [`cpuid_leaves`] are what the host fingerprints the guest by;
+//! [`memory_console`] is how the console crosses through guest RAM where
+//! a port write is too dear; [`cpuid_leaves`] are what the host
+//! fingerprints the guest by;
 //! [`plan`] is the list of cases the host asks for; [`errata`] the published
 //! errata the checks relax for; [`run`] ties them up.
 //!
@@ -33,6 +35,7 @@ pub mod hardware;
 pub mod hypervisor;
 pub mod listing;
 pub mod magnitude;
+pub mod memory_console;
 pub mod plan;
 pub mod pmu;
 pub mod protocol;

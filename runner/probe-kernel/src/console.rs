@@ -14,9 +14,16 @@
 //! would reach Xen's serial line as `(d0)` lines split every 199 bytes,
 //! which breaks the framed records. Bytes are gathered into whole lines, so
 //! that none of Xen's own messages lands inside a record.
+//!
+//! Where the host asks (`pmuc.memcon=`, [`use_memory_console`]), everything
+//! goes into a region of guest RAM that the host reads from the file
+//! backing it, and to no port: no VM exit per byte
+//! ([`pmu_kernel_checks::memory_console`] gives the layout).
 
 use core::fmt;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering, compiler_fence};
+
+use pmu_kernel_checks::memory_console::{self, DROPPED, HEADER_BYTES, MAGIC, Region, WRITTEN};
 
 use crate::port::{inb, outb, outsb};
 
@@ -40,6 +47,13 @@ const THRE_POLLS: u32 = 200_000;
 
 static SERIAL: AtomicBool = AtomicBool::new(false);
 static XEN_CONSOLE: AtomicBool = AtomicBool::new(false);
+
+/// The memory console's region, base 0 while there is none.
+static MEMORY_BASE: AtomicU64 = AtomicU64::new(0);
+static MEMORY_LEN: AtomicU64 = AtomicU64::new(0);
+/// Held while text is being put in the region; a fault handler that
+/// prints meanwhile goes to the debug port instead of tearing the text.
+static MEMORY_TAKEN: AtomicBool = AtomicBool::new(false);
 
 /// Bytes gathered for Xen's console, sent at each newline or when full.
 struct Line {
@@ -123,11 +137,74 @@ pub fn init() {
     SERIAL.store(true, Ordering::Relaxed);
 }
 
+/// From now on, writes go into `region` of guest RAM, which the host
+/// reads; refused (with why) unless the region lies above this kernel's
+/// image and within what it maps (the first 4 GiB).
+pub fn use_memory_console(region: Region) -> Result<(), &'static str> {
+    unsafe extern "C" {
+        static __image_end: u8;
+    }
+    let image_end = (&raw const __image_end) as u64;
+    if region.base < image_end {
+        return Err("the region overlaps the kernel's image");
+    }
+    if region.base.checked_add(region.len).is_none_or(|end| end > 1 << 32) || region.len < memory_console::MIN_BYTES {
+        return Err("the region is not within the first 4 GiB, or shorter than a page");
+    }
+    let header = region.base as *mut u64;
+    // SAFETY: the region is identity-mapped RAM the host set aside for this
+    // (checked above to be clear of the image); nothing else uses it.
+    unsafe {
+        header.byte_add(WRITTEN).write_volatile(0);
+        header.byte_add(DROPPED).write_volatile(0);
+        compiler_fence(Ordering::Release);
+        header.write_volatile(MAGIC);
+    }
+    MEMORY_LEN.store(region.len, Ordering::Relaxed);
+    MEMORY_BASE.store(region.base, Ordering::Release);
+    Ok(())
+}
+
+/// Appends `bytes` to the memory console's text; what does not fit is
+/// counted as dropped. False when there is no memory console, or it is
+/// being written by the code this interrupted.
+fn memory(bytes: &[u8]) -> bool {
+    let base = MEMORY_BASE.load(Ordering::Acquire);
+    if base == 0 || MEMORY_TAKEN.swap(true, Ordering::Acquire) {
+        return false;
+    }
+    let capacity = MEMORY_LEN.load(Ordering::Relaxed) - HEADER_BYTES as u64;
+    let header = base as *mut u64;
+    // SAFETY: the region was checked in `use_memory_console`; MEMORY_TAKEN
+    // makes this the only writer; the text stays within its capacity.
+    unsafe {
+        let written = header.byte_add(WRITTEN).read_volatile();
+        let fits = (capacity - written).min(bytes.len() as u64) as usize;
+        let text = (base as *mut u8).add(HEADER_BYTES + written as usize);
+        core::ptr::copy_nonoverlapping(bytes.as_ptr(), text, fits);
+        // The text before the count that covers it (stores stay in order on x86).
+        compiler_fence(Ordering::Release);
+        header.byte_add(WRITTEN).write_volatile(written + fits as u64);
+        if fits < bytes.len() {
+            let dropped = header.byte_add(DROPPED).read_volatile();
+            header
+                .byte_add(DROPPED)
+                .write_volatile(dropped + (bytes.len() - fits) as u64);
+        }
+    }
+    MEMORY_TAKEN.store(false, Ordering::Release);
+    true
+}
+
 /// Writes `bytes` as they are to the debug console, and with "\n" as
-/// "\r\n" to COM1; or, once [`use_xen_console`] said yes, to Xen's console.
+/// "\r\n" to COM1; or, once [`use_xen_console`] said yes, to Xen's console;
+/// or, once [`use_memory_console`] did, into guest memory alone.
 pub fn write(bytes: &[u8]) {
     if XEN_CONSOLE.load(Ordering::Relaxed) {
         xen_console(bytes);
+        return;
+    }
+    if memory(bytes) {
         return;
     }
     outsb(DEBUGCON, bytes);

@@ -88,6 +88,15 @@ extern "C" fn kernel_main(start_info: u32) -> ! {
             joined.as_str()
         }
     };
+    // Before the first line, so that every line goes where the host reads.
+    let memory_console = match pmu_kernel_checks::memory_console::parse(cmdline) {
+        Ok(Some(region)) => console::use_memory_console(region).map_err(|why| (region.word(), why)),
+        Ok(None) => Ok(()),
+        Err(bad) => Err((
+            alloc::format!("pmuc.memcon={bad}"),
+            "not a page-aligned <hex base>,<hex length> of a page or more, ending by 4 GiB",
+        )),
+    };
     let hypervisor = hypervisor::detect();
     if let Some(base) = hypervisor.xen_leaf {
         xen::init(base);
@@ -107,6 +116,12 @@ extern "C" fn kernel_main(start_info: u32) -> ! {
     let watchdog = cmdline::watchdog(cmdline);
     let mut out = console::Console;
     let _ = writeln!(out, "probe-kernel: booted ({}, {})", apic.name(), hypervisor.name);
+    if let Err((word, why)) = &memory_console {
+        let _ = writeln!(
+            out,
+            "probe-kernel: ignoring `{word}` ({why}); the console stays on the ports"
+        );
+    }
     if let Some(bad) = watchdog.rejected {
         let _ = writeln!(
             out,

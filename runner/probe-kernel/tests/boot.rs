@@ -173,6 +173,51 @@ fn under_kvm_the_plan_runs_to_its_end() {
     eprintln!("KVM microvm: spawn to last verdict {:?}", boot.wall);
 }
 
+/// The console in guest memory (`pmuc.memcon=`, as the qemu environments
+/// boot the kernel) carries the whole plan, under TCG and under KVM; a
+/// region the kernel cannot use is refused on the port, and the plan runs.
+#[test]
+fn the_console_in_guest_memory_carries_the_plan_and_a_bad_region_is_refused() {
+    let mut accels = vec![Accel::Tcg];
+    if launcher::kvm_usable() {
+        accels.push(Accel::Kvm);
+    }
+    for accel in accels {
+        let booted = boot(&QemuConfig {
+            machine: Machine::Microvm,
+            memory_console: true,
+            ..QemuConfig::new(image(), accel, PLAN)
+        });
+        assert_plan_ran(&booted);
+        let text: usize = booted.lines.iter().map(|l| l.len() + 1).sum();
+        assert_eq!(booted.memory_bytes, text, "every byte through memory: {booted:#?}");
+    }
+    let misaligned = boot(&QemuConfig {
+        machine: Machine::Microvm,
+        ..QemuConfig::new(image(), Accel::Tcg, format!("{PLAN} pmuc.memcon=0x4000800,0x1000"))
+    });
+    assert_plan_ran(&misaligned);
+    assert_eq!(misaligned.memory_bytes, 0);
+    assert!(
+        misaligned.lines.iter().any(|l| l
+            == "probe-kernel: ignoring `pmuc.memcon=0x4000800,0x1000` (not a page-aligned <hex base>,<hex \
+                length> of a page or more, ending by 4 GiB); the console stays on the ports"),
+        "{misaligned:#?}"
+    );
+    let over_the_image = boot(&QemuConfig {
+        machine: Machine::Microvm,
+        ..QemuConfig::new(image(), Accel::Tcg, format!("{PLAN} pmuc.memcon=0x100000,0x1000"))
+    });
+    assert_plan_ran(&over_the_image);
+    assert!(
+        over_the_image
+            .lines
+            .iter()
+            .any(|l| l.contains("(the region overlaps the kernel's image)")),
+        "{over_the_image:#?}"
+    );
+}
+
 #[test]
 fn a_bad_plan_is_reported_in_the_hello_and_the_guest_still_exits_0() {
     let boot = boot(&QemuConfig {

@@ -13,7 +13,11 @@
 //! ```
 //!
 //! - The console is port 0xE9 (`-debugcon stdio`): the guest's stdout is a
-//!   pipe read line by line, each line timed as it arrives. `-nodefaults`
+//!   pipe read line by line, each line timed as it arrives. Or, where the
+//!   configuration asks ([`QemuConfig::memory_console`], as the qemu
+//!   environments do), guest RAM is a shared file and the kernel writes its
+//!   console there (`pmuc.memcon=`, [`super::memory_console`]), read at each
+//!   poll: no VM exit per byte. `-nodefaults`
 //!   leaves the guest no UART (the kernel then skips COM1) and no VGA, which
 //!   halves a TCG boot under SeaBIOS.
 //! - Plain `-cpu host` aborts QEMU on nested KVM hosts ("failed to set MSR
@@ -46,6 +50,7 @@ use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::memory_console::{self, MemoryConsole};
 use crate::vocabulary::Accel;
 
 /// The QEMU binary, found on PATH.
@@ -132,6 +137,9 @@ pub struct QemuConfig {
     /// Lines for the kept console, after the command: what the files it
     /// names held, where they do not outlive the boot.
     pub notes: Vec<String>,
+    /// The probe kernel's console in guest memory rather than on the debug
+    /// port ([`super::memory_console`]), where the guest has the RAM for it.
+    pub memory_console: bool,
 }
 
 impl QemuConfig {
@@ -157,15 +165,26 @@ impl QemuConfig {
             extra_args: Vec::new(),
             purpose: "boot".to_owned(),
             notes: Vec::new(),
+            memory_console: false,
         }
     }
 
-    /// QEMU's arguments for this configuration.
+    /// QEMU's arguments for this configuration, with the console on the
+    /// debug port.
     pub fn args(&self) -> Vec<OsString> {
+        self.args_with(None)
+    }
+
+    /// QEMU's arguments, with the guest's RAM in `memory`'s file and the
+    /// word that tells the kernel to write its console there, where given.
+    fn args_with(&self, memory: Option<&MemoryConsole>) -> Vec<OsString> {
         let mut args: Vec<OsString> = Vec::new();
         let mut push = |a: &str| args.push(a.into());
         push("-M");
-        push(self.machine.name());
+        match memory {
+            Some(_) => push(&format!("{},{}", self.machine.name(), memory_console::backend())),
+            None => push(self.machine.name()),
+        }
         push("-accel");
         push(self.accel.name());
         let cpu = match (self.accel, &self.cpu) {
@@ -179,6 +198,10 @@ impl QemuConfig {
         }
         push("-m");
         push(&format!("{}M", self.memory_mib));
+        if let Some(memory) = memory {
+            args.extend(memory.object_args(self.memory_mib));
+        }
+        let mut push = |a: &str| args.push(a.into());
         let console = match self.console {
             ConsolePort::DebugPort => "-debugcon",
             ConsolePort::Serial => "-serial",
@@ -202,13 +225,20 @@ impl QemuConfig {
             args.push(initrd.clone());
         }
         args.push("-append".into());
-        args.push(self.cmdline.clone().into());
+        match memory {
+            Some(_) => args.push(format!("{} {}", self.cmdline, memory_console::REGION.word()).into()),
+            None => args.push(self.cmdline.clone().into()),
+        }
         args.extend(self.extra_args.iter().cloned());
         args
     }
 
     /// The command as a shell would take it, for messages and reproduction.
     pub fn command_line(&self) -> String {
+        self.shell_line(&self.args())
+    }
+
+    fn shell_line(&self, args: &[OsString]) -> String {
         let quote = |a: &OsString| {
             let a = a.to_string_lossy();
             if a.is_empty() || a.contains(|c: char| c.is_whitespace() || ";&|<>()$`'\"\\*?".contains(c)) {
@@ -218,7 +248,7 @@ impl QemuConfig {
             }
         };
         std::iter::once(quote(&self.program))
-            .chain(self.args().iter().map(quote))
+            .chain(args.iter().map(quote))
             .collect::<Vec<_>>()
             .join(" ")
     }
@@ -273,6 +303,8 @@ pub struct Boot {
     pub elapsed: Duration,
     /// What QEMU wrote to stderr (its warnings and errors), up to [`STDERR_LIMIT`].
     pub stderr: String,
+    /// How much of the console came through guest memory rather than the port.
+    pub memory_bytes: usize,
 }
 
 impl Boot {
@@ -305,6 +337,8 @@ pub enum BootError {
     },
     #[error("lost track of QEMU: {0}")]
     Wait(#[source] io::Error),
+    #[error("could not make a file for the guest's RAM (its console): {0}")]
+    MemoryConsole(#[source] io::Error),
 }
 
 /// Whether this process can run KVM guests: `/dev/kvm` opens read-write.
@@ -343,10 +377,16 @@ pub fn boot(config: &QemuConfig) -> Result<Boot, BootError> {
     if config.accel == Accel::Kvm && !kvm_usable() {
         return Err(BootError::KvmUnusable);
     }
+    let mut memory = if config.memory_console && config.memory_mib >= memory_console::MIN_MEMORY_MIB {
+        Some(MemoryConsole::create(config.memory_mib).map_err(BootError::MemoryConsole)?)
+    } else {
+        None
+    };
+    let args = config.args_with(memory.as_ref());
     let start = Instant::now();
     let mut command = Command::new(&config.program);
     command
-        .args(config.args())
+        .args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -365,9 +405,9 @@ pub fn boot(config: &QemuConfig) -> Result<Boot, BootError> {
     LIVE.lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .insert(group);
-    let result = supervise(&mut child, start, start + config.timeout);
+    let result = supervise(&mut child, start, start + config.timeout, memory.as_mut());
     if let Ok(boot) = &result {
-        keep_console(config, boot);
+        keep_console(config, &config.shell_line(&args), boot);
     }
     // Whatever QEMU left behind in its group goes with it.
     // SAFETY: a plain kill of the process group we created.
@@ -389,7 +429,7 @@ pub fn keep_consoles_in(dir: PathBuf) {
     *CONSOLES.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((dir, 0));
 }
 
-fn keep_console(config: &QemuConfig, boot: &Boot) {
+fn keep_console(config: &QemuConfig, command: &str, boot: &Boot) {
     let mut consoles = CONSOLES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let Some((dir, count)) = consoles.as_mut() else { return };
     *count += 1;
@@ -405,9 +445,16 @@ fn keep_console(config: &QemuConfig, boot: &Boot) {
         })
         .collect();
     let path = dir.join(format!("{count:03}-{name}.log"));
-    let mut text = format!("# {}\n", config.command_line());
+    let mut text = format!("# {command}\n");
     for note in &config.notes {
         text.push_str(&format!("# {note}\n"));
+    }
+    if boot.memory_bytes > 0 {
+        text.push_str(&format!(
+            "# {} bytes of the console were read from the guest's RAM (pmuc.memcon=, its file removed \
+             since); without -object, memory-backend= and that word they go to -debugcon\n",
+            boot.memory_bytes
+        ));
     }
     text.push_str(&format!(
         "# ended {:?}, exit {:?}, after {} ms\n",
@@ -511,10 +558,18 @@ impl<R: Read + AsRawFd> Pipe<R> {
 }
 
 /// Watches `child` and its two pipes until it ends, one way or another.
-fn supervise(child: &mut Child, start: Instant, deadline: Instant) -> Result<Boot, BootError> {
+fn supervise(
+    child: &mut Child,
+    start: Instant,
+    deadline: Instant,
+    mut memory: Option<&mut MemoryConsole>,
+) -> Result<Boot, BootError> {
     let mut stdout: Pipe<ChildStdout> = Pipe::new(child.stdout.take());
     let mut stderr: Pipe<ChildStderr> = Pipe::new(child.stderr.take());
     let mut console = Console::default();
+    // The memory console's lines, apart from the port's until they are
+    // merged by arrival (a fault handler may print to the port mid-line).
+    let mut in_memory = Console::default();
     let mut errors: Vec<u8> = Vec::new();
     let mut status: Option<(ExitStatus, Instant)> = None;
     let kill_group = |child: &Child| {
@@ -528,6 +583,9 @@ fn supervise(child: &mut Child, start: Instant, deadline: Instant) -> Result<Boo
         let now = Instant::now();
         let mut flooded = false;
         stdout.drain(|bytes| flooded |= !console.take(bytes, now));
+        if let Some(memory) = memory.as_deref_mut() {
+            flooded |= memory.drain(|bytes| flooded |= !in_memory.take(bytes, now)) > 0;
+        }
         stderr.drain(|bytes| {
             let room = STDERR_LIMIT.saturating_sub(errors.len());
             errors.extend_from_slice(&bytes[..bytes.len().min(room)]);
@@ -564,8 +622,17 @@ fn supervise(child: &mut Child, start: Instant, deadline: Instant) -> Result<Boo
         stdout.drain(|bytes| {
             console.take(bytes, ended);
         });
+        if let Some(memory) = memory {
+            memory.drain(|bytes| {
+                in_memory.take(bytes, ended);
+            });
+        }
     }
-    let lines = console.finish(ended);
+    let memory_bytes = in_memory.total;
+    let mut lines = console.finish(ended);
+    lines.extend(in_memory.finish(ended));
+    // Stable: each console's own order is kept.
+    lines.sort_by_key(|(at, _)| *at);
     let stderr = String::from_utf8_lossy(&errors).into_owned();
     let spoke = lines
         .iter()
@@ -579,6 +646,7 @@ fn supervise(child: &mut Child, start: Instant, deadline: Instant) -> Result<Boo
         wall,
         elapsed: ended - start,
         stderr,
+        memory_bytes,
     })
 }
 

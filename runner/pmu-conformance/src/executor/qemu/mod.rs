@@ -22,6 +22,7 @@
 pub mod image;
 pub mod launcher;
 pub mod linux_guest;
+pub mod memory_console;
 pub mod window_trace;
 pub mod xen;
 
@@ -264,6 +265,8 @@ fn prepare(
         ),
         machine: guest.machine.unwrap_or(launcher::Machine::Pc),
         cmdline: xen::command_line(&xen::COMMAND_LINE, boot),
+        // The probe kernel is Xen's dom0 here: its console is Xen's.
+        memory_console: false,
         ..config
     };
     Ok(Prepared {
@@ -292,6 +295,8 @@ fn config(image: &Path, guest: &ProbeGuest, plan: &str, timeout: Duration, purpo
         extra_args,
         timeout,
         purpose: purpose.to_owned(),
+        // A byte to the debug port is a VM exit; guest RAM is not.
+        memory_console: true,
         ..verified
     }
 }
