@@ -118,6 +118,47 @@ impl Together {
     }
 }
 
+/// What the first guest an executor boots (to fingerprint the environment)
+/// reported for the cases the run was likely to ask for, with the requests
+/// it ran them with: at [`Executor::plan`], a case asked for with the same
+/// request (the same runs and parameters) needs no second guest.
+#[derive(Default)]
+pub(crate) struct FirstBoot(
+    std::sync::Mutex<(
+        Vec<pmu_kernel_checks::plan::CaseRequest>,
+        std::collections::HashMap<String, Outcome>,
+    )>,
+);
+
+impl FirstBoot {
+    pub(crate) fn keep(
+        &self,
+        requests: Vec<pmu_kernel_checks::plan::CaseRequest>,
+        outcomes: std::collections::HashMap<String, Outcome>,
+    ) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = (requests, outcomes);
+    }
+
+    /// The outcomes the first guest has for `cases`, asked for as it ran
+    /// them, and the cases it does not cover; what it kept goes (each
+    /// outcome serves once).
+    pub(crate) fn take(&self, cases: &[Arc<Case>]) -> (std::collections::HashMap<String, Outcome>, Vec<Arc<Case>>) {
+        let (ran, mut kept) = std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut covered = std::collections::HashMap::new();
+        let mut rest = Vec::new();
+        for case in cases {
+            let id = case.id.to_string();
+            match kept.remove(&id) {
+                Some(outcome) if ran.contains(&crate::kernel_case::request(case)) => {
+                    covered.insert(id, outcome);
+                }
+                _ => rest.push(case.clone()),
+            }
+        }
+        (covered, rest)
+    }
+}
+
 /// Why an environment's executor could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -154,7 +195,7 @@ pub fn for_environment(
             (Arc::new(sim), fingerprint)
         }
         Target::Qemu(guest) => {
-            let qemu = qemu::QemuExecutor::new(guest.clone(), kernel, &table)?;
+            let qemu = qemu::QemuExecutor::new(guest.clone(), kernel, &table, likely)?;
             let fingerprint = qemu.fingerprint().clone();
             (Arc::new(qemu), fingerprint)
         }
@@ -208,4 +249,52 @@ pub fn for_environment(
             (Arc::new(remote), fingerprint)
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::case::{SuiteSources, load_suites};
+    use crate::known_bugs::KnownBugs;
+    use crate::vocabulary::ProbeKind;
+
+    fn kernel_cases() -> Vec<Arc<Case>> {
+        let suites = load_suites(&SuiteSources::builtin(), &EventTable::builtin(), &KnownBugs::builtin()).unwrap();
+        suites
+            .iter()
+            .flat_map(|s| &s.cases)
+            .filter(|c| c.probe == ProbeKind::Kernel)
+            .take(3)
+            .map(|c| Arc::new(c.clone()))
+            .collect()
+    }
+
+    /// The first boot serves a case asked for as it ran, once; a case asked
+    /// for with other runs, or one it has no record of, is left for a boot
+    /// of its own.
+    #[test]
+    fn the_first_boot_serves_only_what_it_ran_as_asked_and_each_once() {
+        let cases = kernel_cases();
+        let first = FirstBoot::default();
+        let requests = cases.iter().map(|c| crate::kernel_case::request(c)).collect();
+        let outcomes = cases[..2]
+            .iter()
+            .map(|c| {
+                (
+                    c.id.to_string(),
+                    Outcome::unsupported(Reason::new(ReasonCode::NoPmu, "none")),
+                )
+            })
+            .collect();
+        first.keep(requests, outcomes);
+        let mut other_runs = (*cases[1]).clone();
+        other_runs.runs += 1;
+        let asked = [cases[0].clone(), Arc::new(other_runs), cases[2].clone()];
+        let (covered, rest) = first.take(&asked);
+        assert_eq!(covered.keys().collect::<Vec<_>>(), [&cases[0].id.to_string()]);
+        let rest: Vec<String> = rest.iter().map(|c| c.id.to_string()).collect();
+        assert_eq!(rest, [cases[1].id.to_string(), cases[2].id.to_string()]);
+        let (again, rest) = first.take(&cases);
+        assert!(again.is_empty() && rest.len() == 3, "each outcome serves once");
+    }
 }

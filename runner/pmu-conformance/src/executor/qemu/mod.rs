@@ -11,9 +11,12 @@
 //! at its turn, where it wedges or dies alone, within its own deadline, and
 //! ends as its own `error`. A boot costs about 0.1–0.2 s (see [`launcher`]).
 //!
-//! Before any case runs, one boot with an empty plan reads the guest's
-//! CPUID (the hello's `cpuid` field), so the environment's fingerprint is
-//! the guest's, not the host's.
+//! That one boot is the first: the boot that reads the guest's CPUID (the
+//! hello's `cpuid` field, so that the environment's fingerprint is the
+//! guest's, not the host's) also runs the cases the run is likely to ask
+//! for (its selection after the filter), and a plan that asks for them as
+//! they ran takes their records from it. A plan that asks for others (a
+//! `--runs` override) gets a boot of its own for those.
 //!
 //! A `qemu-xen-dom0` environment boots Xen instead, with the probe kernel
 //! as its dom0 ([`xen`]); the boots, the plan and the records are the same,
@@ -38,7 +41,7 @@ use crate::case::Case;
 use crate::cpu::CpuidReader;
 use crate::environment::ProbeGuest;
 use crate::event_table::{EventTable, ResolvedEvent};
-use crate::executor::{Executor, StartError, Together};
+use crate::executor::{Executor, FirstBoot, StartError, Together};
 use crate::fingerprint::Fingerprint;
 use crate::kernel_case::{self, Transcript};
 use crate::outcome::{Outcome, Reason, ReasonCode, Verdict};
@@ -54,28 +57,62 @@ pub struct QemuExecutor {
     fingerprint: Fingerprint,
     /// The outcomes of the planned cases' one boot whose records arrived.
     together: Together,
+    /// What the first boot (the one that said hello) reported for the
+    /// cases the run was likely to ask for.
+    first: FirstBoot,
 }
 
 impl QemuExecutor {
-    /// Finds the image, boots it once to read the guest's CPUID, and is
-    /// ready to run cases. Fails, saying what to do, where QEMU, the image
-    /// or KVM is missing, or where the guest does not say hello.
-    pub fn new(guest: ProbeGuest, image: Option<&Path>, table: &EventTable) -> Result<QemuExecutor, StartError> {
+    /// Finds the image, boots it once to read the guest's CPUID (and in the
+    /// same boot runs the `likely` cases, so that a run that asks for them
+    /// needs no second boot), and is ready to run cases. Fails, saying what
+    /// to do, where QEMU, the image or KVM is missing, or where the guest
+    /// does not say hello (which it does before any case runs).
+    pub fn new(
+        guest: ProbeGuest,
+        image: Option<&Path>,
+        table: &EventTable,
+        likely: &[Arc<Case>],
+    ) -> Result<QemuExecutor, StartError> {
         let image = image::find(image)?;
         let xen = guest.xen.as_ref().map(|x| xen::find(&x.hypervisor)).transpose()?;
         let accel = guest.accel;
+        let requests: Vec<_> = likely.iter().map(|c| kernel_case::request(c)).collect();
+        let plan = Plan {
+            cases: requests.clone(),
+        }
+        .to_cmdline()
+        .unwrap_or_else(|_| "pmuc=".to_owned());
+        let timeout = likely
+            .iter()
+            .map(|c| c.timeout)
+            .max()
+            .unwrap_or_default()
+            .max(HELLO_TIMEOUT);
+        let purpose = match likely.len() {
+            0 => "hello".to_owned(),
+            n => format!("hello-and-{n}-cases"),
+        };
         let prepared = prepare(
             &image,
             xen.as_deref(),
             &guest,
-            &format!("pmuc= {}", pmu_kernel_checks::CPUID_WORD),
-            HELLO_TIMEOUT,
-            "hello",
+            &format!("{plan} {}", pmu_kernel_checks::CPUID_WORD),
+            timeout,
+            &purpose,
         )
         .map_err(|e| StartError::Unavailable(format!("preparing the boot: {e}")))?;
         let config = &prepared.config;
         let boot = launcher::boot(config).map_err(|e| StartError::Unavailable(e.to_string()))?;
         let transcript = Transcript::read(boot.lines.iter().map(String::as_str));
+        let first = FirstBoot::default();
+        if !likely.is_empty() {
+            let figures = [
+                ("boot_ms", boot.wall.as_millis() as u64),
+                ("cases_in_boot", likely.len() as u64),
+            ];
+            first.keep(requests, transcript.reported_outcomes(likely, &figures));
+        }
         let Some(hello) = transcript.hello.as_ref() else {
             return Err(StartError::Unavailable(format!(
                 "the probe kernel did not say hello under QEMU ({}): {}\n  command: {}",
@@ -95,6 +132,7 @@ impl QemuExecutor {
             xen,
             fingerprint,
             together: Together::default(),
+            first,
         })
     }
 
@@ -199,11 +237,11 @@ impl Executor for QemuExecutor {
     }
 
     fn plan(&self, cases: &[Arc<Case>]) {
-        let outcomes = if cases.len() > 1 {
-            self.boot_together(cases)
-        } else {
-            HashMap::new()
-        };
+        // What the first boot ran already, as asked now, and one boot for the rest.
+        let (mut outcomes, rest) = self.first.take(cases);
+        if rest.len() > 1 {
+            outcomes.extend(self.boot_together(&rest));
+        }
         self.together.set(outcomes);
     }
 

@@ -20,7 +20,6 @@ pub mod config;
 pub mod console;
 pub mod linux_domu;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -34,7 +33,7 @@ use crate::case::Case;
 use crate::cpu::{CpuidDump, CpuidReader};
 use crate::environment::XlDomain;
 use crate::event_table::{EventTable, ResolvedEvent};
-use crate::executor::{Executor, StartError, Together};
+use crate::executor::{Executor, FirstBoot, StartError, Together};
 use crate::fingerprint::{Fingerprint, XenFacts};
 use crate::kernel_case::{self, Transcript};
 use crate::outcome::{Outcome, Reason, ReasonCode};
@@ -56,11 +55,9 @@ pub struct XlExecutor {
     watchdog: bool,
     /// The outcomes of the planned cases' one domain whose records arrived.
     together: Together,
-    /// The outcomes the first domain (the one that said hello) reported for
-    /// the cases the run was likely to ask for, with the requests it ran: a
-    /// plan of the same requests (same runs, same parameters) needs no
-    /// second domain.
-    prepared: std::sync::Mutex<(Vec<pmu_kernel_checks::plan::CaseRequest>, HashMap<String, Outcome>)>,
+    /// What the first domain (the one that said hello) reported for the
+    /// cases the run was likely to ask for.
+    first: FirstBoot,
     created: AtomicU32,
 }
 
@@ -106,7 +103,7 @@ impl XlExecutor {
             fingerprint: Fingerprint::from_parts(table, &CpuidReader::replay(CpuidDump::default()), None),
             watchdog,
             together: Together::default(),
-            prepared: std::sync::Mutex::new((Vec::new(), HashMap::new())),
+            first: FirstBoot::default(),
             created: AtomicU32::new(0),
         };
         let requests: Vec<_> = likely.iter().map(|c| kernel_case::request(c)).collect();
@@ -131,7 +128,7 @@ impl XlExecutor {
                     ("cases_in_domain", likely.len() as u64),
                 ],
             );
-            *executor.prepared.lock().unwrap_or_else(|p| p.into_inner()) = (requests, outcomes);
+            executor.first.keep(requests, outcomes);
         }
         let Some(hello) = transcript.hello.as_ref() else {
             return Err(StartError::Unavailable(format!(
@@ -316,16 +313,11 @@ impl Executor for XlExecutor {
     }
 
     fn plan(&self, cases: &[Arc<Case>]) {
-        // The first domain ran them all already, as asked now (a `--runs`
-        // override, say, asks for other requests than it ran).
-        let (ran, prepared) = std::mem::take(&mut *self.prepared.lock().unwrap_or_else(|p| p.into_inner()));
-        let covered =
-            |c: &Arc<Case>| ran.contains(&kernel_case::request(c)) && prepared.contains_key(&c.id.to_string());
-        if !cases.is_empty() && cases.iter().all(covered) {
-            self.together.set(prepared);
-            return;
-        }
-        let mut outcomes = HashMap::new();
+        // What the first domain ran already, as asked now (a `--runs`
+        // override, say, asks for other requests than it ran), and one
+        // domain for the rest.
+        let (mut outcomes, cases) = self.first.take(cases);
+        let cases = cases.as_slice();
         if cases.len() > 1 {
             let timeout = cases
                 .iter()
@@ -337,12 +329,14 @@ impl Executor for XlExecutor {
             };
             if let Ok(cmdline) = plan.to_cmdline() {
                 let ran = self.run_domain(&cmdline, timeout);
-                outcomes = Transcript::read(ran.lines.iter().map(String::as_str)).reported_outcomes(
-                    cases,
-                    &[
-                        ("domain_ms", ran.wall.as_millis() as u64),
-                        ("cases_in_domain", cases.len() as u64),
-                    ],
+                outcomes.extend(
+                    Transcript::read(ran.lines.iter().map(String::as_str)).reported_outcomes(
+                        cases,
+                        &[
+                            ("domain_ms", ran.wall.as_millis() as u64),
+                            ("cases_in_domain", cases.len() as u64),
+                        ],
+                    ),
                 );
             }
         }
