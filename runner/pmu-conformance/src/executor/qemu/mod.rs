@@ -83,42 +83,48 @@ impl QemuExecutor {
         }
         .to_cmdline()
         .unwrap_or_else(|_| "pmuc=".to_owned());
-        let timeout = likely
-            .iter()
-            .map(|c| c.timeout)
-            .max()
-            .unwrap_or_default()
-            .max(HELLO_TIMEOUT);
+        // As for the plan's own boot: the longest of the cases' deadlines.
+        let timeout = likely.iter().map(|c| c.timeout).max().unwrap_or(HELLO_TIMEOUT);
         let purpose = match likely.len() {
             0 => "hello".to_owned(),
             n => format!("hello-and-{n}-cases"),
         };
-        let prepared = prepare(
-            &image,
-            xen.as_deref(),
-            &guest,
-            &format!("{plan} {}", pmu_kernel_checks::CPUID_WORD),
-            timeout,
-            &purpose,
-        )
-        .map_err(|e| StartError::Unavailable(format!("preparing the boot: {e}")))?;
-        let config = &prepared.config;
-        let boot = launcher::boot(config).map_err(|e| StartError::Unavailable(e.to_string()))?;
-        let transcript = Transcript::read(boot.lines.iter().map(String::as_str));
+        let hello_boot = |plan: &str, timeout: Duration, purpose: &str| -> Result<(Boot, String), StartError> {
+            let prepared = prepare(
+                &image,
+                xen.as_deref(),
+                &guest,
+                &format!("{plan} {}", pmu_kernel_checks::CPUID_WORD),
+                timeout,
+                purpose,
+            )
+            .map_err(|e| StartError::Unavailable(format!("preparing the boot: {e}")))?;
+            let config = &prepared.config;
+            let boot = launcher::boot(config).map_err(|e| StartError::Unavailable(e.to_string()))?;
+            let why = format!("{}\n  command: {}", failure(&boot, config), config.command_line());
+            Ok((boot, why))
+        };
+        let (mut boot, mut why) = hello_boot(&plan, timeout, &purpose)?;
+        let mut transcript = Transcript::read(boot.lines.iter().map(String::as_str));
         let first = FirstBoot::default();
-        if !likely.is_empty() {
+        if transcript.hello.is_some() && !likely.is_empty() {
             let figures = [
                 ("boot_ms", boot.wall.as_millis() as u64),
                 ("cases_in_boot", likely.len() as u64),
             ];
             first.keep(requests, transcript.reported_outcomes(likely, &figures));
+        } else if !likely.is_empty() {
+            // The plan kept the guest from saying hello (it says hello
+            // before any case runs, so QEMU or the boot refused the plan
+            // itself): the empty plan's boot, as before there was a first
+            // boot to share; each case then boots at its turn.
+            (boot, why) = hello_boot("pmuc=", HELLO_TIMEOUT, "hello")?;
+            transcript = Transcript::read(boot.lines.iter().map(String::as_str));
         }
         let Some(hello) = transcript.hello.as_ref() else {
             return Err(StartError::Unavailable(format!(
-                "the probe kernel did not say hello under QEMU ({}): {}\n  command: {}",
+                "the probe kernel did not say hello under QEMU ({}): {why}",
                 accel.name(),
-                failure(&boot, config),
-                config.command_line()
             )));
         };
         let dump = kernel_case::hello_cpuid(hello).map_err(StartError::Unavailable)?;
