@@ -179,7 +179,7 @@ fn memory(bytes: &[u8]) -> bool {
     // makes this the only writer; the text stays within its capacity.
     unsafe {
         let written = header.byte_add(WRITTEN).read_volatile();
-        let fits = (capacity - written).min(bytes.len() as u64) as usize;
+        let fits = capacity.saturating_sub(written).min(bytes.len() as u64) as usize;
         let text = (base as *mut u8).add(HEADER_BYTES + written as usize);
         core::ptr::copy_nonoverlapping(bytes.as_ptr(), text, fits);
         // The text before the count that covers it (stores stay in order on x86).
