@@ -24,7 +24,11 @@ fn run(command: &mut Command) -> (i32, String, String) {
     )
 }
 
-const ONE_CASE: &str = "selfcheck/breakpoint-exact-count";
+/// A self-check of a software event (page faults): exact on any host. A
+/// breakpoint case would do as well, but this host kind's debug registers
+/// now and then lose a window under load (see tests/soak.rs), and these
+/// tests are about recording and gating, not about breakpoints.
+const ONE_CASE: &str = "selfcheck/page-faults-exact-count";
 
 #[test]
 fn bad_suites_exit_2_with_a_located_error_and_no_panic() {
@@ -123,7 +127,7 @@ fn accept_records_and_a_changed_expectation_fails_with_a_diff() {
     let snapshot = snapshot_of(expected.path(), "cli-test", ONE_CASE);
     let recorded = std::fs::read_to_string(&snapshot).expect("--accept wrote the expectation");
     assert!(
-        recorded.contains("verdict: pass") && recorded.contains("expected: 1000"),
+        recorded.contains("verdict: pass") && recorded.contains("expected: 256"),
         "{recorded}"
     );
 
@@ -137,16 +141,15 @@ fn accept_records_and_a_changed_expectation_fails_with_a_diff() {
     assert_eq!(report["cases"][0]["verdict"], "pass");
     assert!(report["environment"]["fingerprint"]["cpu"].is_object());
 
-    std::fs::write(&snapshot, recorded.replace("expected: 1000", "expected: 1001")).unwrap();
+    std::fs::write(&snapshot, recorded.replace("expected: 256", "expected: 257")).unwrap();
     let (code, stdout, stderr) = run(&mut gated());
     assert_eq!(code, 101, "{stdout}{stderr}");
     assert!(
-        stdout.contains("-  expected: 1001") && stdout.contains("+  expected: 1000"),
+        stdout.contains("-  expected: 257") && stdout.contains("+  expected: 256"),
         "{stdout}"
     );
     assert!(
-        stdout.contains("--label cli-test --expected ")
-            && stdout.contains("--accept --exact selfcheck/breakpoint-exact-count"),
+        stdout.contains("--label cli-test --expected ") && stdout.contains(&format!("--accept --exact {ONE_CASE}")),
         "{stdout}"
     );
     assert!(Path::new(&snapshot).exists());
